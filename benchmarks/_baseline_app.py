@@ -1,0 +1,29 @@
+"""The baseline server of the benchmarks: a minimal Starlette endpoint on uvicorn, one process."""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+
+async def ping(request: Request) -> JSONResponse:
+    """The smallest JSON answer."""
+    return JSONResponse({"ok": True})
+
+
+app = Starlette(routes=[Route("/ping", ping)])
+
+if __name__ == "__main__":
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(2048)
+    print(f"READY baseline http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+    server.run(sockets=[sock])
+    sys.exit(0)

@@ -1,0 +1,79 @@
+"""Binding schemathesis schemas to the run: tickets per operation role, identities from the registry.
+
+Schemas are loaded when the test modules are imported, before the run's target is ready, so
+they read the active run through `ACTIVE` when a case is generated or sent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import schemathesis
+from hypothesis import strategies as st
+from schemathesis import AuthContext, Case
+
+from rxverify.errors import UserError
+from rxverify.registry import Registry
+from rxverify.session import Run
+from rxverify.tickets import EnvironmentTickets, TicketMinter
+
+
+class _Active:
+    """The run the contract suite is currently bound to."""
+
+    run: Run | None = None
+    # known before collection: generating the explicit examples needs identities and tickets
+    registry: Registry | None = None
+    tickets: TicketMinter | EnvironmentTickets | None = None
+
+    def get(self) -> Run:
+        """The active run (set by the session fixture before any case is sent)."""
+        if self.run is None:
+            raise UserError("no active run: the contract schemas are used outside the rxverify pytest plugin")
+        return self.run
+
+
+ACTIVE = _Active()
+
+
+def roles_of(operation: Any) -> list[str]:
+    """The ticket roles the contract allows on an operation (`x-roles`; both when absent)."""
+    return list(operation.definition.raw.get("x-roles") or ["prescriber", "pharmacy"])
+
+
+class TestActorTicket:
+    """schemathesis auth provider: a ticket of a test actor whose role the operation allows."""
+
+    __test__ = False
+
+    def get(self, case: Case, context: AuthContext) -> str:
+        """Mint (or read) the ticket."""
+        tickets = ACTIVE.tickets or ACTIVE.get().tickets
+        return tickets.ticket(roles_of(context.operation)[0])
+
+    def set(self, case: Case, data: str, context: AuthContext) -> None:
+        """Put the ticket in the Authorization header."""
+        if case.headers is None:
+            case.headers = {}
+        case.headers["Authorization"] = f"Bearer {data}"
+
+
+def _registered_ids() -> st.SearchStrategy[str]:
+    registry = ACTIVE.registry or ACTIVE.get().registry
+    return st.sampled_from([p.id for p in registry.patients])
+
+
+def load_contract(path: Path) -> Any:
+    """A schemathesis schema of `path`, authenticated as test actors, identities from the registry."""
+    schemathesis.openapi.format("personid", st.deferred(_registered_ids))
+    schema = schemathesis.openapi.from_path(path)
+    schema.auth(refresh_interval=None)(TestActorTicket)
+    return schema
+
+
+def configure(schema: Any, examples: int, seed: int | None) -> None:
+    """Apply --examples and --seed."""
+    schema.config.generation.update(max_examples=examples)
+    if seed is not None:
+        schema.config.seed = seed

@@ -1,0 +1,100 @@
+"""Swedish personal identity numbers: recognise, check and mask them wherever they appear.
+
+Personnummer YYYYMMDD-NNNC (DOMAIN.md): the check digit C is Luhn (weights 2,1) over the
+10-digit form; `+` instead of `-` from age 100; a samordningsnummer has day + 60. A number
+with a wrong check digit is not an identity, so negative tests use such numbers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+
+# 12 digits (century first) or 10 digits, with '-', '+' or no separator, not inside a longer
+# run of digits.
+_CANDIDATE = re.compile(r"(?<!\d)(?:(1[89]|20)(\d{6})([-+]?)(\d{4})|(\d{6})([-+]?)(\d{4}))(?!\d)")
+# UUIDs are masked before scanning: their hex groups hold digit runs that look like numbers.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def luhn_ok(ten: str) -> bool:
+    """Whether the last of ten digits is the Luhn check digit of the first nine."""
+    total = 0
+    for i, ch in enumerate(ten):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def check_digit(nine: str) -> str:
+    """The Luhn check digit for nine digits (YYMMDDNNN)."""
+    total = 0
+    for i, ch in enumerate(nine):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return str((10 - total % 10) % 10)
+
+
+def _plausible(mmdd: str) -> bool:
+    month, day = int(mmdd[:2]), int(mmdd[2:])
+    return 1 <= month <= 12 and (1 <= day <= 31 or 61 <= day <= 91)
+
+
+@dataclass(frozen=True)
+class Found:
+    """An identity number found in some text."""
+
+    text: str  # as written
+    twelve: str  # canonical 12 digits
+    kind: str  # personnummer or samordningsnummer
+
+    @property
+    def masked(self) -> str:
+        """Safe to print: century, year and the last two digits hidden."""
+        return mask(self.twelve)
+
+
+def mask(number: str) -> str:
+    """Mask an identity for messages and reports: only the first two and last two digits remain."""
+    digits = re.sub(r"\D", "", number)
+    return digits[:2] + "*" * max(len(digits) - 4, 0) + digits[-2:] if len(digits) > 4 else "****"
+
+
+def _century(yy: int, separator: str, today: date) -> int:
+    # A 10-digit number without a century: the person is under 100 unless written with '+'.
+    century = today.year // 100 * 100
+    year = century + yy
+    if year > today.year:
+        year -= 100
+    if separator == "+":
+        year -= 100
+    return year // 100
+
+
+def find_identities(text: str, today: date | None = None) -> list[Found]:
+    """Every formally valid (plausible date, Luhn check digit) identity number in `text`."""
+    today = today or date.today()
+    scanned = _UUID.sub(lambda m: "#" * len(m.group(0)), text)
+    found: list[Found] = []
+    for m in _CANDIDATE.finditer(scanned):
+        if m.group(2) is not None:
+            century, rest, tail = m.group(1), m.group(2), m.group(4)
+            ten = rest + tail
+        else:
+            rest6, sep, tail = m.group(5), m.group(6), m.group(7)
+            ten = rest6 + tail
+            century = str(_century(int(rest6[:2]), sep, today))
+        if not _plausible(ten[2:6]) or not luhn_ok(ten):
+            continue
+        twelve = century + ten
+        kind = "samordningsnummer" if int(ten[4:6]) > 60 else "personnummer"
+        found.append(Found(m.group(0), twelve, kind))
+    return found
+
+
+def mask_identities(text: str) -> str:
+    """`text` with every valid identity number in it masked (for messages and reports)."""
+    for found in find_identities(text):
+        text = text.replace(found.text, mask(found.twelve))
+    return text

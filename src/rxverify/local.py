@@ -1,0 +1,153 @@
+"""The `local` target: start the embedded reference platforms on free loopback ports.
+
+The suite never imports the reference platforms; it starts them as processes
+(`python -m refplatform`) and reads the address each prints, as it would any vendor's server.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rxverify.errors import UserError
+from rxverify.targets import Endpoints, Target
+
+START_TIMEOUT_S = 60.0
+
+
+@dataclass
+class StartedPlatform:
+    """One reference-platform process."""
+
+    platform: str
+    base_url: str
+    process: subprocess.Popen[str]
+    stderr_tail: list[str] = field(default_factory=list)
+
+    def stop(self) -> None:
+        """Terminate the process and wait for it."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _drain(stream: object, sink: list[str]) -> None:
+    for line in stream:  # type: ignore[attr-defined]
+        sink.append(line.rstrip())
+        del sink[:-20]
+
+
+def start_platform(
+    platform: str, data_dir: Path, key_file: Path, faults: tuple[str, ...] = (), port: int = 0
+) -> StartedPlatform:
+    """Start one reference platform and wait until it prints its address."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "refplatform",
+        "--platform",
+        platform,
+        "--data-dir",
+        str(data_dir),
+        "--ticket-key-file",
+        str(key_file),
+        "--port",
+        str(port),
+    ]
+    for fault in faults:
+        cmd += ["--fault", fault]
+    contracts = os.environ.get("RXVERIFY_CONTRACTS")
+    if contracts:
+        cmd += ["--contracts", contracts]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    tail: list[str] = []
+    threading.Thread(target=_drain, args=(proc.stderr, tail), daemon=True).start()
+    deadline = time.monotonic() + START_TIMEOUT_S
+    line = ""
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line or line.startswith("READY"):
+            break
+    if not line.startswith("READY"):
+        proc.kill()
+        proc.wait()
+        time.sleep(0.1)
+        reason = tail[-1] if tail else "no output"
+        raise UserError(f"the {platform} reference platform did not start: {reason}")
+    threading.Thread(target=_drain, args=(proc.stdout, []), daemon=True).start()
+    return StartedPlatform(platform, line.split()[2], proc, tail)
+
+
+@dataclass
+class LocalPlatforms:
+    """Both reference platforms, running, and what is needed to talk to them."""
+
+    old: StartedPlatform | None
+    new: StartedPlatform | None
+    key: bytes
+    data_dir: Path
+
+    def target(self) -> Target:
+        """A Target pointing at the started platforms."""
+        platforms = {}
+        if self.old:
+            platforms["old"] = Endpoints(legacy=self.old.base_url + "/legacy")
+        if self.new:
+            platforms["new"] = Endpoints(legacy=self.new.base_url + "/legacy", fhir=self.new.base_url + "/fhir")
+        return Target(
+            name="local", environment_class="local", description="embedded reference platforms", platforms=platforms
+        )
+
+    def stop(self) -> None:
+        """Stop every started platform."""
+        for p in (self.old, self.new):
+            if p:
+                p.stop()
+
+
+def new_ticket_key() -> bytes:
+    """A fresh ticket-signing key that only this run knows."""
+    return secrets.token_hex(32).encode()
+
+
+@contextmanager
+def local_platforms(
+    data_dir: Path | None = None,
+    platforms: tuple[str, ...] = ("old", "new"),
+    faults: tuple[str, ...] = (),
+    ports: dict[str, int] | None = None,
+    key: bytes | None = None,
+) -> Iterator[LocalPlatforms]:
+    """Start the reference platforms for the duration of a `with` block."""
+    with tempfile.TemporaryDirectory(prefix="rxverify-") as tmp:
+        run_dir = data_dir or Path(tmp)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        key = key or new_ticket_key()
+        key_file = Path(tmp) / "ticket.key"
+        key_file.write_bytes(key)
+        key_file.chmod(0o600)
+        started: dict[str, StartedPlatform] = {}
+        try:
+            for platform in platforms:
+                started[platform] = start_platform(
+                    platform, run_dir / platform, key_file, faults, (ports or {}).get(platform, 0)
+                )
+            running = LocalPlatforms(started.get("old"), started.get("new"), key, run_dir)
+            yield running
+        finally:
+            for p in started.values():
+                p.stop()

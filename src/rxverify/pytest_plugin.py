@@ -1,0 +1,131 @@
+"""pytest plugin: the suite's options (--target, --platform, --examples, --seed) and fixtures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rxverify.errors import UserError
+from rxverify.local import new_ticket_key
+from rxverify.paths import contracts_dir
+from rxverify.session import Run, open_run
+from rxverify.targets import Target, resolve_target
+
+DEFAULT_EXAMPLES = 20  # per operation and platform: keeps `tox -e contract` within its 5-minute budget
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Register rxverify's options."""
+    group = parser.getgroup("rxverify", "rxverify: target and generation")
+    group.addoption("--target", default="local", help="target name from contracts/targets.toml (default: local)")
+    group.addoption("--targets-file", default=None, help="targets file (default: contracts/targets.toml)")
+    group.addoption("--contracts", default=None, help="contracts folder (default: ./contracts)")
+    group.addoption("--old-url", default=None, help="base URL of an already running old platform")
+    group.addoption("--new-url", default=None, help="base URL of an already running new platform")
+    group.addoption("--fhir-url", default=None, help="base URL of the new platform's FHIR API, if not <new-url>/fhir")
+    group.addoption("--ticket-key-file", default=None, help="ticket key of running local platforms (rxverify serve)")
+    group.addoption("--platform", default="both", choices=("old", "new", "both"), help="platform(s) to verify")
+    group.addoption("--examples", type=int, default=DEFAULT_EXAMPLES, help="generated examples per operation")
+    group.addoption("--seed", type=int, default=None, help="seed of the generated data (printed on every run)")
+    group.addoption("--fault", action="append", default=[], help="start the local platforms with a seeded fault")
+
+
+LOCAL_KEY = pytest.StashKey[bytes]()
+
+
+def local_key(config: pytest.Config) -> bytes:
+    """The ticket key of this session's local platforms (made on first use)."""
+    return config.stash.setdefault(LOCAL_KEY, new_ticket_key())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Fix the seed so every run can be reproduced; make the local target's ticket key."""
+    local_key(config)
+    seed = config.getoption("--seed", default=None)
+    if seed is None:
+        import random
+
+        seed = random.SystemRandom().randrange(1, 2**31)
+        config.option.seed = seed
+    if hasattr(config.option, "hypothesis_seed") and config.option.hypothesis_seed is None:
+        config.option.hypothesis_seed = seed
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Show the seed and the target at the top of the run."""
+    return (
+        f"rxverify: target={config.getoption('--target')} platform={config.getoption('--platform')} "
+        f"examples={config.getoption('--examples')} seed={config.getoption('--seed')}"
+    )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
+    """On failure, print the one-line command that reproduces the run."""
+    if exitstatus not in (0, 5) and config.getoption("--seed", default=None) is not None:
+        args = [a for a in config.invocation_params.args if not str(a).startswith("--seed")]
+        terminalreporter.write_line(
+            f"rxverify: reproduce with: pytest {' '.join(map(str, args))} --seed {config.getoption('--seed')}"
+        )
+
+
+def _platforms(config: pytest.Config) -> tuple[str, ...]:
+    choice = config.getoption("--platform")
+    return ("old", "new") if choice == "both" else (choice,)
+
+
+@pytest.fixture(scope="session")
+def rx_contracts(pytestconfig: pytest.Config) -> Path:
+    """The contracts folder."""
+    try:
+        return contracts_dir(pytestconfig.getoption("--contracts"))
+    except UserError as exc:
+        pytest.exit(f"rxverify: {exc}", returncode=2)
+
+
+def target_of(config: pytest.Config, contracts: Path) -> Target:
+    """The target the options name (not yet started)."""
+    opt = config.getoption
+    return resolve_target(
+        opt("--target"),
+        Path(opt("--targets-file") or contracts / "targets.toml"),
+        opt("--old-url"),
+        opt("--new-url"),
+        opt("--fhir-url"),
+    )
+
+
+@pytest.fixture(scope="session")
+def rx_run(pytestconfig: pytest.Config, rx_contracts: Path) -> Iterator[Run]:
+    """The target, made ready (local platforms started for the session, stopped after)."""
+    opt = pytestconfig.getoption
+    try:
+        target = target_of(pytestconfig, rx_contracts)
+        key = opt("--ticket-key-file")
+        with open_run(
+            target,
+            rx_contracts,
+            tuple(opt("--fault")),
+            Path(key) if key else None,
+            _platforms(pytestconfig),
+            local_key(pytestconfig),
+        ) as run:
+            yield run
+    except UserError as exc:
+        pytest.exit(f"rxverify: {exc}", returncode=2)
+
+
+@pytest.fixture(scope="session")
+def rx_platforms(pytestconfig: pytest.Config) -> tuple[str, ...]:
+    """The platforms chosen with --platform."""
+    return _platforms(pytestconfig)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize `platform` by --platform, so each result says which platform it is about."""
+    if "platform" in metafunc.fixturenames:
+        wanted = _platforms(metafunc.config)
+        marker = metafunc.definition.get_closest_marker("platforms")
+        allowed = tuple(marker.args) if marker else ("old", "new")
+        metafunc.parametrize("platform", [p for p in wanted if p in allowed], scope="session")

@@ -1,0 +1,35 @@
+"""Hypothesis strategies with domain names; identities come only from the registry."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from rxverify.identity import check_digit
+from rxverify.registry import Registry, TestPatient
+
+
+def test_patients(registry: Registry) -> st.SearchStrategy[TestPatient]:
+    """A registered test patient (shrinks towards the first in the registry)."""
+    return st.sampled_from(registry.patients)
+
+
+def person_ids(registry: Registry) -> st.SearchStrategy[str]:
+    """A registered test patient's 12-digit number."""
+    return test_patients(registry).map(lambda p: p.id)
+
+
+def invalid_person_ids(registry: Registry) -> st.SearchStrategy[str]:
+    """A registered number with a wrong check digit: shaped like an identity, never one."""
+
+    def spoil(pid: str) -> st.SearchStrategy[str]:
+        good = check_digit(pid[2:11])
+        return st.sampled_from([d for d in "0123456789" if d != good]).map(lambda d: pid[:11] + d)
+
+    return person_ids(registry).flatmap(spoil)
+
+
+def register_schemathesis_formats(registry: Registry) -> None:
+    """Make schemathesis draw every `format: personid` value from the registry."""
+    import schemathesis
+
+    schemathesis.openapi.format("personid", person_ids(registry))

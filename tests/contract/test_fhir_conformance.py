@@ -1,0 +1,24 @@
+"""FHIR conformance of the new platform: schemathesis over contracts/openapi/fhir.yaml."""
+
+from __future__ import annotations
+
+import pytest
+import schemathesis
+from hypothesis import reject
+
+from rxverify.guard import GuardedSession, RequestRefused
+
+from .schemas import fhir
+
+
+@pytest.mark.acceptance
+@pytest.mark.platforms("new")
+@fhir.parametrize()
+def test_fhir_operation_conforms(
+    case: schemathesis.Case, platform: str, fhir_url: str, rx_session: GuardedSession
+) -> None:
+    """Every FHIR interaction answers as the contract declares (schemathesis's checks)."""
+    try:
+        case.call_and_validate(base_url=fhir_url, session=rx_session)
+    except RequestRefused:
+        reject()

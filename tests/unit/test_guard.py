@@ -1,0 +1,112 @@
+"""The guard refuses non-registered identities before a byte leaves, and lets test patients through."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ClassVar
+
+import pytest
+import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rxverify.guard import Guard, GuardedSession, RequestRefused
+from rxverify.identity import check_digit
+from rxverify.redact import REDACTED, redact_headers, redact_text
+from rxverify.registry import Registry
+from rxverify.strategies import person_ids
+
+from .strategies import foreign_identities, written
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    received: ClassVar[list[str]] = []
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        self.received.append(self.path + (self.rfile.read(length).decode() if length else ""))
+        self.send_response(200)
+        self.send_header("content-length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    do_GET = do_POST = do_PUT = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    httpd = HTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+PLACES = ["path", "query", "header", "json", "nested-fhir", "form", "text"]
+
+
+def _send(session: requests.Session, base: str, place: str, ident: str) -> requests.Response:
+    if place == "path":
+        return session.get(f"{base}/patienter/{ident}")
+    if place == "query":
+        return session.get(f"{base}/MedicationRequest", params={"patient-identifier": f"x|{ident}"})
+    if place == "header":
+        return session.get(f"{base}/x", headers={"x-patientref": ident})
+    if place == "json":
+        return session.post(f"{base}/x", json={"personId": ident})
+    if place == "nested-fhir":
+        body = {"resourceType": "Parameters", "parameter": [{"name": "p", "valueIdentifier": {"value": ident}}]}
+        return session.post(f"{base}/x", json=body)
+    if place == "form":
+        return session.post(f"{base}/x", data={"pnr": ident})
+    return session.post(f"{base}/x", data=f"patient {ident} says hi".encode())
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_foreign_identity_anywhere_is_refused_and_nothing_sent(
+    registry: Registry, server: str, data: st.DataObject
+) -> None:
+    ident = written(data.draw(foreign_identities(registry)), data.draw(st.sampled_from(["12", "12-", "10sep"])))
+    place = data.draw(st.sampled_from(PLACES))
+    session = GuardedSession(Guard(registry))
+    before = len(_Recorder.received)
+    with pytest.raises(RequestRefused) as refused:
+        _send(session, server, place, ident)
+    assert len(_Recorder.received) == before
+    assert ident not in refused.value.message and "*" in refused.value.message
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_registered_identity_anywhere_is_sent(registry: Registry, server: str, data: st.DataObject) -> None:
+    ident = written(data.draw(person_ids(registry)), data.draw(st.sampled_from(["12", "12-", "10sep"])))
+    place = data.draw(st.sampled_from(PLACES))
+    response = _send(GuardedSession(Guard(registry)), server, place, ident)
+    assert response.status_code == 200
+
+
+def test_refusal_names_the_place(registry: Registry, server: str) -> None:
+    guard = Guard(registry)
+    base = registry.patients[0].id
+    twelve = next(
+        t
+        for serial in range(1000)
+        if (t := base[:8] + f"{serial:03d}" + check_digit(base[2:8] + f"{serial:03d}")) not in registry
+    )
+    with pytest.raises(RequestRefused, match="in the header x-patientref"):
+        _send(GuardedSession(guard), server, "header", twelve)
+    assert guard.counts["identity"] == 1
+
+
+def test_redaction_of_headers_and_text() -> None:
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwcmVzY3JpYmVyLTEifQ.c2lnbmF0dXJlc2lnbmF0dXJl"
+    headers = redact_headers({"Authorization": f"Bearer {token}", "Cookie": "s=1", "Accept": "x"})
+    assert headers == {"Authorization": REDACTED, "Cookie": REDACTED, "Accept": "x"}
+    text = redact_text(json.dumps({"msg": f"sent Bearer {token}", "api_key": "abcdef123456"}))
+    assert token not in text and "abcdef123456" not in text
