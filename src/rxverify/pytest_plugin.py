@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from rxverify.errors import UserError
+from rxverify.guard import Guard
 from rxverify.local import new_ticket_key
 from rxverify.paths import contracts_dir
 from rxverify.session import Run, open_run
@@ -33,6 +34,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 LOCAL_KEY = pytest.StashKey[bytes]()
+RUN_GUARD = pytest.StashKey[Guard]()
 
 
 def local_key(config: pytest.Config) -> bytes:
@@ -62,7 +64,13 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
-    """On failure, print the one-line command that reproduces the run."""
+    """Print what the guard let through and refused; on failure, the command that reproduces the run."""
+    guard = config.stash.get(RUN_GUARD, None)
+    if guard is not None:
+        terminalreporter.write_line(
+            f"rxverify guard: {guard.counts['passed']} requests sent, "
+            f"{guard.counts['identity']} refused (identity outside the test-patient registry)"
+        )
     if exitstatus not in (0, 5) and config.getoption("--seed", default=None) is not None:
         args = [a for a in config.invocation_params.args if not str(a).startswith("--seed")]
         terminalreporter.write_line(
@@ -111,6 +119,7 @@ def rx_run(pytestconfig: pytest.Config, rx_contracts: Path) -> Iterator[Run]:
             _platforms(pytestconfig),
             local_key(pytestconfig),
         ) as run:
+            pytestconfig.stash[RUN_GUARD] = run.guard
             yield run
     except UserError as exc:
         pytest.exit(f"rxverify: {exc}", returncode=2)

@@ -162,7 +162,7 @@ class OpenApiValidator:
         ):
             raise RequestInvalid(f"content type {media or 'missing'} not accepted", status=415)
         try:
-            parsed = json.loads(body)
+            parsed = json.loads(body, parse_float=_number)
         except (ValueError, UnicodeDecodeError):
             raise RequestInvalid("body: not valid JSON") from None
         if op.body_schema is not None:
@@ -194,3 +194,9 @@ def _absolute_refs(node: Any) -> Any:
     if isinstance(node, list):
         return [_absolute_refs(v) for v in node]
     return node
+
+
+def _number(text: str) -> int | float:
+    """JSON numbers such as 78.0 are integers to JSON Schema: hand them to handlers as int."""
+    value = float(text)
+    return int(value) if value.is_integer() and abs(value) < 2**53 else value
