@@ -64,9 +64,21 @@ def _registered_ids() -> st.SearchStrategy[str]:
     return st.sampled_from([p.id for p in registry.patients])
 
 
+IDENTITY_SYSTEMS = {
+    "personnummer": "http://electronichealth.se/identifier/personnummer",
+    "samordningsnummer": "http://electronichealth.se/identifier/samordningsnummer",
+}
+
+
+def _registered_tokens() -> st.SearchStrategy[str]:
+    registry = ACTIVE.registry or ACTIVE.get().registry
+    return st.sampled_from([f"{IDENTITY_SYSTEMS[p.kind]}|{p.id}" for p in registry.patients])
+
+
 def load_contract(path: Path) -> Any:
     """A schemathesis schema of `path`, authenticated as test actors, identities from the registry."""
     schemathesis.openapi.format("personid", st.deferred(_registered_ids))
+    schemathesis.openapi.format("personid-token", st.deferred(_registered_tokens))
     schema = schemathesis.openapi.from_path(path)
     schema.auth(refresh_interval=None)(TestActorTicket)
     return schema
