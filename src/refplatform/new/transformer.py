@@ -1,0 +1,490 @@
+"""The transformer: the old service interface (contracts/openapi/legacy.yaml) on top of the FHIR core.
+
+Every legacy call goes through the core's service functions: a prescription is a MedicationRequest,
+a withdrawal a completed MedicationDispense, a report to the medication list a MedicationDispense
+tagged reported-to-lf, consent a Consent. The mapping follows contracts/mapping/legacy-fhir.yaml,
+written out by hand here (the suite reads the same file; the two must not share code).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Awaitable, Callable
+from datetime import date, timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from refplatform.common.faults import register
+from refplatform.common.tickets import Actor, TicketError, verify_ticket
+from refplatform.common.validation import OpenApiValidator, RequestInvalid
+from refplatform.new import timefmt
+from refplatform.new.core import (
+    CANCELLATION_REASON,
+    DISPENSING_ID,
+    GLN,
+    HSA_ID,
+    NLL_TAGS,
+    NPL_PACK_ID,
+    PRESCRIBER_CODE,
+    PRESCRIPTION_FORMAT,
+    REPORTED_TO_LF,
+    SAMORDNINGSNUMMER,
+    WORKPLACE_CODE_EXT,
+    BusinessRule,
+    CoreError,
+    FhirCore,
+    identity_system,
+    reference_id,
+)
+
+FAULT_VALIDITY_365 = register(
+    "transformer-default-validity-365", "new", "behaviour",
+    "the transformer computes the default validity as issue date + 365 days instead of + 366",
+).name
+FAULT_CANCELLED_AS_COMPLETED = register(
+    "transformer-cancelled-as-completed", "new", "mapping",
+    "the transformer shows a cancelled prescription (FHIR cancelled) as Slutexpedierad instead of Makulerad",
+).name
+
+NLL_MEDICATION_REQUEST = "http://electronichealth.se/fhir/StructureDefinition/NLLMedicationRequest"
+NLL_UNITS = "http://electronichealth.se/fhir/CodeSystem/nll-units"
+PACKAGE_UNIT = {"value": None, "unit": "förpackning", "system": NLL_UNITS, "code": "pkg"}
+# contracts/mapping/legacy-fhir.yaml: status.prescription, codes.*, rules.*
+STATUS_TO_FHIR = {"Aktiv": "active", "Parkerad": "on-hold", "Makulerad": "cancelled",
+                  "Slutexpedierad": "completed", "Avslutad": "stopped"}
+STATUS_FROM_FHIR = {v: k for k, v in STATUS_TO_FHIR.items()}
+FORMAT_TO_FHIR = {"ELEKTRONISK": "electronic", "TELEFON": "telephone"}
+FORMAT_FROM_FHIR = {v: k for k, v in FORMAT_TO_FHIR.items()}
+REASON_TO_FHIR = {"FEL_LAKEMEDEL": "wrong-medication", "FEL_PATIENT": "wrong-patient",
+                  "FEL_DOSERING": "wrong-dosage", "BEHANDLING_AVSLUTAD": "treatment-ended", "OVRIGT": "other"}
+REASON_FROM_FHIR = {v: k for k, v in REASON_TO_FHIR.items()}
+DEFAULT_VALIDITY_DAYS = 366  # rules.default_validity_days
+DEFAULT_VALIDITY_DAYS_TELEPHONE = 14  # rules.default_validity_days_telephone
+MAX_VALIDITY_DAYS = 366  # legacy.yaml SkapaOrdinationVard: at most issue date + 366 days
+# Which core rule refusing a withdrawal is which legacy fault.
+WITHDRAWAL_FAULTS = {
+    "cancelled": "MAKULERAD", "completed": "SLUTEXPEDIERAD", "not-dispensable": "KONFLIKT",
+    "expired": "UTGANGEN", "too-many-packages": "FOR_MANGA_FORPACKNINGAR", "duplicate-dispensing": "KONFLIKT",
+}
+PRESCRIBER, PHARMACY = "prescriber", "pharmacy"
+BOTH = (PRESCRIBER, PHARMACY)
+
+
+class LegacyFault(Exception):
+    """A legacy fault answer: HTTP status, kod, meddelande."""
+
+    def __init__(self, status: int, kod: str, meddelande: str) -> None:
+        super().__init__(meddelande)
+        self.status = status
+        self.kod = kod
+        self.meddelande = meddelande
+
+
+def fault_response(status: int, kod: str, meddelande: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The legacy fault body."""
+    return JSONResponse({"kod": kod, "meddelande": meddelande}, status_code=status, headers=headers)
+
+
+def _first(items: list[dict[str, Any]] | None, system: str) -> dict[str, Any]:
+    return next((i for i in items or [] if i.get("system") == system), {})
+
+
+def _instant(value: str) -> str:
+    """A FHIR instant as the legacy writes instants (UTC, milliseconds, Z)."""
+    return timefmt.utc_instant(timefmt.parse_datetime(value))
+
+
+class Transformer:
+    """The legacy operations, each mapped onto the FHIR core."""
+
+    def __init__(self, core: FhirCore, validator: OpenApiValidator) -> None:
+        self.core = core
+        self.validator = validator
+        self.faults = core.config.faults
+        self.key = core.config.ticket_key
+
+    # ---- FHIR -> legacy ----
+
+    def legacy_status(self, fhir_status: str) -> str:
+        """The agency's status of a MedicationRequest.status."""
+        if fhir_status == "cancelled" and self.faults.on(FAULT_CANCELLED_AS_COMPLETED):
+            return "Slutexpedierad"
+        return STATUS_FROM_FHIR.get(fhir_status, "Avslutad")
+
+    def ordination(self, mr: dict[str, Any], taken: int) -> dict[str, Any]:
+        """The legacy Ordination of a MedicationRequest with `taken` withdrawals."""
+        request = mr.get("dispenseRequest") or {}
+        allowed = int(request.get("numberOfRepeatsAllowed", 0)) + 1
+        medication = mr.get("medicationCodeableConcept") or {}
+        practitioner: dict[str, Any] = next(
+            (c for c in mr.get("contained", []) if c.get("resourceType") == "Practitioner"), {}
+        )
+        category = (mr.get("category") or [{}])[0].get("coding")
+        out: dict[str, Any] = {
+            "ordinationId": mr["id"],
+            "personId": mr["subject"]["identifier"]["value"],
+            "status": self.legacy_status(mr["status"]),
+            "utfardandedatum": timefmt.local_date(mr["authoredOn"]),
+            "giltigTom": timefmt.local_date(request["validityPeriod"]["end"]),
+            "lakemedel": {"nplPackId": _first(medication.get("coding"), NPL_PACK_ID).get("code"),
+                          "namn": medication.get("text")},
+            "doseringstext": (mr.get("dosageInstruction") or [{}])[0].get("text"),
+            "antalForpackningar": int((request.get("quantity") or {}).get("value", 1)),
+            "antalUttag": allowed,
+            "uttagKvar": max(0, allowed - taken),
+            "forskrivningstyp": FORMAT_FROM_FHIR.get(_first(category, PRESCRIPTION_FORMAT).get("code", ""),
+                                                     "ELEKTRONISK"),
+            "forskrivare": {
+                "hsaId": _first(practitioner.get("identifier"), HSA_ID).get("value"),
+                "forskrivarkod": _first(practitioner.get("identifier"), PRESCRIBER_CODE).get("value"),
+                "arbetsplatskod": next((e.get("valueString") for e in mr.get("extension", [])
+                                        if e.get("url") == WORKPLACE_CODE_EXT), None),
+            },
+        }
+        out["senastAndrad"] = _instant(mr["meta"]["lastUpdated"])
+        reason = _first((mr.get("statusReason") or {}).get("coding"), CANCELLATION_REASON).get("code")
+        if mr["status"] == "cancelled" and reason in REASON_FROM_FHIR:
+            out["makuleringsorsak"] = REASON_FROM_FHIR[reason]
+        return out
+
+    def uttag(self, md: dict[str, Any], uttag_kvar: int, status: str) -> dict[str, Any]:
+        """The legacy Uttag of a withdrawal (a completed MedicationDispense)."""
+        performer = (md.get("performer") or [{}])[0].get("actor", {}).get("identifier", {})
+        return {
+            "uttagId": md["id"],
+            "ordinationId": reference_id(md["authorizingPrescription"][0]["reference"], "MedicationRequest"),
+            "personId": md["subject"]["identifier"]["value"],
+            "expeditionsId": _first(md.get("identifier"), DISPENSING_ID).get("value"),
+            "apotekGln": performer.get("value"),
+            "antalForpackningar": int((md.get("quantity") or {}).get("value", 1)),
+            "tidpunkt": _instant(md.get("whenHandedOver") or md["meta"]["lastUpdated"]),
+            "uttagKvar": uttag_kvar,
+            "ordinationsstatus": status,
+        }
+
+    def _patient(self, person_id: str, conn: sqlite3.Connection | None = None) -> sqlite3.Row:
+        row = self.core.patient(person_id, conn)
+        if row is None:
+            raise LegacyFault(404, "PATIENT_SAKNAS", "patienten finns inte (okänd identitet eller fel kontrollsiffra)")
+        return row
+
+    def _prescription(self, ordination_id: str, conn: sqlite3.Connection | None = None) -> dict[str, Any]:
+        mr = self.core.read("MedicationRequest", ordination_id, conn)
+        if mr is None:
+            raise LegacyFault(404, "ORDINATION_SAKNAS", "ordinationen finns inte")
+        return mr
+
+    def _consent(self, person_id: str) -> bool:
+        consent = self.core.current_consent(person_id)
+        return bool(consent and consent.get("status") == "active")
+
+    # ---- operations ----
+
+    def skapa_ordination_vard(self, actor: Actor, _: dict[str, str], body: dict[str, Any]) -> Response:
+        """SkapaOrdinationVard: a MedicationRequest created through the core."""
+        person_id = body["personId"]
+        self._patient(person_id)
+        moment = timefmt.now()
+        today = moment.astimezone(timefmt.STOCKHOLM).date()
+        kind = body["forskrivningstyp"]
+        if "giltigTom" in body:
+            valid_to = date.fromisoformat(body["giltigTom"])
+            if valid_to < today or valid_to > today + timedelta(days=MAX_VALIDITY_DAYS):
+                latest = today + timedelta(days=MAX_VALIDITY_DAYS)
+                raise LegacyFault(422, "OGILTIG_GILTIGHETSTID", f"giltigTom måste ligga mellan {today} och {latest}")
+        else:
+            days = DEFAULT_VALIDITY_DAYS_TELEPHONE if kind == "TELEFON" else DEFAULT_VALIDITY_DAYS
+            if kind != "TELEFON" and self.faults.on(FAULT_VALIDITY_365):
+                days = 365
+            valid_to = today + timedelta(days=days)
+        mr = {
+            "resourceType": "MedicationRequest",
+            "meta": {"profile": [NLL_MEDICATION_REQUEST]},
+            "contained": [{
+                "resourceType": "Practitioner", "id": "prescriber",
+                "identifier": [{"system": HSA_ID, "value": actor.hsa_id},
+                               {"system": PRESCRIBER_CODE, "value": actor.forskrivarkod}],
+            }],
+            "extension": [{"url": WORKPLACE_CODE_EXT, "valueString": actor.arbetsplatskod}],
+            "status": "active",
+            "intent": "order",
+            "category": [{"coding": [{"system": PRESCRIPTION_FORMAT, "code": FORMAT_TO_FHIR[kind]}]}],
+            "medicationCodeableConcept": {
+                "coding": [{"system": NPL_PACK_ID, "code": body["lakemedel"]["nplPackId"]}],
+                "text": body["lakemedel"]["namn"],
+            },
+            "subject": {"identifier": {"system": identity_system(person_id), "value": person_id}},
+            "authoredOn": timefmt.stockholm_instant(moment),
+            "requester": {"reference": "#prescriber"},
+            "dosageInstruction": [{"text": body["doseringstext"]}],
+            "dispenseRequest": {
+                "validityPeriod": {"start": today.isoformat(), "end": valid_to.isoformat()},
+                "numberOfRepeatsAllowed": body["antalUttag"] - 1,
+                "quantity": {**PACKAGE_UNIT, "value": body["antalForpackningar"]},
+            },
+        }
+        with self.core.store.write() as conn:
+            created = self.core.create(conn, mr, actor)
+        return JSONResponse(self.ordination(created, 0), status_code=201)
+
+    def makulera_ordination(self, actor: Actor, params: dict[str, str], body: dict[str, Any]) -> Response:
+        """MakuleraOrdination: status cancelled with a reason, through a core update."""
+        with self.core.store.write() as conn:
+            mr = self._prescription(params["ordinationId"], conn)
+            if mr["status"] not in ("active", "on-hold"):
+                raise LegacyFault(409, "EJ_MAKULERBAR",
+                                  f"en ordination med status {self.legacy_status(mr['status'])} kan inte makuleras")
+            mr["status"] = "cancelled"
+            # The profile's statusReason is the reason code only: the free-text kommentar is not kept.
+            mr["statusReason"] = {"coding": [{"system": CANCELLATION_REASON, "code": REASON_TO_FHIR[body["orsak"]]}]}
+            updated = self.core.update(conn, mr, actor)
+            taken = self.core.withdrawal_counts([updated["id"]], conn).get(updated["id"], 0)
+        return JSONResponse(self.ordination(updated, taken))
+
+    def hamta_patient_info(self, _: Actor, params: dict[str, str], __: Any) -> Response:
+        """HamtaPatientInfo: the internal patient table plus the current Consent."""
+        person_id = params["personId"]
+        row = self._patient(person_id)
+        return JSONResponse({
+            "personId": person_id,
+            "identitetstyp": "SAMORDNINGSNUMMER" if identity_system(person_id) == SAMORDNINGSNUMMER else "PERSONNUMMER",
+            "fornamn": row["given_name"],
+            "efternamn": row["family_name"],
+            "fodelsedatum": row["birth_date"],
+            "samtycke": self._consent(person_id),
+        })
+
+    def hamta_aktuella(self, _: Actor, params: dict[str, str], __: Any) -> Response:
+        """HamtaAktuellaOrdinationer: active or on-hold MedicationRequests still valid, newest first."""
+        person_id = params["personId"]
+        self._patient(person_id)
+        today = timefmt.today().isoformat()
+        current = [
+            mr for mr in self.core.prescriptions_of(person_id)
+            if mr["status"] in ("active", "on-hold")
+            and timefmt.local_date(mr["dispenseRequest"]["validityPeriod"]["end"]) >= today
+        ]
+        taken = self.core.withdrawal_counts(mr["id"] for mr in current)
+        return JSONResponse({"personId": person_id,
+                             "ordinationer": [self.ordination(mr, taken.get(mr["id"], 0)) for mr in current]})
+
+    def hamta_historik(self, _: Actor, params: dict[str, str], __: Any) -> Response:
+        """HamtaOrdinationshistorik: every MedicationRequest with its withdrawals (oldest first)."""
+        person_id = params["personId"]
+        self._patient(person_id)
+        withdrawals = self.core.withdrawals_by_prescription(person_id)
+        entries = []
+        for mr in self.core.prescriptions_of(person_id):
+            taken = withdrawals.get(mr["id"], [])
+            ordination = self.ordination(mr, len(taken))
+            entries.append({"ordination": ordination, "uttag": self._history(ordination, taken)})
+        return JSONResponse({"personId": person_id, "ordinationer": entries})
+
+    def _history(self, ordination: dict[str, Any], taken: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        # Each withdrawal as it was answered: what remained and the status right after it.
+        # A withdrawal is only possible on an Aktiv or Parkerad prescription.
+        before = ordination["status"] if ordination["status"] in ("Aktiv", "Parkerad") else "Aktiv"
+        out = []
+        for n, md in enumerate(taken, start=1):
+            left = max(0, ordination["antalUttag"] - n)
+            out.append(self.uttag(md, left, "Slutexpedierad" if left == 0 else before))
+        return out
+
+    def hamta_expeditions_id(self, actor: Actor, _: dict[str, str], body: dict[str, Any]) -> Response:
+        """HamtaExpeditionsId: dispensing ids reserved for this pharmacy (an internal table)."""
+        ids = self.core.reserve_dispensing_ids(actor.gln or "", body["antal"])
+        return JSONResponse({"expeditionsIdn": ids})
+
+    def godkann_uttag(self, actor: Actor, params: dict[str, str], body: dict[str, Any]) -> Response:
+        """GodkannUttag: a completed MedicationDispense; check and write in one transaction."""
+        dispensing_id = body["expeditionsId"]
+        with self.core.store.write() as conn:
+            mr = self._prescription(params["ordinationId"], conn)
+            if not self.core.is_reserved(conn, dispensing_id, actor.gln):
+                raise LegacyFault(409, "OKANT_EXPEDITIONSID", "expeditionsId är inte reserverat av detta apotek")
+            md = {
+                "resourceType": "MedicationDispense",
+                "identifier": [{"system": DISPENSING_ID, "value": dispensing_id}],
+                "status": "completed",
+                "medicationCodeableConcept": mr["medicationCodeableConcept"],
+                "subject": {"identifier": dict(mr["subject"]["identifier"])},
+                "performer": [{"actor": {"identifier": {"system": GLN, "value": actor.gln}}}],
+                "authorizingPrescription": [{"reference": f"MedicationRequest/{mr['id']}"}],
+                "quantity": {**PACKAGE_UNIT, "value": body["antalForpackningar"]},
+                "whenHandedOver": timefmt.utc_instant(timefmt.now()),
+            }
+            try:
+                created = self.core.create(conn, md, actor)
+            except BusinessRule as exc:
+                kod = WITHDRAWAL_FAULTS.get(exc.rule)
+                if kod is None:
+                    raise
+                raise LegacyFault(409, kod, self._withdrawal_message(exc.rule, mr)) from None
+            after = self._prescription(mr["id"], conn)
+            taken = self.core.withdrawal_counts([mr["id"]], conn).get(mr["id"], 0)
+        ordination = self.ordination(after, taken)
+        return JSONResponse(self.uttag(created, ordination["uttagKvar"], ordination["status"]))
+
+    def _withdrawal_message(self, rule: str, mr: dict[str, Any]) -> str:
+        request = mr.get("dispenseRequest") or {}
+        if rule == "cancelled":
+            return "ordinationen är makulerad"
+        if rule == "completed":
+            return "ordinationen är slutexpedierad: inga uttag kvar"
+        if rule == "not-dispensable":
+            return "ordinationen är avslutad"
+        if rule == "expired":
+            return f"ordinationen gällde till och med {timefmt.local_date(request['validityPeriod']['end'])}"
+        if rule == "too-many-packages":
+            return f"högst {int(request['quantity']['value'])} förpackningar per uttag"
+        return "expeditionsId är redan använt för ett uttag på denna ordination"
+
+    def rapportera_expedition(self, actor: Actor, _: dict[str, str], body: dict[str, Any]) -> Response:
+        """RapporteraExpeditionLF: a MedicationDispense tagged reported-to-lf."""
+        dispensing_id = body["expeditionsId"]
+        with self.core.store.write() as conn:
+            mr = self._prescription(body["ordinationId"], conn)
+            if mr["subject"]["identifier"]["value"] != body["personId"]:
+                raise LegacyFault(409, "KONFLIKT", "personId stämmer inte med ordinationens patient")
+            if not self.core.is_reserved(conn, dispensing_id, actor.gln):
+                raise LegacyFault(409, "OKANT_EXPEDITIONSID", "expeditionsId är inte reserverat av detta apotek")
+            registered = timefmt.utc_instant(timefmt.now())
+            md = {
+                "resourceType": "MedicationDispense",
+                "meta": {"tag": [{"system": NLL_TAGS, "code": REPORTED_TO_LF}]},
+                "identifier": [{"system": DISPENSING_ID, "value": dispensing_id}],
+                "status": "completed",
+                "medicationCodeableConcept": mr["medicationCodeableConcept"],
+                "subject": {"identifier": dict(mr["subject"]["identifier"])},
+                "performer": [{"actor": {"identifier": {"system": GLN, "value": actor.gln}}}],
+                "authorizingPrescription": [{"reference": f"MedicationRequest/{mr['id']}"}],
+                "quantity": {**PACKAGE_UNIT, "value": body["antalForpackningar"]},
+                "whenHandedOver": registered,
+            }
+            dosage = (mr.get("dosageInstruction") or [{}])[0].get("text")
+            if dosage:
+                md["dosageInstruction"] = [{"text": dosage}]
+            try:
+                created = self.core.create(conn, md, actor)
+            except BusinessRule as exc:
+                if exc.rule != "duplicate-report":
+                    raise
+                raise LegacyFault(409, "KONFLIKT", "expeditionen är redan rapporterad för denna ordination") from None
+        return JSONResponse({
+            "rapportId": created["id"], "expeditionsId": dispensing_id, "personId": body["personId"],
+            "ordinationId": mr["id"], "registrerad": _instant(created["whenHandedOver"]),
+        }, status_code=201)
+
+    def uppdatera_samtycke(self, actor: Actor, params: dict[str, str], body: dict[str, Any]) -> Response:
+        """UppdateraSamtycke: a new Consent (active or inactive); the newest one counts."""
+        person_id = params["personId"]
+        self._patient(person_id)
+        changed = timefmt.utc_instant(timefmt.now())
+        consent = {
+            "resourceType": "Consent",
+            "status": "active" if body["samtycke"] else "inactive",
+            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                                  "code": "patient-privacy"}]},
+            "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+            "patient": {"identifier": {"system": identity_system(person_id), "value": person_id}},
+            "dateTime": changed,
+            # NLLConsent fixes policyRule to OPTIN; a withdrawn consent is status inactive.
+            "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+        }
+        with self.core.store.write() as conn:
+            self.core.create(conn, consent, actor)
+        return JSONResponse({"personId": person_id, "samtycke": body["samtycke"], "andrad": changed})
+
+    def hamta_lakemedelsforteckning(self, _: Actor, params: dict[str, str], __: Any) -> Response:
+        """HamtaLakemedelsforteckning: the reported dispensings, newest first, with consent."""
+        person_id = params["personId"]
+        self._patient(person_id)
+        if not self._consent(person_id):
+            raise LegacyFault(403, "SAMTYCKE_SAKNAS",
+                              "patienten har inte samtyckt till åtkomst till läkemedelsförteckningen")
+        poster = []
+        for md in self.core.reported_dispensings(person_id):
+            medication = md.get("medicationCodeableConcept") or {}
+            post: dict[str, Any] = {
+                "rapportId": md["id"],
+                "ordinationId": reference_id(md["authorizingPrescription"][0]["reference"], "MedicationRequest"),
+                "expeditionsId": _first(md.get("identifier"), DISPENSING_ID).get("value"),
+                "lakemedel": {"nplPackId": _first(medication.get("coding"), NPL_PACK_ID).get("code"),
+                              "namn": medication.get("text")},
+            }
+            dosage = (md.get("dosageInstruction") or [{}])[0].get("text")
+            if dosage:
+                post["doseringstext"] = dosage
+            post["antalForpackningar"] = int((md.get("quantity") or {}).get("value", 1))
+            post["expedierad"] = _instant(md.get("whenHandedOver") or md["meta"]["lastUpdated"])
+            post["apotekGln"] = (md.get("performer") or [{}])[0].get("actor", {}).get("identifier", {}).get("value")
+            poster.append(post)
+        return JSONResponse({"personId": person_id, "poster": poster})
+
+    def kontrollera_arbetsplatskod(self, _: Actor, params: dict[str, str], __: Any) -> Response:
+        """KontrolleraArbetsplatskod: whether the code is an active care unit's (internal table)."""
+        code = params["arbetsplatskod"]
+        return JSONResponse({"arbetsplatskod": code, "giltig": self.core.care_unit_active(code)})
+
+    # ---- HTTP ----
+
+    def endpoint(self, operation_id: str, roles: tuple[str, ...],
+                 handler: Callable[[Actor, dict[str, str], Any], Response]) -> Callable[[Request], Awaitable[Response]]:
+        """An endpoint doing the legacy order of checks: ticket, request, role, then the operation."""
+        validator, key = self.validator, self.key
+
+        async def run(request: Request) -> Response:
+            try:
+                actor = verify_ticket(request.headers.get("authorization"), key)
+            except TicketError as exc:
+                return fault_response(401, "EJ_AUTENTISERAD", exc.message)
+            body = await request.body()
+            query = {k: request.query_params.getlist(k) for k in request.query_params}
+            try:
+                parsed = validator.validate(operation_id, request.path_params, query, request.headers, body,
+                                            request.headers.get("content-type"))
+            except RequestInvalid as exc:
+                return fault_response(400, "FELAKTIG_BEGARAN", exc.message)
+            try:
+                actor.require(*roles)
+            except TicketError as exc:
+                return fault_response(403, "EJ_BEHORIG", exc.message)
+            try:
+                return handler(actor, request.path_params, parsed)
+            except LegacyFault as exc:
+                return fault_response(exc.status, exc.kod, exc.meddelande)
+            except CoreError as exc:  # a core refusal the legacy interface has no own fault for
+                return fault_response(409 if exc.status == 422 else exc.status, "KONFLIKT", exc.message)
+
+        run.__name__ = operation_id
+        return run
+
+    def routes(self) -> list[Route]:
+        """The legacy routes (mounted under /legacy)."""
+        ep = self.endpoint
+        return [
+            Route("/ordinationer", ep("SkapaOrdinationVard", (PRESCRIBER,), self.skapa_ordination_vard),
+                  methods=["POST"]),
+            Route("/ordinationer/{ordinationId}/makulering",
+                  ep("MakuleraOrdination", BOTH, self.makulera_ordination), methods=["POST"]),
+            Route("/ordinationer/{ordinationId}/uttag", ep("GodkannUttag", (PHARMACY,), self.godkann_uttag),
+                  methods=["POST"]),
+            Route("/patienter/{personId}", ep("HamtaPatientInfo", BOTH, self.hamta_patient_info), methods=["GET"]),
+            Route("/patienter/{personId}/ordinationer/aktuella",
+                  ep("HamtaAktuellaOrdinationer", BOTH, self.hamta_aktuella), methods=["GET"]),
+            Route("/patienter/{personId}/ordinationer/historik",
+                  ep("HamtaOrdinationshistorik", BOTH, self.hamta_historik), methods=["GET"]),
+            Route("/patienter/{personId}/samtycke", ep("UppdateraSamtycke", BOTH, self.uppdatera_samtycke),
+                  methods=["PUT"]),
+            Route("/patienter/{personId}/lakemedelsforteckning",
+                  ep("HamtaLakemedelsforteckning", BOTH, self.hamta_lakemedelsforteckning), methods=["GET"]),
+            Route("/expeditionsid", ep("HamtaExpeditionsId", (PHARMACY,), self.hamta_expeditions_id),
+                  methods=["POST"]),
+            Route("/lakemedelsforteckning/expeditioner",
+                  ep("RapporteraExpeditionLF", (PHARMACY,), self.rapportera_expedition), methods=["POST"]),
+            Route("/arbetsplatskoder/{arbetsplatskod}",
+                  ep("KontrolleraArbetsplatskod", BOTH, self.kontrollera_arbetsplatskod), methods=["GET"]),
+        ]
