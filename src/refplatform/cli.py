@@ -21,7 +21,8 @@ import uvicorn
 from refplatform.common.config import PlatformConfig
 from refplatform.common.faults import CATALOGUE, FaultSet, UnknownFault
 
-DEFAULT_CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
+# The contracts folder of the checkout this runs from (an installed package has no copy of its own).
+DEFAULT_CONTRACTS = Path("contracts")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rxverify.errors import UserError
-from rxverify.paths import contracts_dir
+from rxverify.paths import contracts_dir, reports_dir
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -64,6 +64,89 @@ def _targets(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from rxverify.operations import load_operations
+    from rxverify.plans import load_plan, plan_path
+    from rxverify.session import open_run, registry_for
+    from rxverify.targets import resolve_target
+    from rxverify.tickets import load_actors
+    from rxverify.verify import describe, execute
+
+    contracts = contracts_dir(args.contracts)
+    target = resolve_target(
+        args.target, Path(args.targets or contracts / "targets.toml"), args.old_url, args.new_url, args.fhir_url
+    )
+    production = target.environment_class == "production"
+    # refused before anything else happens: nothing is sent to production without confirmation
+    if production and not args.dry_run and not args.production:
+        raise UserError(
+            f"target {target.name!r} is class production: confirm a real verification run with --production "
+            "(see what it sends with --dry-run); nothing was sent"
+        )
+    registry = registry_for(target, contracts)
+    plan = load_plan(
+        plan_path(args.plan, contracts),
+        load_operations(contracts),
+        registry,
+        load_actors(contracts / "testdata" / "test-actors.json"),
+    )
+    if production and plan.target_class != "production":
+        raise UserError(f"verification plan {plan.path} is for {plan.target_class} targets, not production ones")
+    if not target.is_local and args.platform not in target.platforms:
+        raise UserError(f"target {target.name!r} has no {args.platform} platform (--platform)")
+    if args.dry_run:
+        describe(plan, target, args.platform, contracts)
+        return 0
+    now = datetime.now(UTC)
+    if production and not plan.in_window(now):
+        raise UserError(
+            f"{now.isoformat(timespec='seconds')} is outside the window of verification plan {plan.path} "
+            f"({plan.window_start.isoformat()} to {plan.window_end.isoformat()}); nothing was sent"
+        )
+    reports = reports_dir(args.reports)
+    key_file = Path(args.ticket_key_file) if args.ticket_key_file else None
+    with open_run(target, contracts, ticket_key_file=key_file, platforms=(args.platform,)) as run:
+        outcome = execute(plan, run, args.platform, contracts, reports)
+    return 0 if outcome.passed else 1
+
+
+def _writes(n: int) -> str:
+    return f"{n} write" + "s" * (n != 1)
+
+
+def _ledger(args: argparse.Namespace) -> int:
+    from rxverify.identity import mask
+    from rxverify.ledger import UNKNOWN, LedgerRecord, read_ledger
+
+    directory = Path(args.reports or reports_dir()) / "ledger"
+    records = read_ledger(directory, since=args.since, patient=args.patient)
+    scope = f" since {args.since}" if args.since else ""
+    scope += f" about {mask(args.patient)}" if args.patient else ""
+    print(f"ledger {directory}: {_writes(len(records))}{scope}")
+    groups: dict[str, list[LedgerRecord]] = {}
+    for record in records:
+        for patient in record.patients or [""]:
+            groups.setdefault(patient, []).append(record)
+    for patient, group in sorted(groups.items(), key=lambda item: (item[0] == "", item[0])):
+        print(
+            f"patient {mask(patient)}: {_writes(len(group))}"
+            if patient
+            else f"no test patient named: {_writes(len(group))}"
+        )
+        for r in group:
+            ids = " ".join(
+                f"{name}={','.join(value) if isinstance(value, list) else value}" for name, value in r.ids.items()
+            )
+            status = r.status if r.status is not None else "-"
+            print(f"  {r.time}  {r.operation or '?'}  {r.method} {r.path}  {status} {r.outcome}  {ids}".rstrip())
+    unknown = sum(r.outcome == UNKNOWN for r in records)
+    if unknown:
+        print(f"{_writes(unknown)} without a recorded outcome ({UNKNOWN}): check on the platform before rollback")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rxverify", description="Verification of the prescription-platform migration."
@@ -82,6 +165,26 @@ def _parser() -> argparse.ArgumentParser:
     targets = sub.add_parser("targets", help="list the targets of targets.toml")
     targets.add_argument("--targets", help="targets file (default contracts/targets.toml)")
     targets.set_defaults(func=_targets)
+
+    verify = sub.add_parser("verify", help="run a verification plan's steps against a target (or --dry-run)")
+    verify.add_argument("--target", default="local", help="target name from contracts/targets.toml (default: local)")
+    verify.add_argument("--targets", help="targets file (default contracts/targets.toml)")
+    verify.add_argument("--plan", required=True, help="plan file, or a name in contracts/verification/")
+    verify.add_argument("--platform", choices=("old", "new"), default="new", help="platform to verify (default new)")
+    verify.add_argument("--dry-run", action="store_true", help="print the plan and what it would send; send nothing")
+    verify.add_argument("--production", action="store_true", help="confirm a real run on a production-class target")
+    verify.add_argument("--reports", help="reports folder (default ./reports)")
+    verify.add_argument("--old-url", help="base URL of an already running old platform")
+    verify.add_argument("--new-url", help="base URL of an already running new platform")
+    verify.add_argument("--fhir-url", help="base URL of the new platform's FHIR API, if not <new-url>/fhir")
+    verify.add_argument("--ticket-key-file", help="ticket key of running local platforms (rxverify serve)")
+    verify.set_defaults(func=_verify)
+
+    ledger = sub.add_parser("ledger", help="print the writes in the ledger per test patient (rollback reconciliation)")
+    ledger.add_argument("--since", help="only writes from this ISO 8601 time on")
+    ledger.add_argument("--patient", help="only writes about this test patient")
+    ledger.add_argument("--reports", help="reports folder (default ./reports)")
+    ledger.set_defaults(func=_ledger)
     return parser
 
 

@@ -6,7 +6,6 @@ The suite never imports the reference platforms; it starts them as processes
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
 import sys
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rxverify.errors import UserError
+from rxverify.paths import contracts_dir
 from rxverify.targets import Endpoints, Target
 
 START_TIMEOUT_S = 60.0
@@ -69,9 +69,7 @@ def start_platform(
     ]
     for fault in faults:
         cmd += ["--fault", fault]
-    contracts = os.environ.get("RXVERIFY_CONTRACTS")
-    if contracts:
-        cmd += ["--contracts", contracts]
+    cmd += ["--contracts", str(contracts_dir().resolve())]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stderr is not None
     tail: list[str] = []

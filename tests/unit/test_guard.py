@@ -110,3 +110,22 @@ def test_redaction_of_headers_and_text() -> None:
     assert headers == {"Authorization": REDACTED, "Cookie": REDACTED, "Accept": "x"}
     text = redact_text(json.dumps({"msg": f"sent Bearer {token}", "api_key": "abcdef123456"}))
     assert token not in text and "abcdef123456" not in text
+
+
+_SHARED: dict[str, Guard] = {}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.data())
+def test_the_clean_text_cache_never_admits_a_foreign_identity(registry: Registry, data: st.DataObject) -> None:
+    """One guard for every example: what it remembers as clean never hides a foreign number later."""
+    guard = _SHARED.setdefault("guard", Guard(registry))
+    registered = written(data.draw(person_ids(registry)), data.draw(st.sampled_from(["12", "12-", "10sep"])))
+    foreign = written(data.draw(foreign_identities(registry)), data.draw(st.sampled_from(["12", "12-", "10sep"])))
+    prefix = data.draw(st.sampled_from(["", "pnr ", "/patienter/", '{"personId": "']))
+    guard.inspect("GET", f"http://127.0.0.1/patienter/{registered}", {"x-patientref": prefix + registered}, None)
+    for _ in range(2):  # refused every time: a refused text is never remembered
+        with pytest.raises(RequestRefused):
+            guard.inspect("GET", "http://127.0.0.1/x", {"x-patientref": prefix + foreign}, None)
+        with pytest.raises(RequestRefused):
+            guard.inspect("POST", "http://127.0.0.1/x", {}, (prefix + registered + " " + foreign).encode())

@@ -1,0 +1,212 @@
+"""The write ledger: every write the suite sends, append-only, so a rollback can be reconciled.
+
+One JSON-lines file per run under reports/ledger/. A write is recorded twice: an `attempt`
+before a byte leaves and an `outcome` after the answer (or the transport error), each line
+flushed at once, so a run killed between send and answer still shows the attempt. Entries
+hold masked paths, registered test patients and returned ids; never headers or bodies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from rxverify.errors import UserError
+from rxverify.identity import mask_identities
+
+UNKNOWN = "unknown: may have reached the platform"
+# ids a platform returns for what a write created (legacy fields, FHIR `id`)
+RETURNED_ID_FIELDS = ("ordinationId", "uttagId", "rapportId", "expeditionsIdn", "id")
+_ID_TOKEN = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]{7,}")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def returned_ids(document: Any, location: str | None = None) -> dict[str, Any]:
+    """The ids a write's JSON answer names (and its Location header)."""
+    ids: dict[str, Any] = {}
+    if isinstance(document, Mapping):
+        for name in RETURNED_ID_FIELDS:
+            value = document.get(name)
+            if isinstance(value, str | list):
+                ids[name] = value
+    if location:
+        ids["location"] = mask_identities(location)
+    return ids
+
+
+class Ledger:
+    """Appends the writes of one run to reports/ledger/ledger-<UTC timestamp>-<pid>.jsonl."""
+
+    def __init__(self, directory: Path, *, target: str = "", environment_class: str = "", run_id: str = "") -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        self.run_id = run_id or f"{stamp}-{os.getpid()}"
+        self.path = directory / f"ledger-{stamp}-{os.getpid()}.jsonl"
+        self.target = target
+        self.environment_class = environment_class
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._file: TextIO | None = self.path.open("a", encoding="utf-8")
+
+    def _write(self, entry: dict[str, Any]) -> None:
+        line = json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n"
+        with self._lock:
+            if self._file is None:
+                raise UserError(f"the ledger {self.path} is closed")
+            self._file.write(line)
+            self._file.flush()
+
+    def _entry(
+        self, kind: str, seq: int, method: str, operation: str | None, path: str, patients: Iterable[str]
+    ) -> dict[str, Any]:
+        return {
+            "time": _now(),
+            "run": self.run_id,
+            "seq": seq,
+            "kind": kind,
+            "target": self.target,
+            "environmentClass": self.environment_class,
+            "method": method,
+            "operation": operation,
+            "path": mask_identities(path),
+            "patients": sorted(set(patients)),
+        }
+
+    def attempt(self, method: str, operation: str | None, path: str, patients: Iterable[str]) -> int:
+        """Record a write about to be sent; returns its number for the outcome."""
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+        self._write(self._entry("attempt", seq, method, operation, path, patients))
+        return seq
+
+    def outcome(
+        self,
+        seq: int,
+        method: str,
+        operation: str | None,
+        path: str,
+        patients: Iterable[str],
+        status: int | None,
+        ids: Mapping[str, Any],
+        outcome: str,
+    ) -> None:
+        """Record what came of attempt `seq`: ok, error (an HTTP error status) or transport-error."""
+        entry = self._entry("outcome", seq, method, operation, path, patients)
+        entry.update({"status": status, "ids": dict(ids), "outcome": outcome})
+        self._write(entry)
+
+    def close(self) -> None:
+        """Close the file (entries are already on disk)."""
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
+@dataclass
+class LedgerRecord:
+    """One write as the ledger knows it: its attempt merged with its outcome, if any."""
+
+    time: str
+    run: str
+    seq: int
+    target: str
+    environment_class: str
+    method: str
+    operation: str | None
+    path: str
+    patients: list[str]
+    status: int | None = None
+    ids: dict[str, Any] = field(default_factory=dict)
+    outcome: str = UNKNOWN
+    finished: str | None = None
+
+    def id_values(self) -> list[str]:
+        """Every returned id as a flat list (the Location header excluded)."""
+        values: list[str] = []
+        for name, value in self.ids.items():
+            if name != "location":
+                values += value if isinstance(value, list) else [value]
+        return values
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def parse_instant(text: str, what: str = "--since") -> datetime:
+    """An ISO 8601 date or time as an aware UTC datetime (naive means UTC); bad input is a UserError."""
+    try:
+        return _as_utc(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError:
+        raise UserError(f"{what} {text!r} is not an ISO 8601 date or time") from None
+
+
+def read_ledger(directory: Path, since: str | datetime | None = None, patient: str | None = None) -> list[LedgerRecord]:
+    """Every write in the ledger files of `directory`, oldest first, attempts merged with outcomes.
+
+    An attempt without an outcome is `UNKNOWN`: the run stopped (or was killed) after sending.
+    A write whose request named no patient (a cancellation by prescription id) is attributed
+    to the patients of the earlier write that returned the id its path names.
+    """
+    records: dict[tuple[str, int], LedgerRecord] = {}
+    for path in sorted(directory.glob("ledger-*.jsonl")) if directory.is_dir() else []:
+        with path.open(encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue  # a line torn by a kill mid-write
+                key = (str(entry.get("run")), int(entry.get("seq", 0)))
+                if entry.get("kind") == "attempt":
+                    records[key] = LedgerRecord(
+                        entry["time"],
+                        key[0],
+                        key[1],
+                        entry.get("target", ""),
+                        entry.get("environmentClass", ""),
+                        entry.get("method", ""),
+                        entry.get("operation"),
+                        entry.get("path", ""),
+                        list(entry.get("patients", [])),
+                    )
+                elif entry.get("kind") == "outcome" and key in records:
+                    record = records[key]
+                    record.status = entry.get("status")
+                    record.ids = dict(entry.get("ids") or {})
+                    record.outcome = entry.get("outcome", UNKNOWN)
+                    record.finished = entry.get("time")
+                    record.patients = sorted(set(record.patients) | set(entry.get("patients", [])))
+    ordered = sorted(records.values(), key=lambda r: (r.time, r.run, r.seq))
+    _attribute(ordered)
+    if since is not None:
+        start = _as_utc(since) if isinstance(since, datetime) else parse_instant(since)
+        ordered = [r for r in ordered if parse_instant(r.time, "ledger time") >= start]
+    if patient is not None:
+        wanted = re.sub(r"\D", "", patient)
+        ordered = [r for r in ordered if any(p == wanted or p.endswith(wanted) for p in r.patients)]
+    return ordered
+
+
+def _attribute(records: list[LedgerRecord]) -> None:
+    owners: dict[str, list[str]] = {}
+    for record in records:
+        if not record.patients:
+            for token in _ID_TOKEN.findall(record.path):
+                if token in owners:
+                    record.patients = owners[token]
+                    break
+        for value in record.id_values():
+            if record.patients:
+                owners.setdefault(value, record.patients)
