@@ -56,6 +56,9 @@ def interval(value: str) -> tuple[str, str]:
     Values at the edges of the calendar (year 1, year 9999) are valid FHIR dates; their
     interval is clamped to what a datetime can hold instead of failing.
     """
+    if value.startswith("0000"):
+        # FHIR's own date regex admits 0000-02-29; no datetime holds year 0 and nothing was authored then
+        return EARLIEST, EARLIEST
     start = parse_datetime(value)  # a malformed value raises ValueError here, as before
     try:
         return _interval(value)
