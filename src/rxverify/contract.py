@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from schemathesis import AuthContext, Case
 
 from rxverify.errors import UserError
+from rxverify.guard import GuardedSession
 from rxverify.registry import Registry
 from rxverify.session import Run
 from rxverify.tickets import EnvironmentTickets, TicketMinter
@@ -26,12 +27,20 @@ class _Active:
     # known before collection: generating the explicit examples needs identities and tickets
     registry: Registry | None = None
     tickets: TicketMinter | EnvironmentTickets | None = None
+    _session: GuardedSession | None = None
 
     def get(self) -> Run:
         """The active run (set by the session fixture before any case is sent)."""
         if self.run is None:
             raise UserError("no active run: the contract schemas are used outside the rxverify pytest plugin")
         return self.run
+
+    def session(self) -> GuardedSession:
+        """One guarded session of the active run, for the checks' follow-up reads."""
+        run = self.get()
+        if self._session is None or self._session.guard is not run.guard:
+            self._session = run.session()
+        return self._session
 
 
 ACTIVE = _Active()

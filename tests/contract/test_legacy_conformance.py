@@ -6,6 +6,7 @@ import pytest
 import schemathesis
 from hypothesis import reject
 
+from rxverify.checks.schemathesis_checks import LEGACY_CHECKS
 from rxverify.guard import GuardedSession, RequestRefused
 
 from .schemas import legacy
@@ -16,8 +17,8 @@ from .schemas import legacy
 def test_legacy_operation_conforms(
     case: schemathesis.Case, platform: str, legacy_url: str, rx_session: GuardedSession
 ) -> None:
-    """Every legacy operation answers as the contract declares (schemathesis's checks)."""
+    """Every legacy operation answers as the contract declares: schemathesis's checks and our domain rules."""
     try:
-        case.call_and_validate(base_url=legacy_url, session=rx_session)
+        case.call_and_validate(base_url=legacy_url, session=rx_session, additional_checks=LEGACY_CHECKS)
     except RequestRefused:
         reject()  # the guard kept a non-registered identity from leaving: nothing was sent

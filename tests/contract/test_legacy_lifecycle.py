@@ -1,0 +1,51 @@
+"""Stateful lifecycles of a prescription through the legacy contract's OpenAPI links.
+
+create -> look up -> reserve dispensing ids -> withdraw -> report -> history, and create ->
+cancel -> withdrawal rejected, in orders hypothesis generates, with schemathesis's checks and
+our domain rules after every step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, reject, settings
+
+from rxverify.checks.schemathesis_checks import LEGACY_CHECKS
+from rxverify.guard import GuardedSession, RequestRefused
+
+from .schemas import legacy
+
+LegacyLinks = legacy.as_state_machine()
+STEPS_PER_SCENARIO = 10
+
+
+@pytest.mark.acceptance
+@pytest.mark.integration
+def test_prescription_lifecycle(
+    platform: str, legacy_url: str, rx_session: GuardedSession, pytestconfig: pytest.Config
+) -> None:
+    """Generated lifecycles keep every rule after every step (requirement: the contract's links)."""
+
+    class Lifecycle(LegacyLinks):  # type: ignore[misc, valid-type]
+        def get_call_kwargs(self, case: Any) -> dict[str, Any]:
+            return {"base_url": legacy_url, "session": rx_session}
+
+        def call(self, case: Any, **kwargs: Any) -> Any:
+            try:
+                return case.call(**kwargs)
+            except RequestRefused:
+                reject()
+
+        def validate_response(self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any) -> None:
+            super().validate_response(response, case, additional_checks=LEGACY_CHECKS, **kwargs)
+
+    Lifecycle.run(
+        settings=settings(
+            max_examples=pytestconfig.getoption("--examples"),
+            stateful_step_count=STEPS_PER_SCENARIO,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
