@@ -17,6 +17,7 @@ from rxverify.errors import UserError
 from rxverify.guard import GuardedSession
 from rxverify.registry import Registry
 from rxverify.session import Run
+from rxverify.strategies import contract_patients
 from rxverify.tickets import EnvironmentTickets, TicketMinter
 
 
@@ -70,7 +71,7 @@ class TestActorTicket:
 
 def _registered_ids() -> st.SearchStrategy[str]:
     registry = ACTIVE.registry or ACTIVE.get().registry
-    return st.sampled_from([p.id for p in registry.patients])
+    return st.sampled_from([p.id for p in contract_patients(registry)])
 
 
 IDENTITY_SYSTEMS = {
@@ -81,7 +82,7 @@ IDENTITY_SYSTEMS = {
 
 def _registered_tokens() -> st.SearchStrategy[str]:
     registry = ACTIVE.registry or ACTIVE.get().registry
-    return st.sampled_from([f"{IDENTITY_SYSTEMS[p.kind]}|{p.id}" for p in registry.patients])
+    return st.sampled_from([f"{IDENTITY_SYSTEMS[p.kind]}|{p.id}" for p in contract_patients(registry)])
 
 
 def load_contract(path: Path) -> Any:
@@ -98,3 +99,29 @@ def configure(schema: Any, examples: int, seed: int | None) -> None:
     schema.config.generation.update(max_examples=examples)
     if seed is not None:
         schema.config.seed = seed
+
+
+EPICS = {
+    "prescriptions": "prescriptions",
+    "dispensing": "dispensing",
+    "medication-list": "medication list",
+    "patients": "patients",
+}
+CRITICAL_AREAS = ("prescriptions", "dispensing", "medication-list")
+
+
+def label_case(case: Any, platform: str) -> None:
+    """Trace a conformance case in Allure: epic = service area, feature = operationId, story = rule."""
+    import allure
+
+    raw = case.operation.definition.raw
+    operation_id = raw.get("operationId", case.operation.label)
+    tags = raw.get("tags") or []
+    fhir = "." in operation_id
+    area = "FHIR" if fhir else EPICS.get(tags[0], tags[0]) if tags else "legacy"
+    allure.dynamic.epic(area)
+    allure.dynamic.feature(operation_id)
+    allure.dynamic.story("answers as the contract declares" + ("" if fhir else " and keeps the domain rules"))
+    critical = fhir or (tags and tags[0] in CRITICAL_AREAS)
+    allure.dynamic.severity(allure.severity_level.CRITICAL if critical else allure.severity_level.NORMAL)
+    allure.dynamic.parameter("platform", platform)

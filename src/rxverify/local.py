@@ -22,6 +22,7 @@ from rxverify.paths import contracts_dir
 from rxverify.targets import Endpoints, Target
 
 START_TIMEOUT_S = 60.0
+SECONDARY = "old-secondary"  # a second instance of the old platform (Diffy's secondary)
 
 
 @dataclass
@@ -98,6 +99,8 @@ class LocalPlatforms:
     new: StartedPlatform | None
     key: bytes
     data_dir: Path
+    # a second old platform with its own store: the differential learns noise from old vs old
+    secondary: StartedPlatform | None = None
 
     def target(self) -> Target:
         """A Target pointing at the started platforms."""
@@ -106,13 +109,15 @@ class LocalPlatforms:
             platforms["old"] = Endpoints(legacy=self.old.base_url + "/legacy")
         if self.new:
             platforms["new"] = Endpoints(legacy=self.new.base_url + "/legacy", fhir=self.new.base_url + "/fhir")
+        if self.secondary:
+            platforms[SECONDARY] = Endpoints(legacy=self.secondary.base_url + "/legacy")
         return Target(
             name="local", environment_class="local", description="embedded reference platforms", platforms=platforms
         )
 
     def stop(self) -> None:
         """Stop every started platform."""
-        for p in (self.old, self.new):
+        for p in (self.old, self.new, self.secondary):
             if p:
                 p.stop()
 
@@ -141,10 +146,11 @@ def local_platforms(
         started: dict[str, StartedPlatform] = {}
         try:
             for platform in platforms:
+                kind = "old" if platform == SECONDARY else platform
                 started[platform] = start_platform(
-                    platform, run_dir / platform, key_file, faults, (ports or {}).get(platform, 0)
+                    kind, run_dir / platform, key_file, faults, (ports or {}).get(platform, 0)
                 )
-            running = LocalPlatforms(started.get("old"), started.get("new"), key, run_dir)
+            running = LocalPlatforms(started.get("old"), started.get("new"), key, run_dir, started.get(SECONDARY))
             yield running
         finally:
             for p in started.values():

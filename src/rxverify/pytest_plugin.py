@@ -9,7 +9,7 @@ import pytest
 
 from rxverify.errors import UserError
 from rxverify.guard import Guard
-from rxverify.local import new_ticket_key
+from rxverify.local import SECONDARY, new_ticket_key
 from rxverify.paths import contracts_dir
 from rxverify.session import Run, open_run
 from rxverify.targets import Target, resolve_target
@@ -111,12 +111,15 @@ def rx_run(pytestconfig: pytest.Config, rx_contracts: Path) -> Iterator[Run]:
     try:
         target = target_of(pytestconfig, rx_contracts)
         key = opt("--ticket-key-file")
+        wanted = _platforms(pytestconfig)
+        if wanted == ("old", "new"):
+            wanted += (SECONDARY,)  # the differential's second old instance
         with open_run(
             target,
             rx_contracts,
             tuple(opt("--fault")),
             Path(key) if key else None,
-            _platforms(pytestconfig),
+            wanted,
             local_key(pytestconfig),
         ) as run:
             pytestconfig.stash[RUN_GUARD] = run.guard

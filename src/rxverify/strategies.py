@@ -7,6 +7,19 @@ from hypothesis import strategies as st
 from rxverify.identity import check_digit
 from rxverify.registry import Registry, TestPatient
 
+DIFFERENTIAL_SHARE = 8  # every 8th test patient is kept for the old-vs-new comparison
+
+
+def differential_patients(registry: Registry) -> tuple[TestPatient, ...]:
+    """Patients only the differential writes to, so old and new hold the same data for them."""
+    return tuple(p for i, p in enumerate(registry.patients) if i % DIFFERENTIAL_SHARE == DIFFERENTIAL_SHARE - 1)
+
+
+def contract_patients(registry: Registry) -> tuple[TestPatient, ...]:
+    """Every other patient: free for the conformance runs, which write different data to each platform."""
+    kept = set(differential_patients(registry))
+    return tuple(p for p in registry.patients if p not in kept)
+
 
 def test_patients(registry: Registry) -> st.SearchStrategy[TestPatient]:
     """A registered test patient (shrinks towards the first in the registry)."""

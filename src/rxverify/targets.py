@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from rxverify.errors import UserError
 
 CLASSES = ("local", "test", "production")
-PLATFORMS = ("old", "new")
+PLATFORMS = ("old", "new", "old-secondary")  # old-secondary: a second old instance, for the differential
 
 
 @dataclass(frozen=True)

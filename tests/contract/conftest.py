@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from rxverify.contract import ACTIVE, configure
 from rxverify.errors import UserError
@@ -22,6 +23,15 @@ def pytest_configure(config: pytest.Config) -> None:
     """Apply --examples and --seed, and the target's registry, before the tests are built."""
     for schema in (schemas.legacy, schemas.fhir):
         configure(schema, config.getoption("--examples"), config.getoption("--seed"))
+    # our own hypothesis properties (differential, representations) take --examples too
+    settings.register_profile(
+        "rxverify-contract",
+        max_examples=config.getoption("--examples"),
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        database=None,
+    )
+    settings.load_profile("rxverify-contract")
     try:
         contracts = contracts_dir(config.getoption("--contracts"))
         target = target_of(config, contracts)

@@ -6,6 +6,7 @@ import pytest
 import schemathesis
 from hypothesis import reject
 
+from rxverify.contract import label_case
 from rxverify.guard import GuardedSession, RequestRefused
 
 from .schemas import fhir
@@ -18,6 +19,7 @@ def test_fhir_operation_conforms(
     case: schemathesis.Case, platform: str, fhir_url: str, rx_session: GuardedSession
 ) -> None:
     """Every FHIR interaction answers as the contract declares (schemathesis's checks)."""
+    label_case(case, platform)
     try:
         case.call_and_validate(base_url=fhir_url, session=rx_session)
     except RequestRefused:

@@ -7,6 +7,7 @@ import schemathesis
 from hypothesis import reject
 
 from rxverify.checks.schemathesis_checks import LEGACY_CHECKS
+from rxverify.contract import label_case
 from rxverify.guard import GuardedSession, RequestRefused
 
 from .schemas import legacy
@@ -18,6 +19,7 @@ def test_legacy_operation_conforms(
     case: schemathesis.Case, platform: str, legacy_url: str, rx_session: GuardedSession
 ) -> None:
     """Every legacy operation answers as the contract declares: schemathesis's checks and our domain rules."""
+    label_case(case, platform)
     try:
         case.call_and_validate(base_url=legacy_url, session=rx_session, additional_checks=LEGACY_CHECKS)
     except RequestRefused:

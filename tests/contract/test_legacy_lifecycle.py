@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import allure
 import pytest
 from hypothesis import HealthCheck, reject, settings
 
@@ -23,6 +24,10 @@ STEPS_PER_SCENARIO = 10
 
 @pytest.mark.acceptance
 @pytest.mark.integration
+@allure.epic("prescriptions")
+@allure.feature("prescription lifecycle (OpenAPI links)")
+@allure.story("every rule holds after every step")
+@allure.severity(allure.severity_level.CRITICAL)
 def test_prescription_lifecycle(
     platform: str, legacy_url: str, rx_session: GuardedSession, pytestconfig: pytest.Config
 ) -> None:

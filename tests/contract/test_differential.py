@@ -1,0 +1,77 @@
+"""Old vs new: generated legacy call sequences answered alike by the old platform and the new one.
+
+Requirement: the new platform keeps the old service interface alive through its transformer
+"so that today's care systems and pharmacy systems are not affected" (DOMAIN.md). Noise (ids,
+instants) is learned from a second old instance (the Diffy method), not listed by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import allure
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rxverify.contract import ACTIVE
+from rxverify.differential import Lane, Noise, call_sequences, compare, declared_noise, render
+from rxverify.local import SECONDARY
+from rxverify.mapping import load_mapping
+from rxverify.paths import contracts_dir
+from rxverify.session import Run
+
+
+@pytest.fixture(scope="session")
+def lanes(rx_run: Run, rx_platforms: tuple[str, ...]) -> Iterator[dict[str, Lane]]:
+    """The legacy interface of old, the second old instance and new."""
+    platforms = rx_run.target.platforms
+    if set(rx_platforms) != {"old", "new"}:
+        pytest.skip("the old/new comparison needs --platform both")
+    if SECONDARY not in platforms:
+        pytest.skip(
+            f"target {rx_run.target.name!r} names no second old instance ([{rx_run.target.name}.{SECONDARY}]):"
+            " noise cannot be learned"
+        )
+    out = {}
+    for name in ("old", SECONDARY, "new"):
+        legacy = platforms[name].legacy
+        assert legacy is not None
+        out[name] = Lane(name, legacy, rx_run.session(), rx_run.auth_headers)
+    yield out
+    for lane in out.values():
+        lane.session.close()
+
+
+@pytest.fixture(scope="session")
+def noise() -> Noise:
+    """What differs between two old instances, learned over the whole run."""
+    return Noise(declared_noise(load_mapping(contracts_dir() / "mapping" / "legacy-fhir.yaml")))
+
+
+def _issue_date_plus(days: int) -> str:
+    """Today's legacy date (the mapping's time zone) + days: a giltigTom inside the allowed range."""
+    today = datetime.now(load_mapping(contracts_dir() / "mapping" / "legacy-fhir.yaml").time_zone).date()
+    return (today + timedelta(days=days)).isoformat()
+
+
+@pytest.mark.integration
+@allure.epic("old vs new")
+@allure.feature("legacy interface through the transformer")
+@allure.story("old and new answer alike")
+@allure.severity(allure.severity_level.BLOCKER)
+@given(data=st.data())
+def test_old_and_new_answer_alike(data: st.DataObject, lanes: dict[str, Lane], noise: Noise) -> None:
+    """The same generated call sequence gets the same answers from old and new (noise learned from old vs old)."""
+    registry = ACTIVE.registry or ACTIVE.get().registry
+    patient, steps = data.draw(call_sequences(registry), label="sequence")
+    old = lanes["old"].run(patient, steps, _issue_date_plus)
+    secondary = lanes[SECONDARY].run(patient, steps, _issue_date_plus)
+    new = lanes["new"].run(patient, steps, _issue_date_plus)
+    noise.learn(old, secondary)
+    diffs = compare(old, new, noise)
+    if diffs:
+        report = render(patient.id, steps, diffs, old, new)
+        allure.attach(report, name="old/new difference", attachment_type=allure.attachment_type.TEXT)
+        raise AssertionError(report)

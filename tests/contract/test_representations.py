@@ -1,0 +1,178 @@
+"""Across representations on the new platform: the legacy view and the FHIR view are one prescription.
+
+Requirement: the transformer's contract (contracts/mapping/legacy-fhir.yaml): every legacy
+field maps to a FHIR element. A prescription created through the legacy interface reads back
+through FHIR with equivalent content; a change made through FHIR shows through the legacy interface.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import allure
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rxverify.guard import GuardedSession
+from rxverify.mapping import Mapping, load_mapping
+from rxverify.paths import contracts_dir
+from rxverify.session import Run
+from rxverify.strategies import contract_patients
+
+from .schemas import legacy
+
+pytestmark = [pytest.mark.integration, pytest.mark.platforms("new"), allure.epic("across representations")]
+CREATE = legacy["/ordinationer"]["POST"]
+
+
+def _mapping() -> Mapping:
+    return load_mapping(contracts_dir() / "mapping" / "legacy-fhir.yaml")
+
+
+def _fhir_headers(rx_run: Run, role: str) -> dict[str, str]:
+    return rx_run.auth_headers(role) | {
+        "x-request-id": str(uuid.uuid4()),
+        "x-context-id": str(uuid.uuid4()),
+        "x-user-agent": "rxverify-contract/1",
+        "Accept": "application/fhir+json",
+    }
+
+
+def _moment(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def mismatches(mapping: Mapping, ordination: dict[str, Any], resource: dict[str, Any]) -> list[str]:
+    """Every mapped field whose FHIR element does not say what the legacy field says."""
+    out = []
+    for field_name, path in mapping.fields("prescription").items():
+        if path == "derived":
+            continue
+        legacy_value: Any = ordination
+        for part in field_name.split("."):
+            legacy_value = legacy_value.get(part) if isinstance(legacy_value, dict) else None
+        fhir_value = mapping.resolve(resource, path)
+        expected: Any = legacy_value
+        if field_name == "status":
+            expected = mapping.status_to_fhir.get(legacy_value)
+        elif field_name == "utfardandedatum" and isinstance(fhir_value, str):
+            fhir_value = mapping.local_date(fhir_value)
+        elif field_name == "antalUttag" and isinstance(fhir_value, int):
+            fhir_value += 1  # mapping rules.withdrawals_from_repeats
+        elif field_name == "forskrivningstyp" and legacy_value:
+            expected = mapping.code("forskrivningstyp", legacy_value)
+        elif field_name == "makuleringsorsak" and legacy_value:
+            expected = mapping.code("makuleringsorsak", legacy_value)
+        elif field_name == "senastAndrad" and isinstance(fhir_value, str) and isinstance(legacy_value, str):
+            fhir_value, expected = _moment(fhir_value), _moment(legacy_value)
+        if fhir_value != expected and not (expected is None and fhir_value is None):
+            out.append(
+                f"{field_name}: legacy {legacy_value!r} -> expected {path} = {expected!r}, FHIR has {fhir_value!r}"
+            )
+    subject = resource.get("subject", {}).get("identifier", {})
+    if subject.get("system") != mapping.identity_system(ordination["personId"]):
+        out.append(
+            f"personId {ordination['personId'][:2]}…: FHIR subject system {subject.get('system')!r}, expected "
+            f"{mapping.identity_system(ordination['personId'])!r}"
+        )
+    return out
+
+
+@allure.feature("SkapaOrdinationVard -> MedicationRequest")
+@allure.story("a prescription created through the legacy interface reads back through FHIR")
+@allure.severity(allure.severity_level.CRITICAL)
+@given(data=st.data())
+def test_legacy_prescription_reads_back_through_fhir(
+    data: st.DataObject, platform: str, rx_run: Run, rx_session: GuardedSession
+) -> None:
+    """Create through legacy, read MedicationRequest/{ordinationId}: every mapped field agrees."""
+    endpoints = rx_run.target.platforms[platform]
+    assert endpoints.legacy and endpoints.fhir
+    case = data.draw(CREATE.as_strategy().filter(lambda c: "giltigTom" not in (c.body or {})), label="create")
+    case.body["personId"] = data.draw(st.sampled_from([p.id for p in contract_patients(rx_run.registry)]))
+    created = rx_session.post(
+        f"{endpoints.legacy}/ordinationer", json=case.body, headers=rx_run.auth_headers("prescriber"), timeout=30
+    )
+    if created.status_code != 201:
+        return  # refused by a rule (the conformance tests judge that)
+    ordination = created.json()
+    if data.draw(st.booleans(), label="cancel first"):
+        cancelled = rx_session.post(
+            f"{endpoints.legacy}/ordinationer/{ordination['ordinationId']}/makulering",
+            json={"orsak": "FEL_DOSERING"},
+            headers=rx_run.auth_headers("prescriber"),
+            timeout=30,
+        )
+        assert cancelled.status_code == 200, cancelled.text
+        ordination = cancelled.json()
+    read = rx_session.get(
+        f"{endpoints.fhir}/MedicationRequest/{ordination['ordinationId']}",
+        headers=_fhir_headers(rx_run, "pharmacy"),
+        timeout=30,
+    )
+    assert read.status_code == 200, read.text
+    problems = mismatches(_mapping(), ordination, read.json())
+    assert not problems, "legacy and FHIR disagree:\n" + "\n".join(problems)
+
+
+@allure.feature("MedicationDispense -> GodkannUttag")
+@allure.story("a FHIR-side change shows through the legacy interface")
+@allure.severity(allure.severity_level.CRITICAL)
+def test_fhir_dispense_shows_as_legacy_withdrawal(platform: str, rx_run: Run, rx_session: GuardedSession) -> None:
+    """A MedicationDispense registered through FHIR is a withdrawal in the legacy history."""
+    mapping = _mapping()
+    endpoints = rx_run.target.platforms[platform]
+    patient = contract_patients(rx_run.registry)[5].id
+    body = {
+        "personId": patient,
+        "lakemedel": {"nplPackId": "19990101100001", "namn": "Åkerört örtte"},
+        "doseringstext": "1 kopp på kvällen",
+        "antalForpackningar": 2,
+        "antalUttag": 2,
+        "forskrivningstyp": "ELEKTRONISK",
+    }
+    created = rx_session.post(
+        f"{endpoints.legacy}/ordinationer", json=body, headers=rx_run.auth_headers("prescriber"), timeout=30
+    )
+    assert created.status_code == 201, created.text
+    oid = created.json()["ordinationId"]
+    dispensing_id = str(uuid.uuid4())
+    gln = rx_run.actors.pharmacies[0]["gln"]
+    dispense = {
+        "resourceType": "MedicationDispense",
+        "identifier": [{"system": mapping.system("dispensing_id"), "value": dispensing_id}],
+        "status": mapping.raw["status"]["dispensing"]["registered"],
+        "subject": {"identifier": {"system": mapping.identity_system(patient), "value": patient}},
+        "authorizingPrescription": [{"reference": f"MedicationRequest/{oid}"}],
+        "medicationCodeableConcept": {
+            "coding": [{"system": mapping.system("npl_pack_id"), "code": "19990101100001"}],
+            "text": "Åkerört örtte",
+        },
+        "quantity": {
+            "value": 1,
+            "unit": "förpackning",
+            "system": "http://electronichealth.se/fhir/CodeSystem/nll-units",
+            "code": "pkg",
+        },
+        "performer": [{"actor": {"identifier": {"system": mapping.system("gln"), "value": gln}}}],
+        "whenHandedOver": datetime.now(mapping.time_zone).isoformat(timespec="seconds"),
+    }
+    posted = rx_session.post(
+        f"{endpoints.fhir}/MedicationDispense",
+        json=dispense,
+        headers=_fhir_headers(rx_run, "pharmacy") | {"Content-Type": "application/fhir+json"},
+        timeout=30,
+    )
+    assert posted.status_code == 201, posted.text
+    history = rx_session.get(
+        f"{endpoints.legacy}/patienter/{patient}/ordinationer/historik",
+        headers=rx_run.auth_headers("pharmacy"),
+        timeout=30,
+    ).json()
+    item = next(i for i in history["ordinationer"] if i["ordination"]["ordinationId"] == oid)
+    assert item["ordination"]["uttagKvar"] == 1, item
+    assert [u["expeditionsId"] for u in item["uttag"]] == [dispensing_id], item
+    assert item["uttag"][0]["apotekGln"] == gln and item["uttag"][0]["antalForpackningar"] == 1, item
