@@ -32,9 +32,10 @@ class StartError(Exception):
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m refplatform", description=__doc__)
-    p.add_argument("--platform", choices=("old", "new"), required=True)
-    p.add_argument("--data-dir", type=Path, required=True, help="run directory (SQLite store)")
-    p.add_argument("--ticket-key-file", type=Path, required=True, help="file holding the ticket signing key")
+    # required unless --list-faults (checked in main)
+    p.add_argument("--platform", choices=("old", "new"))
+    p.add_argument("--data-dir", type=Path, help="run directory (SQLite store)")
+    p.add_argument("--ticket-key-file", type=Path, help="file holding the ticket signing key")
     p.add_argument("--contracts", type=Path, default=DEFAULT_CONTRACTS)
     p.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
@@ -80,7 +81,13 @@ def _bind(host: str, port: int) -> socket.socket:
 
 def main(argv: list[str] | None = None) -> int:
     """Start one platform; return the exit code."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not args.list_faults:
+        missing = [f"--{n.replace('_', '-')}" for n in ("platform", "data_dir", "ticket_key_file")
+                   if getattr(args, n) is None]
+        if missing:
+            parser.error(f"the following arguments are required: {', '.join(missing)}")
     try:
         _load_apps()
         if args.list_faults:

@@ -15,6 +15,7 @@ from datetime import date, timedelta
 from typing import Any
 
 from refplatform.common.config import PlatformConfig
+from refplatform.common.faults import register
 from refplatform.common.store import Store
 from refplatform.common.testdata import load_seed
 from refplatform.common.tickets import Actor
@@ -37,6 +38,23 @@ NLL_TAGS = "http://electronichealth.se/fhir/CodeSystem/nll-tags"
 REPORTED_TO_LF = "reported-to-lf"
 DATA_OPERATION = "http://terminology.hl7.org/CodeSystem/v3-DataOperation"
 DEFAULT_VALIDITY_DAYS = 366  # DOMAIN.md: issue date + 366 days when no validity is given
+
+FAULT_WRONG_IDENTIFIER_SYSTEM = register(
+    "core-wrong-prescription-identifier-system", "new", "fhir-conformance",
+    "the core gives new MedicationRequests their identifier under a wrong system "
+    "(.../identifier/medicationrequestid instead of .../nllmedicationrequestid)",
+).name
+FAULT_CANCELLED_WITHDRAWABLE = register(
+    "core-cancelled-withdrawable", "new", "behaviour",
+    "the core's withdrawal rules forget the cancelled status: a cancelled (Makulerad) prescription can still be "
+    "withdrawn",
+).name
+FAULT_PACKAGES_NOT_CHECKED = register(
+    "core-packages-not-checked", "new", "behaviour",
+    "the core no longer compares a withdrawal's packages with the prescribed antalForpackningar "
+    "(no FOR_MANGA_FORPACKNINGAR / too-many-packages)",
+).name
+WRONG_PRESCRIPTION_ID = "http://electronichealth.se/identifier/medicationrequestid"  # the faulty system
 
 MR_STATUSES = ("active", "on-hold", "cancelled", "completed", "entered-in-error", "stopped", "draft", "unknown")
 MD_STATUSES = ("preparation", "in-progress", "cancelled", "on-hold", "completed", "entered-in-error",
@@ -335,8 +353,13 @@ class FhirCore:
 
     # ---- writes (always inside a Store.write() transaction the caller holds) ----
 
-    def create(self, conn: sqlite3.Connection, resource: dict[str, Any], actor: Actor) -> dict[str, Any]:
-        """Create a resource: the server sets id and meta, checks the rules, writes a Provenance."""
+    def create(self, conn: sqlite3.Connection, resource: dict[str, Any], actor: Actor, *,
+               prechecked: bool = False) -> dict[str, Any]:
+        """Create a resource: the server sets id and meta, checks the rules, writes a Provenance.
+
+        `prechecked`: the withdrawal rules were checked by the caller (only the transformer's seeded
+        fault transformer-last-withdrawal-race does this, in an earlier transaction).
+        """
         rtype = resource.get("resourceType")
         moment = timefmt.now()
         stamp = timefmt.utc_instant(moment)
@@ -349,7 +372,7 @@ class FhirCore:
         if rtype == "MedicationRequest":
             self._prepare_prescription(conn, res, actor, moment)
         elif rtype == "MedicationDispense":
-            self._prepare_dispensing(conn, res, actor, stamp)
+            self._prepare_dispensing(conn, res, actor, stamp, prechecked)
         elif rtype == "Consent":
             self._prepare_consent(conn, res, stamp)
         else:
@@ -399,7 +422,8 @@ class FhirCore:
             raise Invalid("MedicationRequest.medicationCodeableConcept is required")
         res.setdefault("authoredOn", timefmt.stockholm_instant(moment))
         if not any(i.get("system") == PRESCRIPTION_ID for i in res.get("identifier", [])):
-            res["identifier"] = [*res.get("identifier", []), {"system": PRESCRIPTION_ID, "value": res["id"]}]
+            system = WRONG_PRESCRIPTION_ID if self.config.faults.on(FAULT_WRONG_IDENTIFIER_SYSTEM) else PRESCRIPTION_ID
+            res["identifier"] = [*res.get("identifier", []), {"system": system, "value": res["id"]}]
         # The prescriber and the care unit default to the ticket's (Säker åtkomst), as on create from care.
         contained = res.get("contained") or []
         if not any(c.get("resourceType") == "Practitioner" for c in contained):
@@ -424,7 +448,8 @@ class FhirCore:
         if timefmt.local_date(period["end"]) < timefmt.local_date(period["start"]):
             raise BusinessRule("nll-1: dispenseRequest.validityPeriod.end is before its start", "nll-1")
 
-    def _prepare_dispensing(self, conn: sqlite3.Connection, res: dict[str, Any], actor: Actor, stamp: str) -> None:
+    def _prepare_dispensing(self, conn: sqlite3.Connection, res: dict[str, Any], actor: Actor, stamp: str,
+                            prechecked: bool = False) -> None:
         if res.get("status") not in MD_STATUSES:
             raise Invalid(f"MedicationDispense.status {res.get('status')!r} is not a MedicationDispense status")
         refs = res.get("authorizingPrescription") or []
@@ -454,24 +479,28 @@ class FhirCore:
                 raise Conflict(f"dispensing id {dispensing_id} is already reported for this prescription",
                                    "duplicate-report")
             return
-        self._check_withdrawal(conn, mr, res, dispensing_id)
+        if not prechecked:
+            self.check_withdrawal(conn, mr, res, dispensing_id)
         # The withdrawal changes the prescription: its last change, and its status when none remain.
         taken = self.withdrawal_counts([mr["id"]], conn).get(mr["id"], 0) + 1
         if taken >= mr.get("dispenseRequest", {}).get("numberOfRepeatsAllowed", 0) + 1:
             mr["status"] = "completed"
         self.update(conn, mr, actor)
 
-    def _check_withdrawal(self, conn: sqlite3.Connection, mr: dict[str, Any], res: dict[str, Any],
+    def check_withdrawal(self, conn: sqlite3.Connection, mr: dict[str, Any], res: dict[str, Any],
                           dispensing_id: str | None) -> None:
         """The rules for a withdrawal, in the order the legacy interface reports them."""
         status = mr.get("status")
         request = mr.get("dispenseRequest", {})
         allowed = request.get("numberOfRepeatsAllowed", 0) + 1
-        if status == "cancelled":
+        dispensable: tuple[str, ...] = ("active", "on-hold")
+        if self.config.faults.on(FAULT_CANCELLED_WITHDRAWABLE):
+            dispensable = ("active", "on-hold", "cancelled")
+        elif status == "cancelled":
             raise Conflict("the prescription is cancelled", "cancelled")
         if status == "completed" or self.withdrawal_counts([mr["id"]], conn).get(mr["id"], 0) >= allowed:
             raise Conflict("no withdrawals remain on the prescription", "completed")
-        if status not in ("active", "on-hold"):
+        if status not in dispensable:
             raise Conflict(f"the prescription is {status}", "not-dispensable")
         end = request.get("validityPeriod", {}).get("end")
         if end and timefmt.local_date(end) < timefmt.today().isoformat():
@@ -479,7 +508,8 @@ class FhirCore:
         asked = (res.get("quantity") or {}).get("value")
         if asked is None:
             raise Invalid("a completed MedicationDispense needs quantity.value")
-        if asked > (request.get("quantity") or {}).get("value", 0):
+        if asked > (request.get("quantity") or {}).get("value", 0) and not self.config.faults.on(
+                FAULT_PACKAGES_NOT_CHECKED):
             raise Conflict("more packages than prescribed per withdrawal", "too-many-packages")
         if dispensing_id and any(
             _dispensing_id(d) == dispensing_id for d in self.dispensings_of(mr["id"], reported=False, conn=conn)

@@ -12,13 +12,39 @@ from urllib.parse import urlencode
 from pydantic import ValidationError
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from refplatform.common.faults import register
 from refplatform.common.tickets import Actor, TicketError, verify_ticket
 from refplatform.common.validation import OpenApiValidator, RequestInvalid
 from refplatform.new import timefmt
 from refplatform.new.core import CoreError, FhirCore, Invalid, reference_id
+
+FAULT_DROPS_VALIDITY_PERIOD = register(
+    "fhir-drops-validity-period", "new", "fhir-conformance",
+    "MedicationRequest read and search leave out dispenseRequest.validityPeriod (required by NLLMedicationRequest)",
+).name
+FAULT_SEARCH_IGNORES_STATUS = register(
+    "fhir-search-ignores-status", "new", "fhir-conformance",
+    "MedicationRequest search silently ignores the status parameter (every status comes back)",
+).name
+FAULT_PAGING_REPEATS = register(
+    "fhir-paging-repeats-entries", "new", "fhir-conformance",
+    "search paging: the next link starts one entry early, so the last entry of a page repeats on the next",
+).name
+FAULT_ERROR_WITHOUT_OUTCOME = register(
+    "fhir-404-without-operationoutcome", "new", "fhir-conformance",
+    "a read of an unknown id answers 404 with {\"error\": ...} (application/json), not an OperationOutcome",
+).name
+FAULT_WRONG_CONTENT_TYPE = register(
+    "fhir-read-wrong-content-type", "new", "fhir-conformance",
+    "reads answer Content-Type application/json instead of application/fhir+json",
+).name
+FAULT_PHARMACY_MAY_PRESCRIBE = register(
+    "fhir-pharmacy-may-prescribe", "new", "security",
+    "MedicationRequest.create accepts a pharmacy ticket (the prescriber role is not required)",
+).name
 
 FHIR_JSON = "application/fhir+json"
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -79,6 +105,7 @@ class FhirApi:
         self.core = core
         self.validator = validator
         self.key = core.config.ticket_key
+        self.faults = core.config.faults
         self.models = _models()
         self._capability: bytes | None = None
 
@@ -168,11 +195,24 @@ class FhirApi:
             rid = request.path_params["id"]
             text = self.core.read_text(rtype, rid)
             if text is None:
+                if self.faults.on(FAULT_ERROR_WITHOUT_OUTCOME):
+                    return JSONResponse({"error": f"{rtype}/{rid} not found"}, status_code=404)
                 return outcome(404, "not-found", f"{rtype}/{rid} is not known")
             version = json.loads(text)["meta"]["versionId"]
+            text = self._served(rtype, text)
+            if self.faults.on(FAULT_WRONG_CONTENT_TYPE):
+                return Response(text, media_type="application/json", headers={"ETag": f'W/"{version}"'})
             return FhirResponse(text, headers={"ETag": f'W/"{version}"'})
 
         return handle
+
+    def _served(self, rtype: str, text: str) -> str:
+        """A stored resource as the API serves it."""
+        if rtype == "MedicationRequest" and self.faults.on(FAULT_DROPS_VALIDITY_PERIOD):
+            resource = json.loads(text)
+            resource.get("dispenseRequest", {}).pop("validityPeriod", None)
+            return json.dumps(resource, ensure_ascii=False, separators=(",", ":"))
+        return text
 
     def search(self, rtype: str) -> Handler:
         """GET [base]/{rtype}?...: a searchset Bundle, newest first, paged by _count/_offset."""
@@ -187,6 +227,8 @@ class FhirApi:
             args: list[Any] = []
             used: list[tuple[str, str]] = []
             for name in allowed:
+                if name == "status" and rtype == "MedicationRequest" and self.faults.on(FAULT_SEARCH_IGNORES_STATUS):
+                    continue
                 for value in q.getlist(name):
                     clause, clause_args = _criterion(rtype, name, value)
                     where.append(clause)
@@ -196,7 +238,8 @@ class FhirApi:
             base = _base(request)
             links = [("self", offset)]
             if offset + count < page.total:
-                links.append(("next", offset + count))
+                step = count - 1 if count > 1 and self.faults.on(FAULT_PAGING_REPEATS) else count
+                links.append(("next", offset + step))
             if offset > 0:
                 links.append(("previous", max(0, offset - count)))
             link_json = ",".join(
@@ -204,7 +247,8 @@ class FhirApi:
                             + urlencode([*used, ("_count", str(count)), ("_offset", str(at))])})
                 for rel, at in links
             )
-            return FhirResponse(_bundle(base, rtype, page.total, page.items, link_json))
+            items = [(rid, self._served(rtype, text)) for rid, text in page.items]
+            return FhirResponse(_bundle(base, rtype, page.total, items, link_json))
 
         return handle
 
@@ -242,6 +286,8 @@ class FhirApi:
             "/MedicationRequest/$monitoring": {"POST": ep("MedicationRequest.monitoring", BOTH, self.monitoring)},
         }
         creators = {"MedicationRequest": (PRESCRIBER,), "MedicationDispense": (PHARMACY,), "Consent": BOTH}
+        if self.faults.on(FAULT_PHARMACY_MAY_PRESCRIBE):
+            creators["MedicationRequest"] = BOTH
         for rtype in ("MedicationRequest", "MedicationDispense", "Provenance", "Consent"):
             paths[f"/{rtype}"] = {"GET": ep(f"{rtype}.search", BOTH, self.search(rtype))}
             if rtype in creators:
