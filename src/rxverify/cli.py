@@ -147,6 +147,71 @@ def _ledger(args: argparse.Namespace) -> int:
     return 0
 
 
+def _loadmodel(args: argparse.Namespace) -> int:
+    from rxverify.loadmodel import describe, load_model
+
+    if args.scale <= 0:
+        raise UserError(f"--scale must be a positive number, got {args.scale:g}")
+    path = Path(args.model)
+    for line in describe(load_model(path), args.scale, path):
+        print(line)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from rxverify.report.generate import criteria_release, generate_report
+    from rxverify.session import registry_for
+    from rxverify.targets import resolve_target
+
+    contracts = contracts_dir(args.contracts)
+    reports = Path(args.reports or reports_dir())
+    target = resolve_target(args.target, Path(args.targets or contracts / "targets.toml"))
+    outcome = generate_report(
+        Path(args.results) if args.results else reports / "allure-results",
+        Path(args.output) if args.output else reports / "allure-report",
+        reports,
+        registry_for(target, contracts),
+        Path(args.tools) if args.tools else Path.cwd(),
+        release=criteria_release(contracts / "release-criteria.toml"),
+        probe=not args.no_probe,
+    )
+    if outcome.findings:
+        for finding in outcome.findings:
+            print(f"rxverify: safety scan: {finding}", file=sys.stderr)
+        print("rxverify: no report was published: redact what the scan names and run again", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _gate(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from rxverify.gate.criteria import load_criteria
+    from rxverify.gate.evaluate import evaluate
+    from rxverify.gate.render import print_verdict, write_outputs
+
+    reports = Path(args.reports or reports_dir())
+    for stale in (reports / "gate.json", reports / "gate.html"):
+        stale.unlink(missing_ok=True)  # an earlier verdict must not outlive bad input
+    criteria_path = Path(args.criteria) if args.criteria else contracts_dir(args.contracts) / "release-criteria.toml"
+    criteria = load_criteria(criteria_path)
+    try:
+        today = date.fromisoformat(args.today) if args.today else None
+    except ValueError:
+        raise UserError(f"--today {args.today!r} is not an ISO 8601 date") from None
+    verdict = evaluate(reports, Path(args.results) if args.results else reports / "allure-results", criteria, today)
+    print_verdict(verdict, reports)
+    json_path, html_path = write_outputs(verdict, reports)
+    print(f"written: {json_path}, {html_path}")
+    return 0 if verdict.go else 1
+
+
+def _fhir_validate(args: argparse.Namespace) -> int:
+    from rxverify.fhir.cli import validate_files
+
+    return validate_files(args.files, args.profile, args.package)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rxverify", description="Verification of the prescription-platform migration."
@@ -185,6 +250,38 @@ def _parser() -> argparse.ArgumentParser:
     ledger.add_argument("--patient", help="only writes about this test patient")
     ledger.add_argument("--reports", help="reports folder (default ./reports)")
     ledger.set_defaults(func=_ledger)
+
+    report = sub.add_parser("report", help="the Allure HTML report of reports/allure-results (one self-contained file)")
+    report.add_argument("--reports", help="reports folder (default ./reports)")
+    report.add_argument("--results", help="Allure results folder (default <reports>/allure-results)")
+    report.add_argument("--output", help="report folder (default <reports>/allure-report)")
+    report.add_argument("--tools", help="folder with package-lock.json for the Allure command line (default .)")
+    report.add_argument("--target", default="local", help="target whose test-patient registry the scan uses")
+    report.add_argument("--targets", help="targets file (default contracts/targets.toml)")
+    report.add_argument("--no-probe", action="store_true", help="take platform versions from the run records only")
+    report.set_defaults(func=_report)
+
+    gate = sub.add_parser("gate", help="apply contracts/release-criteria.toml: GO (exit 0) or NO-GO (exit 1)")
+    gate.add_argument("--reports", help="reports folder (default ./reports)")
+    gate.add_argument("--results", help="Allure results folder (default <reports>/allure-results)")
+    gate.add_argument("--criteria", help="release criteria (default contracts/release-criteria.toml)")
+    gate.add_argument("--today", help="the date known issues expire against (default today)")
+    gate.set_defaults(func=_gate)
+
+    loadmodel = sub.add_parser(
+        "loadmodel", help="print the national peak-hour rates per caller and operation and the users they need"
+    )
+    loadmodel.add_argument("--model", default="loadtests/model.toml", help="load model (default loadtests/model.toml)")
+    loadmodel.add_argument("--scale", type=float, default=1.0, help="scale factor of the national peak (default 1)")
+    loadmodel.set_defaults(func=_loadmodel)
+
+    fhir = sub.add_parser("fhir", help="FHIR profile validation, offline, from the conformance resources")
+    fhir_sub = fhir.add_subparsers(dest="fhir_command", required=True)
+    fhir_validate = fhir_sub.add_parser("validate", help="validate resource files (exit 1 when any has an error)")
+    fhir_validate.add_argument("files", nargs="+", metavar="FILE", help="FHIR resources as JSON")
+    fhir_validate.add_argument("--profile", help="validate against this profile (canonical URL)")
+    fhir_validate.add_argument("--package", help="package folder or .tgz (default contracts/fhir)")
+    fhir_validate.set_defaults(func=_fhir_validate)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""FHIR conformance, offline: package loading, profile validation and profile-driven generation."""

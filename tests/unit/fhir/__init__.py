@@ -1,0 +1,1 @@
+"""Tests of rxverify.fhir (issue 4)."""
