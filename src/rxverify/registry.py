@@ -59,6 +59,14 @@ class Registry:
             raise UserError(f"test-patient registry {path} lists no patients")
         self.patients: tuple[TestPatient, ...] = tuple(patients)
 
+    def subset(self, patients: tuple[TestPatient, ...] | list[TestPatient]) -> Registry:
+        """A registry of some of these patients (same source and synthetic flag)."""
+        chosen = object.__new__(Registry)
+        chosen.path, chosen.synthetic, chosen.source = self.path, self.synthetic, self.source
+        chosen.created, chosen.allowed_classes = self.created, self.allowed_classes
+        chosen.patients = tuple(patients)
+        return chosen
+
     @cached_property
     def ids(self) -> frozenset[str]:
         """The registered 12-digit numbers."""

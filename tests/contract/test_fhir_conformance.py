@@ -6,6 +6,7 @@ import pytest
 import schemathesis
 from hypothesis import reject
 
+from rxverify.checks.fhir_rules import FHIR_CHECKS
 from rxverify.contract import label_case
 from rxverify.guard import GuardedSession, RequestRefused
 
@@ -21,6 +22,6 @@ def test_fhir_operation_conforms(
     """Every FHIR interaction answers as the contract declares (schemathesis's checks)."""
     label_case(case, platform)
     try:
-        case.call_and_validate(base_url=fhir_url, session=rx_session)
+        case.call_and_validate(base_url=fhir_url, session=rx_session, additional_checks=FHIR_CHECKS)
     except RequestRefused:
         reject()

@@ -449,7 +449,12 @@ class Validator:
         return run.issues
 
     def _profiles(self, resource: dict[str, Any], rtype: str, loc: str, explicit: list[str] | None, run: _Run) -> None:
+        claimed = set((resource.get("meta") or {}).get("profile") or []) - set(explicit or [])
         for url in self.profiles_for(resource, explicit):
+            if url in claimed and (self.package.find(url) or {}).get("resourceType") != "StructureDefinition":
+                # a profile the resource claims but the package lacks: said, as the HL7 validator does
+                run.add("warning", "not-found", f"{loc}.meta.profile", f"profile {url} is not in the package")
+                continue
             plan = self.plan(url)
             if plan.type != rtype:
                 run.add("error", "structure", loc, f"profile {url} is for {plan.type}, not {rtype}")
