@@ -1,0 +1,138 @@
+"""Run records: what each suite run was about, for the report's environment and the gate's safety criterion.
+
+Every run of a suite (contract, load, verify) writes one file, `reports/runs/<suite>-<UTC
+stamp>-<pid>.json`, when it ends; one file per run so that parallel processes (Locust
+workers, pytest-xdist) never write the same file:
+
+    {
+      "suite": "contract",                 # contract | load | verify | ...
+      "run": "20261125T101500.123456Z-4242",
+      "started": "2026-11-25T10:15:00.123Z", "finished": "2026-11-25T10:19:30.456Z",
+      "target": "local", "environmentClass": "local",
+      "seed": 1234567,                     # null when the suite has none
+      "release": "21.0",                   # null when not known to the suite
+      "platforms": {                       # what each platform reported on GET /status during the run
+        "old": {"legacy": "http://127.0.0.1:40001/legacy", "status": {"product": "...", "version": "..."}},
+        "new": {"legacy": "...", "fhir": "...", "status": {...}}
+      },
+      "guard": {"sent": 6095, "refused": {"identity": 0, "plan": 0, "operation": 0, "window": 0}}
+    }
+
+`guard` is the guard's counts (`Guard.counts`): `passed` becomes `sent`, every other reason is
+a refusal. `write_run_record` writes this shape; the report and the gate read it with
+`read_run_records`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rxverify.errors import UserError
+
+RUNS_DIR = "runs"
+
+
+@dataclass
+class RunRecord:
+    """One suite run as its record tells it."""
+
+    path: Path
+    suite: str
+    run: str
+    target: str
+    environment_class: str
+    finished: str = ""
+    seed: int | None = None
+    release: str | None = None
+    platforms: dict[str, dict[str, Any]] = field(default_factory=dict)
+    sent: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def refusals(self) -> int:
+        """How many requests the guard refused in this run."""
+        return sum(self.refused.values())
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def write_run_record(
+    reports: Path,
+    *,
+    suite: str,
+    target: str,
+    environment_class: str,
+    guard_counts: Mapping[str, int],
+    started: str | None = None,
+    seed: int | None = None,
+    release: str | None = None,
+    platforms: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Path:
+    """Write one run's record under reports/runs/ (see the module docstring for the shape)."""
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+    run = f"{stamp}-{os.getpid()}"
+    document = {
+        "suite": suite,
+        "run": run,
+        "started": started,
+        "finished": _now(),
+        "target": target,
+        "environmentClass": environment_class,
+        "seed": seed,
+        "release": release,
+        "platforms": {name: dict(info) for name, info in (platforms or {}).items()},
+        "guard": {
+            "sent": int(guard_counts.get("passed", 0)),
+            "refused": {k: int(v) for k, v in guard_counts.items() if k != "passed"},
+        },
+    }
+    directory = reports / RUNS_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{suite}-{run}.json"
+    path.write_text(json.dumps(document, ensure_ascii=False, indent=1), encoding="utf-8")
+    return path
+
+
+def _record(path: Path, document: Any) -> RunRecord:
+    try:
+        guard = document.get("guard") or {}
+        refused = {str(k): int(v) for k, v in (guard.get("refused") or {}).items()}
+        seed = document.get("seed")
+        return RunRecord(
+            path=path,
+            suite=str(document["suite"]),
+            run=str(document.get("run", path.stem)),
+            target=str(document.get("target", "")),
+            environment_class=str(document.get("environmentClass", "")),
+            finished=str(document.get("finished") or ""),
+            seed=int(seed) if seed is not None else None,
+            release=str(document["release"]) if document.get("release") else None,
+            platforms={str(k): dict(v) for k, v in (document.get("platforms") or {}).items()},
+            sent=int(guard.get("sent", 0)),
+            refused=refused,
+        )
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"run record {path} is malformed ({type(exc).__name__}: {exc})") from None
+
+
+def read_run_records(reports: Path) -> list[RunRecord]:
+    """Every run record under reports/runs/, oldest first; a malformed one is a UserError naming it."""
+    directory = reports / RUNS_DIR
+    records = []
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"run record {path} cannot be read: {exc}") from None
+        if not isinstance(document, dict):
+            raise UserError(f"run record {path} is not a JSON object")
+        records.append(_record(path, document))
+    return sorted(records, key=lambda r: (r.finished, r.path.name))
