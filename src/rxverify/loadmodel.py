@@ -31,6 +31,13 @@ class LoadModel:
     rates: tuple[OperationRate, ...]
     think_times: dict[str, float]
     raw: dict[str, Any]
+    response_time_s: float = 0.1  # [users] response_time_s (an assumption) for Little's law
+    vu_budget_s: float = 1.0  # [users] vu_budget_s (an assumption): open-model pool per caller
+
+    @property
+    def callers(self) -> tuple[str, ...]:
+        """The callers, in the model's order."""
+        return tuple(self.think_times)
 
     @property
     def total_per_second(self) -> float:
@@ -106,4 +113,82 @@ def load_model(path: Path) -> LoadModel:
                     str(entry.get("source", "")),
                 )
             )
-    return LoadModel(items, visits, prescriptions, tuple(rates), think, raw)
+    users = raw.get("users", {})
+    response_time = _value(users, "response_time_s", f"{path} [users]") if "response_time_s" in users else 0.1
+    budget = _value(users, "vu_budget_s", f"{path} [users]") if "vu_budget_s" in users else 1.0
+    if response_time < 0 or budget <= 0 or any(t < 0 for t in think.values()):
+        raise UserError(f"load model {path}: response, think and budget times must be positive")
+    return LoadModel(items, visits, prescriptions, tuple(rates), think, raw, response_time, budget)
+
+
+@dataclass(frozen=True)
+class CallerLoad:
+    """What one caller brings at scale factor S: its rate and the users Little's law gives it."""
+
+    caller: str
+    per_second: float  # requests per second at the scale
+    think_time_s: float
+    response_time_s: float
+    users: float  # Little's law: per_second x (response_time_s + think_time_s)
+    vus: float  # open model: per_second x vu_budget_s
+
+
+def caller_loads(model: LoadModel, scale: float = 1.0, skip: frozenset[str] = frozenset()) -> list[CallerLoad]:
+    """Each caller's rate at scale factor `scale` and the users it needs (operations in `skip` left out)."""
+    loads = []
+    for caller in model.callers:
+        rate = scale * sum(r.per_second for r in model.rates if r.caller == caller and r.operation not in skip)
+        think = model.think_times[caller]
+        loads.append(
+            CallerLoad(
+                caller,
+                rate,
+                think,
+                model.response_time_s,
+                rate * (model.response_time_s + think),
+                rate * model.vu_budget_s,
+            )
+        )
+    return loads
+
+
+def _said(source: str) -> str:
+    return source.removeprefix("assumption: ")
+
+
+def describe(model: LoadModel, scale: float, path: Path) -> list[str]:
+    """The lines `rxverify loadmodel` prints: rates per caller and operation, users, scale."""
+    lines = [
+        f"load model {path}: national peak hour, scale factor {scale:g}",
+        f"  peak hour: {model.items_per_peak_hour:,.0f} dispensed items, {model.visits_per_peak_hour:,.0f} "
+        f"pickup visits, {model.prescriptions_per_peak_hour:,.0f} prescriptions",
+    ]
+    shape = model.raw.get("shape", {})
+    for key, entry in shape.items():
+        if isinstance(entry, dict):
+            mark = "ASSUMPTION" if entry.get("assumption") else "source"
+            lines.append(f"  {key} = {entry.get('value')}  [{mark}: {_said(entry.get('source', ''))}]")
+    lines.append("rates (requests/s at this scale):")
+    for caller in model.callers:
+        lines.append(f"  {caller}:")
+        for r in model.rates:
+            if r.caller == caller:
+                mark = "ASSUMPTION" if r.assumption else "source"
+                lines.append(f"    {r.operation:<28} {r.per_second * scale:9.3f}/s  [{mark}: {_said(r.source)}]")
+    users = model.raw.get("users", {})
+    lines.append(
+        "users by Little's law: users = rate x (response time + think time); "
+        f"response time {model.response_time_s:g} s "
+        f"[{'ASSUMPTION' if users.get('response_time_s', {}).get('assumption', True) else 'source'}]"
+    )
+    total_users = 0.0
+    for load in caller_loads(model, scale):
+        spec = model.raw.get("callers", {}).get(load.caller, {}).get("think_time_s", {})
+        mark = "ASSUMPTION" if isinstance(spec, dict) and spec.get("assumption") else "source"
+        lines.append(
+            f"  {load.caller:<20} {load.per_second:9.3f}/s x ({load.response_time_s:g} s + {load.think_time_s:g} s "
+            f"think [{mark}]) = {load.users:8.1f} users; open model: {max(1.0, load.vus):.0f} VUs"
+        )
+        total_users += load.users
+    lines.append(f"total: {model.total_per_second * scale:.3f} requests/s, {total_users:.1f} users (closed model)")
+    return lines

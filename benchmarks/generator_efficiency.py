@@ -1,0 +1,134 @@
+"""Requests per second per generator core: the realistic scenario mix against a bare FastHttpUser.
+
+One embedded platform (old, legacy interface) is started on loopback; in the same run, in
+interleaved rounds, Locust drives it with
+- bare: a FastHttpUser with no wait hitting one endpoint (GET KontrolleraArbetsplatskod) with a
+  ticket, nothing else: Locust's own cost per request;
+- mix: loadtests/locustfile.py, the three callers with the model's weights, closed model with
+  the think times scaled to nothing (saturation), every request through the guard (identity
+  scan, ledger of writes), every response time recorded exactly for the SLO check.
+Generator CPU is the Locust process's CPU time from test start to its end (the SLO check at the
+end included for the mix). Prints requests per CPU second of each and the ratio (aim: >= 0.6).
+Loopback only; each run is bounded.
+
+    python benchmarks/generator_efficiency.py [--seconds 15] [--rounds 2] [--users 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+from rxverify.local import local_platforms
+from rxverify.tickets import TicketMinter, load_actors
+
+ROOT = Path(__file__).resolve().parents[1]
+AIM = 0.6  # issue 6: the realistic mix at least 0.6 of a bare FastHttpUser's requests per core
+THINK_SCALE = 1e-6  # the model's think times scaled to nothing: the generator runs flat out
+
+BARE = textwrap.dedent(
+    """
+    import json, os, time
+    from locust import FastHttpUser, events, task
+
+    TICKET = os.environ["RXBENCH_TICKET"]
+    marks = {}
+
+    class Bare(FastHttpUser):
+        host = os.environ["RXBENCH_HOST"]
+
+        @task
+        def check_workplace_code(self):
+            self.client.get("/arbetsplatskoder/4000000", headers={"Authorization": TICKET},
+                            name="KontrolleraArbetsplatskod")
+
+    @events.test_start.add_listener
+    def _start(environment, **_):
+        marks["cpu"] = time.process_time()
+
+    @events.quitting.add_listener
+    def _end(environment, **_):
+        total = environment.runner.stats.total
+        out = {"requests": total.num_requests, "failures": total.num_failures,
+               "cpu_s": time.process_time() - marks["cpu"]}
+        with open(os.environ["RXBENCH_OUT"], "w") as f:
+            json.dump(out, f)
+    """
+)
+
+
+def _run(cmd: list[str], env: dict[str, str], timeout: float) -> None:
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode not in (0, 1):
+        sys.exit(f"generator_efficiency: locust failed ({proc.returncode}): {proc.stderr[-800:]}")
+
+
+def bare(base: str, ticket: str, seconds: float, users: int, tmp: Path) -> tuple[float, int]:
+    """Requests per CPU second of the bare FastHttpUser, and its requests."""
+    lf, out = tmp / "bare_locustfile.py", tmp / "bare.json"
+    lf.write_text(BARE, encoding="utf-8")
+    env = {**os.environ, "RXBENCH_HOST": base + "/legacy", "RXBENCH_TICKET": ticket, "RXBENCH_OUT": str(out)}
+    cmd = [sys.executable, "-m", "locust", "-f", str(lf), "--headless", "-u", str(users), "-r", str(users),
+           "-t", f"{seconds:g}s", "--only-summary", "--loglevel", "WARNING"]  # fmt: skip
+    _run(cmd, env, seconds + 60)
+    data = json.loads(out.read_text(encoding="utf-8"))
+    return data["requests"] / data["cpu_s"], data["requests"]
+
+
+def mix(base: str, key_file: Path, seconds: float, users: int, tmp: Path) -> tuple[float, int, float]:
+    """Requests per CPU second of the realistic mix (guard and SLO check included), requests, failure ratio."""
+    reports = tmp / "reports"
+    cmd = [sys.executable, "-m", "locust", "-f", "loadtests/locustfile.py", "--headless",
+           "--config", "loadtests/profiles/smoke.conf", "--platform", "old", "--old-url", base,
+           "--ticket-key-file", str(key_file), "--arrival", "closed", "--think-scale", f"{THINK_SCALE:g}",
+           "--duration", f"{seconds:g}", "--reports", str(reports), "--csv", str(reports / "load" / "bench"),
+           "--seed-patients", "216", "--loglevel", "WARNING"]  # fmt: skip
+    # the closed model's users come from Little's law: scale so that they are about `users`
+    cmd += ["--scale", f"{users / 0.1 / 54.3:g}"]
+    _run(cmd, dict(os.environ), seconds + 90)
+    summary = json.loads((reports / "load" / "smoke-summary.json").read_text(encoding="utf-8"))
+    return summary["generator"]["requests_per_cpu_s"], summary["requests"], summary["failure_ratio"] or 0.0
+
+
+def main() -> int:
+    """Run the rounds and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=15.0, help="seconds per run (default 15)")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default 2)")
+    parser.add_argument("--users", type=int, default=20, help="concurrent users of each run (default 20)")
+    args = parser.parse_args()
+    actors = load_actors(ROOT / "contracts" / "testdata" / "test-actors.json")
+    with local_platforms(platforms=("old",)) as running, tempfile.TemporaryDirectory() as tmpdir:
+        assert running.old is not None
+        base = running.old.base_url
+        tmp = Path(tmpdir)
+        key_file = tmp / "ticket.key"
+        key_file.write_bytes(running.key)
+        ticket = "Bearer " + TicketMinter(running.key, actors).ticket("pharmacy")
+        bare_rates, mix_rates = [], []
+        for r in range(args.rounds):
+            started = time.monotonic()
+            b, b_n = bare(base, ticket, args.seconds, args.users, tmp)
+            m, m_n, m_fail = mix(base, key_file, args.seconds, args.users, tmp)
+            bare_rates.append(b)
+            mix_rates.append(m)
+            print(f"round {r + 1}: bare {b:8.0f} req/CPU s ({b_n} requests); mix {m:8.0f} req/CPU s "
+                  f"({m_n} requests, failure ratio {m_fail:.4f}); {time.monotonic() - started:.0f} s")  # fmt: skip
+    b, m = statistics.median(bare_rates), statistics.median(mix_rates)
+    ratio = m / b
+    print(f"bare FastHttpUser, one endpoint:        {b:8.0f} requests per generator CPU second")
+    print(f"realistic mix (guard, ledger, SLO data): {m:8.0f} requests per generator CPU second")
+    print(f"ratio mix / bare: {ratio:.2f} (aim >= {AIM}): {'met' if ratio >= AIM else 'NOT met'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Load tests: the guarded Locust client, the open model, exact latencies, SLOs and reports."""

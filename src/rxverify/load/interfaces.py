@@ -1,0 +1,449 @@
+"""The work of the callers as requests: on the old service interface (legacy) or on the FHIR API.
+
+`--platform old` and `--platform new` send the legacy requests (to the old platform, or to the
+new platform through its transformer); `--platform fhir` sends the FHIR requests of the new
+platform. Request names group URLs with ids: the legacy operationId (`HamtaAktuellaOrdinationer`)
+or the FHIR interaction (`MedicationRequest?patient&status`).
+
+Work with no FHIR counterpart in contracts/openapi/fhir.yaml is not sent on `fhir`: reserving
+dispensing ids (the pharmacy system makes the dispensing id itself), cancelling a prescription
+(the FHIR API has no update) and checking a workplace code; the care system's patient look-up
+reads the patient's consent (`Consent?patient`), the part of HamtaPatientInfo FHIR has.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Protocol
+
+import requests
+
+from rxverify.load.client import document
+
+PERSONNUMMER = "http://electronichealth.se/identifier/personnummer"
+SAMORDNINGSNUMMER = "http://electronichealth.se/identifier/samordningsnummer"
+DISPENSING_ID = "http://electronichealth.se/identifier/nlldispensingid"
+NPL_PACK_ID = "http://electronichealth.se/identifier/nplpackid"
+NLL_TAGS = "http://electronichealth.se/fhir/CodeSystem/nll-tags"
+PRESCRIPTION_ID = "http://electronichealth.se/identifier/nllmedicationrequestid"
+NLL_UNITS = "http://electronichealth.se/fhir/CodeSystem/nll-units"
+HSA_ID = "urn:oid:1.2.752.29.4.19"
+PRESCRIBER_CODE = "urn:oid:1.2.752.116.3.1.2"
+GLN = "urn:oid:1.3.88"
+WORKPLACE_CODE_EXT = "http://electronichealth.se/fhir/StructureDefinition/nll-workplace-code"
+PRESCRIPTION_CHAIN_ID = "http://electronichealth.se/identifier/nllprescriptionchainid"
+PRESCRIPTION_FORMAT = "http://electronichealth.se/fhir/CodeSystem/nll-prescription-format"
+USER_AGENT = "rxverify-load/0.1"
+# a product every test prescription names (the example of legacy.yaml)
+MEDICINE = {"nplPackId": "19990101100001", "namn": "Alvedon 500 mg tablett"}
+DOSAGE = "1 tablett 3 gånger dagligen vid behov"
+SEED_WITHDRAWALS = 12  # the most a prescription allows (legacy.yaml antalUttag maximum)
+# A withdrawal or cancellation can meet a prescription another caller just completed or
+# cancelled: a correct answer of the platform under concurrent load, not a failure.
+LEGACY_RACES = frozenset({"SLUTEXPEDIERAD", "MAKULERAD", "EJ_MAKULERBAR"})
+
+
+@dataclass
+class Dispensable:
+    """A prescription a pharmacy may withdraw against."""
+
+    person_id: str
+    prescription_id: str
+    packages: int
+
+
+@dataclass
+class Withdrawal:
+    """A withdrawal made, to be reported to the medication list."""
+
+    person_id: str
+    prescription_id: str
+    dispensing_id: str
+    packages: int
+
+
+class Vu(Protocol):
+    """What the interfaces need of a virtual user."""
+
+    client: Any
+    context_id: str
+
+    def auth(self) -> str:
+        """The Authorization header value of this user's test actor."""
+        ...
+
+    def actor(self) -> dict[str, Any]:
+        """This user's test actor (contracts/testdata/test-actors.json)."""
+        ...
+
+
+def _body(document: Any) -> bytes:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _json(response: Any) -> Any:
+    return document(response)
+
+
+def patient_system(person_id: str) -> str:
+    """The FHIR identifier system of a 12-digit number (samordningsnummer: day of birth + 60)."""
+    return SAMORDNINGSNUMMER if int(person_id[6:8]) > 60 else PERSONNUMMER
+
+
+class _Checked:
+    """A response context that accepts the expected statuses (and named races) and fails the rest."""
+
+    @staticmethod
+    def judge(response: Any, ok: tuple[int, ...], race: Callable[[Any], bool] | None = None) -> Any:
+        status = response.status_code
+        if status in ok or (status == 409 and race is not None and race(response)):
+            response.success()
+            return response if status in ok else None  # parsed only by the work that reads it
+        response.failure(f"status {status}: {(response.text or '')[:200] if status else response.error}")
+        return None
+
+
+class Legacy:
+    """The old service interface (REST/JSON rendering, contracts/openapi/legacy.yaml)."""
+
+    name = "legacy"
+
+    def _headers(self, vu: Vu) -> dict[str, str]:
+        return {"Authorization": vu.auth(), "Content-Type": "application/json", "Accept": "application/json"}
+
+    def _send(
+        self,
+        vu: Vu,
+        method: str,
+        path: str,
+        name: str,
+        body: Any = None,
+        ok: tuple[int, ...] = (200,),
+        race: bool = False,
+    ) -> Any:
+        data = _body(body) if body is not None else None
+        with vu.client.request(
+            method, path, name=name, data=data, headers=self._headers(vu), catch_response=True
+        ) as response:
+            return _Checked.judge(response, ok, self._race if race else None)
+
+    @staticmethod
+    def _race(response: Any) -> bool:
+        return (_json(response) or {}).get("kod") in LEGACY_RACES
+
+    def current_prescriptions(self, vu: Vu, person_id: str) -> list[Dispensable]:
+        """HamtaAktuellaOrdinationer: the patient's current prescriptions with withdrawals left."""
+        answer = self._send(vu, "GET", f"/patienter/{person_id}/ordinationer/aktuella", "HamtaAktuellaOrdinationer")
+        doc = _json(answer) if answer is not None else None
+        return [
+            Dispensable(person_id, o["ordinationId"], o["antalForpackningar"])
+            for o in (doc or {}).get("ordinationer", [])
+            if o.get("status") == "Aktiv" and o.get("uttagKvar", 0) > 0
+        ]
+
+    def history(self, vu: Vu, person_id: str) -> None:
+        """HamtaOrdinationshistorik: every prescription with its withdrawals."""
+        self._send(vu, "GET", f"/patienter/{person_id}/ordinationer/historik", "HamtaOrdinationshistorik")
+
+    def patient_info(self, vu: Vu, person_id: str) -> None:
+        """HamtaPatientInfo."""
+        self._send(vu, "GET", f"/patienter/{person_id}", "HamtaPatientInfo")
+
+    def reserve_dispensing_ids(self, vu: Vu, count: int) -> list[str]:
+        """HamtaExpeditionsId: `count` dispensing ids."""
+        answer = self._send(vu, "POST", "/expeditionsid", "HamtaExpeditionsId", {"antal": count})
+        doc = _json(answer) if answer is not None else None
+        return list((doc or {}).get("expeditionsIdn", []))
+
+    def withdraw(self, vu: Vu, item: Dispensable, dispensing_id: str) -> Withdrawal | None:
+        """GodkannUttag: one withdrawal against a prescription."""
+        doc = self._send(
+            vu,
+            "POST",
+            f"/ordinationer/{item.prescription_id}/uttag",
+            "GodkannUttag",
+            {"expeditionsId": dispensing_id, "antalForpackningar": item.packages},
+            race=True,
+        )
+        if doc is None:
+            return None
+        return Withdrawal(item.person_id, item.prescription_id, dispensing_id, item.packages)
+
+    def report(self, vu: Vu, done: Withdrawal) -> None:
+        """RapporteraExpeditionLF: report a withdrawal to the medication list."""
+        self._send(vu, "POST", "/lakemedelsforteckning/expeditioner", "RapporteraExpeditionLF", {
+            "expeditionsId": done.dispensing_id, "personId": done.person_id,
+            "ordinationId": done.prescription_id, "antalForpackningar": done.packages,
+        }, ok=(201,))  # fmt: skip
+
+    def record_consent(self, vu: Vu, person_id: str) -> None:
+        """UppdateraSamtycke: consent given (kept given, so the medication list stays readable)."""
+        self._send(vu, "PUT", f"/patienter/{person_id}/samtycke", "UppdateraSamtycke", {"samtycke": True})
+
+    def medication_list(self, vu: Vu, person_id: str) -> None:
+        """HamtaLakemedelsforteckning."""
+        self._send(vu, "GET", f"/patienter/{person_id}/lakemedelsforteckning", "HamtaLakemedelsforteckning")
+
+    def write_prescription(self, vu: Vu, person_id: str) -> str | None:
+        """SkapaOrdinationVard: a new prescription; returns its id."""
+        answer = self._send(vu, "POST", "/ordinationer", "SkapaOrdinationVard", new_prescription(person_id), ok=(201,))
+        return (_json(answer) or {}).get("ordinationId") if answer is not None else None
+
+    def cancel(self, vu: Vu, prescription_id: str) -> None:
+        """MakuleraOrdination."""
+        self._send(
+            vu,
+            "POST",
+            f"/ordinationer/{prescription_id}/makulering",
+            "MakuleraOrdination",
+            {"orsak": "FEL_DOSERING"},
+            race=True,
+        )
+
+    def check_workplace_code(self, vu: Vu, code: str) -> None:
+        """KontrolleraArbetsplatskod."""
+        self._send(vu, "GET", f"/arbetsplatskoder/{code}", "KontrolleraArbetsplatskod")
+
+    def seed(
+        self,
+        http: requests.Session,
+        auth: str,
+        base: str,
+        person_id: str,
+        prescriptions: int,
+        prescriber: dict[str, Any],
+    ) -> None:
+        """Consent and `prescriptions` prescriptions for one test patient (synchronous, guarded session)."""
+        headers = {"Authorization": auth, "Content-Type": "application/json"}
+        _seeded(
+            http.put(
+                f"{base}/patienter/{person_id}/samtycke", data=_body({"samtycke": True}), headers=headers, timeout=30
+            )
+        )
+        for _ in range(prescriptions):
+            _seeded(
+                http.post(f"{base}/ordinationer", data=_body(new_prescription(person_id)), headers=headers, timeout=30)
+            )
+
+
+def new_prescription(person_id: str) -> dict[str, Any]:
+    """A prescription from care for a test patient (SkapaOrdinationVard body)."""
+    return {
+        "personId": person_id, "lakemedel": MEDICINE, "doseringstext": DOSAGE,
+        "antalForpackningar": 1, "antalUttag": SEED_WITHDRAWALS, "forskrivningstyp": "ELEKTRONISK",
+    }  # fmt: skip
+
+
+def _seeded(response: requests.Response) -> None:
+    if response.status_code >= 400:
+        raise SeedError(f"{response.request.method} {response.status_code}: {response.text[:200]}")
+
+
+class SeedError(Exception):
+    """The platform refused the data the run needs."""
+
+
+class Fhir:
+    """The new platform's FHIR API (contracts/openapi/fhir.yaml)."""
+
+    name = "fhir"
+
+    def _headers(self, vu: Vu) -> dict[str, str]:
+        return {
+            "Authorization": vu.auth(), "Accept": "application/fhir+json",
+            "Content-Type": "application/fhir+json", "x-request-id": str(uuid.uuid4()),
+            "x-context-id": vu.context_id, "x-user-agent": USER_AGENT,
+        }  # fmt: skip
+
+    def _send(
+        self,
+        vu: Vu,
+        method: str,
+        path: str,
+        name: str,
+        body: Any = None,
+        ok: tuple[int, ...] = (200,),
+        race: bool = False,
+    ) -> Any:
+        data = _body(body) if body is not None else None
+        with vu.client.request(
+            method, path, name=name, data=data, headers=self._headers(vu), catch_response=True
+        ) as response:
+            return _Checked.judge(response, ok, (lambda _: True) if race else None)
+
+    @staticmethod
+    def _token(person_id: str) -> str:
+        return f"{patient_system(person_id)}|{person_id}"
+
+    def current_prescriptions(self, vu: Vu, person_id: str) -> list[Dispensable]:
+        """MedicationRequest search: the patient's active prescriptions."""
+        answer = self._send(
+            vu,
+            "GET",
+            f"/MedicationRequest?patient-identifier={self._token(person_id)}&status=active",
+            "MedicationRequest?patient&status",
+        )
+        found = []
+        for entry in ((_json(answer) if answer is not None else None) or {}).get("entry", []):
+            res = entry.get("resource", {})
+            request = res.get("dispenseRequest", {})
+            found.append(
+                Dispensable(person_id, res.get("id", ""), int((request.get("quantity") or {}).get("value", 1)))
+            )
+        return found
+
+    def history(self, vu: Vu, person_id: str) -> None:
+        """MedicationRequest search: every prescription of the patient."""
+        self._send(
+            vu, "GET", f"/MedicationRequest?patient-identifier={self._token(person_id)}", "MedicationRequest?patient"
+        )
+
+    def patient_info(self, vu: Vu, person_id: str) -> None:
+        """Consent search: the patient's consent (the part of HamtaPatientInfo FHIR has)."""
+        self._send(vu, "GET", f"/Consent?patient-identifier={self._token(person_id)}", "Consent?patient")
+
+    def reserve_dispensing_ids(self, vu: Vu, count: int) -> list[str]:
+        """No request: on FHIR the pharmacy system makes its dispensing ids itself."""
+        return [str(uuid.uuid4()) for _ in range(count)]
+
+    def _dispense(
+        self, item: Dispensable | Withdrawal, dispensing_id: str, reported: bool, pharmacy: dict[str, Any]
+    ) -> dict[str, Any]:
+        resource: dict[str, Any] = {
+            "resourceType": "MedicationDispense",
+            "identifier": [{"system": DISPENSING_ID, "value": dispensing_id}],
+            "status": "completed",
+            "medicationCodeableConcept": {
+                "coding": [{"system": NPL_PACK_ID, "code": MEDICINE["nplPackId"]}], "text": MEDICINE["namn"],
+            },
+            "subject": {"identifier": {"system": patient_system(item.person_id), "value": item.person_id}},
+            "authorizingPrescription": [{"reference": f"MedicationRequest/{item.prescription_id}"}],
+            "quantity": packages(item.packages),
+            "performer": [{"actor": {"identifier": {"system": GLN, "value": pharmacy["gln"]}}}],
+            "whenHandedOver": _now(),
+        }  # fmt: skip
+        if reported:
+            resource["meta"] = {"tag": [{"system": NLL_TAGS, "code": "reported-to-lf"}]}
+        return resource
+
+    def withdraw(self, vu: Vu, item: Dispensable, dispensing_id: str) -> Withdrawal | None:
+        """MedicationDispense create: one withdrawal."""
+        doc = self._send(
+            vu,
+            "POST",
+            "/MedicationDispense",
+            "MedicationDispense",
+            self._dispense(item, dispensing_id, False, vu.actor()),
+            ok=(201,),
+            race=True,
+        )
+        if doc is None:
+            return None
+        return Withdrawal(item.person_id, item.prescription_id, dispensing_id, item.packages)
+
+    def report(self, vu: Vu, done: Withdrawal) -> None:
+        """MedicationDispense create, tagged reported-to-lf: the report to the medication list."""
+        self._send(
+            vu,
+            "POST",
+            "/MedicationDispense",
+            "MedicationDispense (report)",
+            self._dispense(done, done.dispensing_id, True, vu.actor()),
+            ok=(201,),
+        )
+
+    def record_consent(self, vu: Vu, person_id: str) -> None:
+        """Consent create (active)."""
+        self._send(vu, "POST", "/Consent", "Consent", consent(person_id), ok=(201,))
+
+    def medication_list(self, vu: Vu, person_id: str) -> None:
+        """MedicationDispense search: the patient's dispensings."""
+        self._send(
+            vu, "GET", f"/MedicationDispense?patient-identifier={self._token(person_id)}", "MedicationDispense?patient"
+        )
+
+    def write_prescription(self, vu: Vu, person_id: str) -> str | None:
+        """MedicationRequest create."""
+        answer = self._send(
+            vu, "POST", "/MedicationRequest", "MedicationRequest", medication_request(person_id, vu.actor()), ok=(201,)
+        )
+        return (_json(answer) or {}).get("id") if answer is not None else None
+
+    def cancel(self, vu: Vu, prescription_id: str) -> None:
+        """No request: fhir.yaml has no update of a MedicationRequest."""
+
+    def check_workplace_code(self, vu: Vu, code: str) -> None:
+        """No request: fhir.yaml has no workplace-code check."""
+
+    def seed(
+        self,
+        http: requests.Session,
+        auth: str,
+        base: str,
+        person_id: str,
+        prescriptions: int,
+        prescriber: dict[str, Any],
+    ) -> None:
+        """Consent and `prescriptions` prescriptions for one test patient (synchronous, guarded session)."""
+        headers = {
+            "Authorization": auth, "Content-Type": "application/fhir+json", "x-request-id": "",
+            "x-context-id": str(uuid.uuid4()), "x-user-agent": USER_AGENT,
+        }  # fmt: skip
+        for path, body in [("Consent", consent(person_id))] + [
+            ("MedicationRequest", medication_request(person_id, prescriber)) for _ in range(prescriptions)
+        ]:
+            headers["x-request-id"] = str(uuid.uuid4())
+            _seeded(http.post(f"{base}/{path}", data=_body(body), headers=headers, timeout=30))
+
+
+def packages(count: int) -> dict[str, Any]:
+    """A quantity of packages (NLL units)."""
+    return {"value": count, "unit": "förpackning", "system": NLL_UNITS, "code": "pkg"}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def consent(person_id: str) -> dict[str, Any]:
+    """An active NLL Consent for a test patient."""
+    return {
+        "resourceType": "Consent", "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                              "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"identifier": {"system": patient_system(person_id), "value": person_id}},
+        "dateTime": _now(),
+        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+    }  # fmt: skip
+
+
+def medication_request(person_id: str, prescriber: dict[str, Any]) -> dict[str, Any]:
+    """An active NLL MedicationRequest for a test patient, written by a test prescriber."""
+    return {
+        "resourceType": "MedicationRequest", "status": "active", "intent": "order",
+        "contained": [{"resourceType": "Practitioner", "id": "prescriber", "identifier": [
+            {"system": HSA_ID, "value": prescriber["hsaId"]},
+            {"system": PRESCRIBER_CODE, "value": prescriber["forskrivarkod"]},
+        ]}],
+        "extension": [{"url": WORKPLACE_CODE_EXT, "valueString": prescriber["careUnit"]}],
+        "identifier": [{"system": PRESCRIPTION_ID, "value": str(uuid.uuid4())},
+                       {"system": PRESCRIPTION_CHAIN_ID, "value": str(uuid.uuid4())}],
+        "category": [{"coding": [{"system": PRESCRIPTION_FORMAT, "code": "electronic"}]}],
+        "authoredOn": _now(),
+        "requester": {"reference": "#prescriber"},
+        "medicationCodeableConcept": {
+            "coding": [{"system": NPL_PACK_ID, "code": MEDICINE["nplPackId"]}], "text": MEDICINE["namn"],
+        },
+        "subject": {"identifier": {"system": patient_system(person_id), "value": person_id}},
+        "dosageInstruction": [{"text": DOSAGE}],
+        "dispenseRequest": {"numberOfRepeatsAllowed": SEED_WITHDRAWALS - 1, "quantity": packages(1), "validityPeriod": {
+            "start": date.today().isoformat(), "end": (date.today() + timedelta(days=365)).isoformat()}},
+    }  # fmt: skip
+
+
+INTERFACES: dict[str, type[Legacy] | type[Fhir]] = {"old": Legacy, "new": Legacy, "fhir": Fhir}

@@ -1,0 +1,689 @@
+"""The life of a load run inside Locust: options, target, seeding, recording, SLO verdict, reports.
+
+The locustfile wires these functions to Locust's events; they work the same in a single
+process, with `--processes N`, and as master plus workers:
+
+- init: options are validated (bad input is one line and exit 2), the callers get their task
+  weights from the load model, the profile's shape is installed; the master (or the single
+  process) opens the target: the embedded platforms are started on loopback for `--target
+  local`, the target is probed, the test data seeded through the guard (the ledger records it).
+  Workers learn the started platforms' addresses from the options Locust sends them.
+- test_start: workers open the target; where users run, the open model's schedule starts.
+- every request is recorded exactly; workers report their part to the master.
+- quitting (also after SIGTERM): the SLOs are checked, the summary, chart and Allure results
+  written, the exit code set, and the embedded platforms stopped.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import math
+import os
+import random
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from rxverify.errors import UserError
+from rxverify.ledger import Ledger
+from rxverify.load.client import GuardedUser
+from rxverify.load.histogram import Histogram
+from rxverify.load.interfaces import INTERFACES, Fhir, Legacy, SeedError
+from rxverify.load.openmodel import ArrivalSchedule
+from rxverify.load.recorder import OVERALL, Recorder
+from rxverify.load.report import latency_chart, summary, write_allure
+from rxverify.load.slo import Slo, SloSet, Verdict, check, load_slos
+from rxverify.loadmodel import LoadModel, caller_loads, load_model
+from rxverify.local import new_ticket_key
+from rxverify.operations import OperationIndex
+from rxverify.paths import contracts_dir
+from rxverify.session import Run, open_run
+from rxverify.targets import resolve_target
+
+PLATFORMS = ("old", "new", "fhir")
+MODES = ("open", "closed")
+SEED_PRESCRIPTIONS = 2  # per seeded patient, each with the most withdrawals a prescription allows
+PROBE_TIMEOUT_S = 5.0
+TICKET_REFRESH_S = 1800  # tickets live an hour (tickets.TICKET_LIFETIME_S): re-mint after half
+WEIGHT_UNIT = 1000  # task weights: requests per second x this, as integers
+MIN_VUS = 2  # per caller in the open model, so a rare caller still has a pool
+FHIR_UNSENT = frozenset({"HamtaExpeditionsId", "MakuleraOrdination", "KontrolleraArbetsplatskod"})
+
+
+def add_options(parser: Any) -> None:
+    """Register the project's options on Locust's own parser (shown by `locust --help`)."""
+    group = parser.add_argument_group("rxverify", "rxverify: target, platform, load model, SLOs")
+    group.add_argument("--target", default="local", help="target from contracts/targets.toml (default: local, "
+                       "the embedded platforms started on loopback for the run)")  # fmt: skip
+    group.add_argument("--targets-file", default=None, help="targets file (default contracts/targets.toml)")
+    group.add_argument("--contracts", default=None, help="contracts folder (default ./contracts)")
+    group.add_argument("--platform", default="new", help="old: legacy interface of the old platform; new: legacy "
+                       "interface of the new platform (the transformer); fhir: FHIR API of the new platform "
+                       "(default new)")  # fmt: skip
+    group.add_argument("--old-url", default=None, help="base URL of an already running old platform")
+    group.add_argument("--new-url", default=None, help="base URL of an already running new platform")
+    group.add_argument(
+        "--fhir-url", default=None, help="base URL of the new platform's FHIR API, if not <new-url>/fhir"
+    )
+    group.add_argument("--ticket-key-file", default=None, help="ticket key of running local platforms (rxverify serve)")
+    group.add_argument("--fault", action="append", default=None, help="start the local platforms with a seeded fault")
+    group.add_argument("--model", default="loadtests/model.toml", help="load model (default loadtests/model.toml)")
+    group.add_argument("--slo", default="loadtests/slo.toml", help="SLO file (default loadtests/slo.toml)")
+    group.add_argument("--scale", type=float, default=1.0, help="scale factor of the national peak (default 1)")
+    group.add_argument("--shape", default="smoke", help="load profile (shapes.py): smoke, peak, morning, stress, soak")
+    group.add_argument("--arrival", default="open", help="open: iterations at the model's arrival rate (k6's "
+                       "arrival-rate executors); closed: Locust users with think times (default open)")  # fmt: skip
+    group.add_argument("--duration", type=float, default=0.0, help="seconds the profile runs (0: its default)")
+    group.add_argument("--step-seconds", type=float, default=30.0, help="stress: seconds per step")
+    group.add_argument("--max-steps", type=int, default=10, help="stress: steps before giving up")
+    group.add_argument("--seed-patients", type=int, default=24, help="test patients seeded with prescriptions")
+    group.add_argument("--think-scale", type=float, default=1.0, help="closed model: think times x this")
+    group.add_argument("--reports", default="reports", help="reports folder (default ./reports)")
+    group.add_argument("--rx-seeded", default="", help=argparse_suppress())
+
+
+def argparse_suppress() -> str:
+    """Help text that hides an internal option (the master hands it to the workers)."""
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated options of a run."""
+
+    target: str
+    targets_file: Path
+    contracts: Path
+    platform: str
+    model_path: Path
+    slo_path: Path
+    scale: float
+    profile: str
+    arrival: str
+    duration: float
+    step_s: float
+    max_steps: int
+    seed_patients: int
+    think_scale: float
+    reports: Path
+    faults: tuple[str, ...]
+    old_url: str | None
+    new_url: str | None
+    fhir_url: str | None
+    ticket_key_file: str | None
+
+
+def settings_of(options: Any, profiles: Iterable[str]) -> Settings:
+    """Check the options; a bad one is a UserError of one line."""
+    known = sorted(profiles)
+    if options.shape not in known:
+        raise UserError(f"unknown load profile {options.shape!r} (--shape) (known: {', '.join(known)})")
+    if options.platform not in PLATFORMS:
+        raise UserError(f"--platform {options.platform!r}: expected old, new or fhir")
+    if options.arrival not in MODES:
+        raise UserError(f"--arrival {options.arrival!r}: expected open or closed")
+    for name in ("scale", "think_scale", "step_seconds"):
+        if not getattr(options, name) > 0:
+            raise UserError(f"--{name.replace('_', '-')} must be a positive number")
+    if options.duration < 0 or options.seed_patients < 1 or options.max_steps < 1:
+        raise UserError("--duration must not be negative; --seed-patients and --max-steps must be at least 1")
+    contracts = contracts_dir(options.contracts)
+    return Settings(
+        target=options.target,
+        targets_file=Path(options.targets_file or contracts / "targets.toml"),
+        contracts=contracts,
+        platform=options.platform,
+        model_path=Path(options.model),
+        slo_path=Path(options.slo),
+        scale=float(options.scale),
+        profile=options.shape,
+        arrival=options.arrival,
+        duration=float(options.duration),
+        step_s=float(options.step_seconds),
+        max_steps=int(options.max_steps),
+        seed_patients=int(options.seed_patients),
+        think_scale=float(options.think_scale),
+        reports=Path(options.reports),
+        faults=tuple(options.fault or ()),
+        old_url=options.old_url,
+        new_url=options.new_url,
+        fhir_url=options.fhir_url,
+        ticket_key_file=options.ticket_key_file,
+    )
+
+
+def work(operation: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Mark a task as the work that the load model names `operation` (its weight comes from the model)."""
+
+    def mark(fn: Callable[..., Any]) -> Callable[..., Any]:
+        fn.rx_operation = operation  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+@dataclass
+class LoadRun:
+    """Everything a process of a run holds."""
+
+    settings: Settings
+    model: LoadModel
+    slos: SloSet
+    role: str  # local | master | worker
+    callers: list[type[Any]]
+    rates: dict[str, float]  # requests per second per caller at scale 1 (what this interface sends)
+    pool: dict[str, int]  # open model: VUs per caller
+    users: dict[str, float]  # closed model: Little's-law users per caller at the scale
+    recorder: Recorder = field(default_factory=Recorder)
+    stack: ExitStack = field(default_factory=ExitStack)
+    run: Run | None = None
+    interface: Legacy | Fhir | None = None
+    base_url: str = ""
+    patients: list[str] = field(default_factory=list)
+    schedule: ArrivalSchedule | None = None
+    shape: Any = None
+    cpu_mark: float | None = None
+    started_ms: int = 0
+    stress: dict[str, Any] | None = None
+    stress_verdicts: list[Verdict] | None = None
+    finished: bool = False
+    workers: int = 0  # the master's workers at the start
+    interrupted: bool = False  # by SIGTERM
+
+
+ACTIVE: LoadRun | None = None
+
+
+def active() -> LoadRun:
+    """The run of this process."""
+    if ACTIVE is None:
+        raise RuntimeError("no load run is active")
+    return ACTIVE
+
+
+def fail(message: str) -> None:
+    """Bad input: one line, exit 2."""
+    print(f"rxverify: {message}", file=sys.stderr, flush=True)
+    os._exit(2) if ACTIVE is not None and ACTIVE.role == "worker" else sys.exit(2)
+
+
+# ---- init ----
+
+
+def on_init(environment: Any, runner: Any, callers: list[type[Any]], shapes: dict[str, type[Any]]) -> None:
+    """Validate, weigh the callers, install the shape; the master opens and seeds the target."""
+    global ACTIVE
+    from locust.runners import MasterRunner, WorkerRunner
+
+    role = "master" if isinstance(runner, MasterRunner) else "worker" if isinstance(runner, WorkerRunner) else "local"
+    try:
+        settings = settings_of(environment.parsed_options, shapes)
+        model = load_model(settings.model_path)
+        slos = load_slos(settings.slo_path)
+        skip = FHIR_UNSENT if settings.platform == "fhir" else frozenset()
+        rates = _weigh(callers, model, skip)
+        shape = shapes[settings.profile]()
+        shape.runner = runner
+        peak = shape.max_multiplier(settings)
+        loads = {c.caller: c for c in caller_loads(model, settings.scale, skip)}
+        pool = {c: max(MIN_VUS, math.ceil(loads[c].vus * peak)) for c in loads}
+        # Little's law with the think times scaled: users = rate x (response time + think time x think-scale)
+        users = {c: loads[c].per_second * (model.response_time_s + loads[c].think_time_s * settings.think_scale)
+                 for c in loads}  # fmt: skip
+        ACTIVE = LoadRun(settings, model, slos, role, callers, rates, pool, users)
+        ACTIVE.shape = shape
+        environment.shape_class = shape
+        for cls in callers:
+            if settings.arrival == "open":
+                cls.fixed_count = pool[cls.caller]
+            else:
+                cls.weight = max(1, round(users[cls.caller] * 100))
+        if role != "worker":
+            _open(environment, ACTIVE, seed=True)
+            _on_sigterm(runner, ACTIVE)
+    except UserError as exc:
+        _close_quietly()
+        fail(str(exc))
+
+
+def _on_sigterm(runner: Any, load: LoadRun) -> None:
+    """Stop the run on SIGTERM so the reports are written.
+
+    Locust installs its own SIGTERM handler only after a headless shape run has ended, so a
+    SIGTERM during the run would end the process before any report is written.
+    """
+    import signal
+
+    import gevent
+
+    def stop() -> None:
+        load.interrupted = True
+        print("rxverify: SIGTERM: stopping the users and writing the reports of what ran", file=sys.stderr)
+        gevent.spawn(runner.quit)
+
+    gevent.signal_handler(signal.SIGTERM, stop)
+
+
+def _weigh(callers: list[type[Any]], model: LoadModel, skip: frozenset[str]) -> dict[str, float]:
+    """Set each caller's task list from the model's rates; returns requests/s per caller (scale 1)."""
+    rates: dict[str, float] = {}
+    for cls in callers:
+        works = {fn.rx_operation: fn for fn in vars(cls).values() if hasattr(fn, "rx_operation")}
+        modelled = {r.operation: r for r in model.rates if r.caller == cls.caller}
+        if not modelled:
+            raise UserError(f"load model: no caller {cls.caller!r} (the locustfile's {cls.__name__})")
+        missing = sorted(set(modelled) - set(works))
+        if missing:
+            raise UserError(f"load model: caller {cls.caller!r} names {', '.join(missing)}, which no task performs")
+        tasks: list[Callable[..., Any]] = []
+        for op, fn in works.items():
+            if op in skip or op not in modelled:
+                continue
+            tasks += [fn] * max(1, round(modelled[op].per_second * WEIGHT_UNIT))
+        cls.tasks = tasks
+        rates[cls.caller] = sum(r.per_second for op, r in modelled.items() if op not in skip)
+    return rates
+
+
+def _open(environment: Any, load: LoadRun, seed: bool) -> None:
+    """Open the target (starting the local platforms), set the callers' guard and host; seed when asked."""
+    s = load.settings
+    options = environment.parsed_options
+    target = resolve_target(s.target, s.targets_file, options.old_url, options.new_url, options.fhir_url)
+    if target.environment_class == "production":
+        raise UserError(f"target {target.name!r} is class production: load tests never run against production")
+    if s.faults and not target.is_local:
+        raise UserError("--fault applies to the embedded platforms only (--target local without URLs)")
+    side = "old" if s.platform == "old" else "new"
+    if not target.is_local and side not in target.platforms:
+        raise UserError(f"target {target.name!r} has no {side} platform (--platform {s.platform})")
+    key_file = Path(options.ticket_key_file) if options.ticket_key_file else None
+    key = new_ticket_key() if target.is_local else None
+    run = load.stack.enter_context(open_run(target, s.contracts, s.faults, key_file, (side,), key))
+    load.run = run
+    atexit.register(_close_quietly)
+    endpoints = run.target.platforms[side]
+    base = endpoints.fhir if s.platform == "fhir" else endpoints.legacy
+    if not base:
+        raise UserError(
+            f"target {run.target.name!r}: the {side} platform has no {'FHIR' if s.platform == 'fhir' else 'legacy'} API"
+        )
+    load.base_url = base
+    load.interface = INTERFACES[s.platform]()
+    reports = s.reports
+    ledger = Ledger(reports / "ledger", target=run.target.name, environment_class=run.target.environment_class)
+    load.stack.callback(ledger.close)
+    run.guard.ledger = ledger
+    run.guard.operations = OperationIndex.for_endpoints(s.contracts, run.target.platforms.values())
+    run.guard.target_name = run.target.name
+    GuardedUser.guard = run.guard
+    for cls in load.callers:
+        cls.host = base
+    environment.host = base
+    if seed:
+        _probe(run, base)
+        load.patients = _seed(load, run, base)
+        # the workers take these from the options Locust sends them with every spawn message
+        if target.is_local:
+            options.new_url = options.new_url or (base.rsplit("/", 1)[0] if side == "new" else None)
+            options.old_url = options.old_url or (base.rsplit("/", 1)[0] if side == "old" else None)
+            options.ticket_key_file = options.ticket_key_file or _key_file(load, key)
+        options.rx_seeded = ",".join(load.patients)
+    else:
+        load.patients = [p for p in (options.rx_seeded or "").split(",") if p]
+        if not load.patients:
+            raise UserError("the master sent no seeded test patients")
+
+
+def _key_file(load: LoadRun, key: bytes | None) -> str:
+    """The local ticket key in a private file, for workers on this machine."""
+    assert key is not None
+    directory = Path(load.stack.enter_context(tempfile.TemporaryDirectory(prefix="rxverify-load-")))
+    path = directory / "ticket.key"
+    path.write_bytes(key)
+    path.chmod(0o600)
+    return str(path)
+
+
+def _probe(run: Run, base: str) -> None:
+    """One request to the platform: an unreachable target is one line, exit 2."""
+    try:
+        run.session().get(base + "/", timeout=PROBE_TIMEOUT_S)
+    except requests.RequestException as exc:
+        reason = type(exc).__name__
+        raise UserError(f"target {run.target.name!r} is unreachable at {base} ({reason})") from None
+
+
+def _seed(load: LoadRun, run: Run, base: str) -> list[str]:
+    """Consent and prescriptions for the first --seed-patients test patients of the registry."""
+    patients = [p.id for p in run.registry.patients[: load.settings.seed_patients]]
+    http = run.session()
+    auth = run.auth_headers("prescriber")["Authorization"]
+    assert load.interface is not None
+    started = time.monotonic()
+    try:
+        for pid in patients:
+            load.interface.seed(http, auth, base, pid, SEED_PRESCRIPTIONS, run.actors.prescribers[0])
+    except SeedError as exc:
+        raise UserError(f"seeding the test data on {base} failed: {exc}") from None
+    except requests.RequestException as exc:
+        raise UserError(f"target {run.target.name!r} is unreachable at {base} ({type(exc).__name__})") from None
+    print(
+        f"rxverify: seeded {len(patients)} test patients ({SEED_PRESCRIPTIONS} prescriptions and consent each) "
+        f"in {time.monotonic() - started:.1f} s; ledger {run.guard.ledger.path if run.guard.ledger else '-'}",
+        file=sys.stderr,
+    )
+    return patients
+
+
+def _close_quietly() -> None:
+    if ACTIVE is not None:
+        ACTIVE.stack.close()
+
+
+# ---- the test ----
+
+
+def on_test_start(environment: Any) -> None:
+    """Workers open the target; where users run, the open model starts scheduling."""
+    load = active()
+    load.recorder = Recorder()
+    load.cpu_mark = time.process_time()
+    load.started_ms = int(time.time() * 1000)
+    if load.role == "master":
+        load.workers = len(environment.runner.clients)
+    if load.role == "worker" and load.run is None:
+        try:
+            _open(environment, load, seed=False)
+        except UserError as exc:
+            fail(str(exc))
+    if load.role != "master" and load.settings.arrival == "open":
+        runner = environment.runner
+
+        def rate(caller: str, t: float) -> float:
+            cls = next(c for c in load.callers if c.caller == caller)
+            local = runner.user_classes_count.get(cls.__name__, 0) if load.role == "worker" else load.pool[caller]
+            share = min(1.0, local / max(1, load.pool[caller]))
+            return load.rates[caller] * load.settings.scale * load.shape.multiplier(t, load.settings) * share
+
+        # started when the pool is spawned (k6 pre-allocates its VUs): see on_spawning_complete
+        load.schedule = ArrivalSchedule([c.caller for c in load.callers], rate, load.recorder)
+
+
+def on_spawning_complete(user_count: int) -> None:
+    """Start the open model's schedule once the VU pool is there."""
+    load = ACTIVE
+    if load is not None and load.schedule is not None and not load.schedule.started:
+        load.schedule.start()
+
+
+def on_test_stop(environment: Any) -> None:
+    """Stop the schedule."""
+    if ACTIVE is not None and ACTIVE.schedule is not None:
+        ACTIVE.schedule.stop()
+
+
+def on_request(
+    name: str, start_time: float, response_time: float, exception: Any, context: dict[str, Any], **_: Any
+) -> None:
+    """Record one request exactly (the open model's start delay comes in the request context)."""
+    if ACTIVE is not None:
+        ACTIVE.recorder.request(name, start_time, response_time, exception is not None, context.get("rx_delay_ms"))
+
+
+def on_report_to_master(client_id: str, data: dict[str, Any]) -> None:
+    """A worker hands what it recorded since its last report (and its CPU time) to the master."""
+    load = ACTIVE
+    if load is None or load.cpu_mark is None:
+        return
+    part = load.recorder.take()
+    now = time.process_time()
+    part.cpu_s, load.cpu_mark = now - load.cpu_mark, now
+    data["rxverify"] = part.to_dict()
+
+
+def on_worker_report(client_id: str, data: dict[str, Any]) -> None:
+    """The master merges a worker's part."""
+    if ACTIVE is not None and "rxverify" in data:
+        ACTIVE.recorder.merge_dict(data["rxverify"])
+
+
+# ---- stress steps ----
+
+
+def judge_window(start: float, end: float) -> list[Verdict]:
+    """The overall SLOs judged on the seconds [start, end) only (a stress step)."""
+    load = active()
+    hist, failures, dropped = load.recorder.window(start, end)
+    verdicts = []
+    for slo in load.slos.slos:
+        if slo.scope != OVERALL:
+            continue
+        value = _window_value(slo, hist, failures, dropped)
+        if value is None:
+            continue
+        ok = value <= slo.limit if slo.comparison == "max" else value >= slo.limit
+        verdicts.append(Verdict(slo, value, ok))
+    return verdicts
+
+
+def _window_value(slo: Slo, hist: Histogram, failures: int, dropped: int) -> float | None:
+    if not hist.count:
+        return None
+    metric = slo.metric
+    if metric.endswith("_ms"):
+        return hist.percentile(int(metric.removeprefix("intended_")[1:3]) / 100)
+    if metric == "failure_ratio":
+        return failures / hist.count
+    if metric == "dropped_ratio":
+        return dropped / (hist.count + dropped)
+    return None
+
+
+def offered_rate(t: float) -> float:
+    """Requests per second the profile offers t seconds into the run (all callers)."""
+    load = active()
+    return sum(load.rates.values()) * load.settings.scale * load.shape.multiplier(t, load.settings)
+
+
+# ---- the end ----
+
+
+def on_quitting(environment: Any) -> None:
+    """Check the SLOs, write the summary, chart and Allure results, set the exit code, stop the platforms."""
+    load = ACTIVE
+    if load is None or load.finished:
+        return
+    load.finished = True
+    if load.role == "worker":
+        load.stack.close()
+        return
+    from locust.runners import STATE_RUNNING, STATE_SPAWNING
+
+    runner = environment.runner
+    running = runner is not None and runner.state in (STATE_RUNNING, STATE_SPAWNING)
+    interrupted = load.interrupted or running
+    try:
+        if running:
+            print("rxverify: interrupted: stopping the users and writing the reports of what ran", file=sys.stderr)
+            runner.quit()
+        if interrupted:
+            _html(environment)
+        if (load.role == "local" and load.cpu_mark is not None) or load.cpu_mark is not None:
+            load.recorder.cpu_s += time.process_time() - load.cpu_mark
+        code = _finish(environment, load, interrupted)
+        environment.process_exit_code = code
+    finally:
+        load.stack.close()
+
+
+def _offered(load: LoadRun) -> float | None:
+    rec = load.recorder
+    if load.settings.arrival == "open":
+        return float(sum(rec.scheduled.values())) or None
+    duration = rec.duration_s
+    steps = max(1, int(duration))
+    return sum(offered_rate(t + 0.5) for t in range(steps)) * (duration / steps) if duration else None
+
+
+def _finish(environment: Any, load: LoadRun, interrupted: bool) -> int:
+    s = load.settings
+    rec = load.recorder
+    offered = _offered(load)
+    if load.stress_verdicts is not None:
+        verdicts = load.stress_verdicts
+    else:
+        verdicts = check(load.slos, rec, offered, soak=s.profile == "soak")
+    run = load.run
+    context: dict[str, Any] = {
+        "profile": s.profile,
+        "arrival": s.arrival,
+        "platform": s.platform,
+        "target": run.target.name if run else s.target,
+        "scale": s.scale,
+        "interrupted": interrupted,
+        "model": str(s.model_path),
+        "slo_file": str(s.slo_path),
+        "slo_thresholds": "assumptions (no response-time requirement is published)",
+        "started": load.started_ms,
+        "guard": dict(run.guard.counts) if run else {},
+        "ledger": str(run.guard.ledger.path) if run and run.guard.ledger else None,
+        "workers": load.workers,
+    }
+    if load.stress is not None:
+        context["stress"] = load.stress
+    from rxverify.load.slo import drift
+
+    context["drift"] = {k: (round(v, 4) if v is not None else None) for k, v in drift(rec).items()}
+    data = summary(rec, verdicts, context, offered)
+    out = s.reports / "load"
+    out.mkdir(parents=True, exist_ok=True)
+    summary_path = out / f"{s.profile}-summary.json"
+    summary_path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
+    title = f"{s.profile} on {data['target']} ({s.platform}, {s.arrival} model, scale {s.scale:g}): latency per second"
+    chart = latency_chart(rec, title)
+    (out / f"{s.profile}-latency.svg").write_text(chart, encoding="utf-8")
+    params = {"profile": s.profile, "platform": s.platform, "target": str(data["target"]), "arrival": s.arrival,
+              "scale": f"{s.scale:g}"}  # fmt: skip
+    figs = {"overall": data["overall"], "iterations": data["iterations"], "generator": data["generator"]}
+    write_allure(s.reports / "allure-results", verdicts, chart, figs, params, load.started_ms, int(time.time() * 1000))
+    _print(data, verdicts, summary_path)
+    exceptions = len(environment.runner.exceptions) if environment.runner else 0
+    if exceptions:
+        print(f"rxverify: {exceptions} task errors (see Locust's error report): the run fails", file=sys.stderr)
+    if interrupted:
+        print("rxverify: the run was interrupted before its profile completed: it fails", file=sys.stderr)
+    return 0 if data["passed"] and not exceptions and not interrupted else 1
+
+
+def _print(data: dict[str, Any], verdicts: list[Verdict], path: Path) -> None:
+    overall = data["overall"]["latency_from_send"]
+    intended = data["overall"]["latency_from_intended_start"]
+    lines = [
+        f"rxverify load: {data['profile']} on {data['target']} ({data['platform']}, {data['arrival']} model, scale "
+        f"{data['scale']:g}): {data['requests']} requests in {data['duration_s']:.1f} s ({data['rate_per_s']} /s), "
+        f"{data['failures']} failed, {data['iterations']['dropped']} of {data['iterations']['scheduled']} "
+        "iterations dropped",
+        f"  latency from send (exact, ms): p50 {overall.get('p50_ms')}, p95 {overall.get('p95_ms')}, "
+        f"p99 {overall.get('p99_ms')}, max {overall.get('max_ms')}",
+    ]
+    if intended.get("count"):
+        lines.append(f"  latency from intended start (ms): p50 {intended.get('p50_ms')}, p95 {intended.get('p95_ms')}, "
+                     f"p99 {intended.get('p99_ms')}, max {intended.get('max_ms')}")  # fmt: skip
+    gen = data["generator"]
+    lines.append(f"  generator: {gen['cpu_s']} CPU s, {gen['requests_per_cpu_s']} requests per CPU second")
+    if data.get("stress"):
+        lines.append(f"  stress: {data['stress']['verdict']}")
+    lines += [f"  {v.line}" for v in verdicts]
+    lines.append(f"rxverify load: {'PASSED' if data['passed'] else 'FAILED'} (SLO thresholds are assumptions); "
+                 f"summary {path}")  # fmt: skip
+    print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def _html(environment: Any) -> None:
+    """Locust writes its HTML report only after a normal end: write it after an interruption too."""
+    options = environment.parsed_options
+    if not getattr(options, "html_file", None):
+        return
+    from locust.html import get_html_report
+
+    path = Path(options.html_file)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(get_html_report(environment, show_download_link=False), encoding="utf-8")
+
+
+# ---- the virtual users ----
+
+
+class Caller(GuardedUser):
+    """A caller of the prescription services: ticket, patients, think time or arrival schedule."""
+
+    abstract = True
+    caller = ""  # the caller's key in the load model
+    role = ""  # ticket role: prescriber or pharmacy
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        load = active()
+        self.load = load
+        self.work = load.interface
+        self.context_id = str(uuid.uuid4())  # x-context-id: one session per VU
+        self._delay_ms: float | None = None
+        self._ticket = ""
+        self._ticket_at = 0.0
+        self._actor = random.randrange(1 << 16)
+
+    def auth(self) -> str:
+        """The Authorization header of this VU's test actor (re-minted before it expires)."""
+        now = time.monotonic()
+        if not self._ticket or now - self._ticket_at > TICKET_REFRESH_S:
+            run = self.load.run
+            assert run is not None
+            self._ticket = run.auth_headers(self.role, self._actor)["Authorization"]
+            self._ticket_at = now
+        return self._ticket
+
+    def actor(self) -> dict[str, Any]:
+        """This VU's test actor (a prescriber or a pharmacy of contracts/testdata/test-actors.json)."""
+        run = self.load.run
+        assert run is not None
+        actors = run.actors.pharmacies if self.role == "pharmacy" else run.actors.prescribers
+        return actors[self._actor % len(actors)]
+
+    def patient(self) -> str:
+        """A seeded test patient."""
+        return random.choice(self.load.patients)
+
+    def context(self) -> dict[str, Any]:
+        """Request context: in the open model, how late this iteration started (for the intended-start latency)."""
+        return {"rx_delay_ms": self._delay_ms} if self._delay_ms is not None else {}
+
+    def on_start(self) -> None:
+        """In the open model, wait for the first iteration."""
+        if self.load.schedule is not None:
+            self._await_iteration()
+
+    def wait_time(self) -> float:
+        """Closed model: the caller's think time (exponential, mean from the model); open: the next iteration."""
+        if self.load.schedule is not None:
+            self._await_iteration()
+            return 0.0
+        mean = self.load.model.think_times[self.caller] * self.load.settings.think_scale
+        return random.expovariate(1.0 / mean) if mean > 0 else 0.0
+
+    def _await_iteration(self) -> None:
+        schedule = self.load.schedule
+        assert schedule is not None
+        intended = schedule.next_iteration(self.caller)
+        self._delay_ms = max(0.0, (time.time() - intended) * 1000.0)

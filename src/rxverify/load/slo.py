@@ -1,0 +1,188 @@
+"""Service-level objectives from loadtests/slo.toml, checked against a run's exact figures.
+
+Every threshold is an assumption (DOMAIN.md: no response-time requirement is published); the
+file says so and every verdict carries that mark and the file's source text.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rxverify.errors import UserError
+from rxverify.load.recorder import OVERALL, Recorder
+
+# key in slo.toml -> (metric, comparison): "max" means the measured value must not exceed the limit
+KEYS: dict[str, tuple[str, str]] = {
+    "p50_ms": ("p50_ms", "max"),
+    "p95_ms": ("p95_ms", "max"),
+    "p99_ms": ("p99_ms", "max"),
+    "intended_p95_ms": ("intended_p95_ms", "max"),
+    "intended_p99_ms": ("intended_p99_ms", "max"),
+    "max_failure_ratio": ("failure_ratio", "max"),
+    "min_throughput_ratio": ("throughput_ratio", "min"),
+    "max_dropped_iterations": ("dropped_iterations", "max"),
+    "max_dropped_ratio": ("dropped_ratio", "max"),
+    "max_p95_drift_ratio": ("p95_drift_ratio", "max"),
+    "max_failure_ratio_growth": ("failure_ratio_growth", "max"),
+}
+OVERALL_ONLY = {
+    "min_throughput_ratio",
+    "max_dropped_iterations",
+    "max_dropped_ratio",
+    "max_p95_drift_ratio",
+    "max_failure_ratio_growth",
+}
+DRIFT_KEYS = {"max_p95_drift_ratio", "max_failure_ratio_growth"}  # judged on soak runs only
+DRIFT_WINDOW = 0.1  # first and last tenth of a run are compared for drift
+
+
+@dataclass(frozen=True)
+class Slo:
+    """One objective: a metric of a scope (a request name or overall) and its limit."""
+
+    scope: str
+    key: str
+    limit: float
+    assumption: bool
+    source: str
+
+    @property
+    def metric(self) -> str:
+        """The measured figure this objective limits."""
+        return KEYS[self.key][0]
+
+    @property
+    def comparison(self) -> str:
+        """`max` (measured <= limit) or `min` (measured >= limit)."""
+        return KEYS[self.key][1]
+
+    @property
+    def title(self) -> str:
+        """How the objective reads in a report, e.g. `HamtaAktuellaOrdinationer p95_ms <= 200`."""
+        op = "<=" if self.comparison == "max" else ">="
+        scope = "overall" if self.scope == OVERALL else self.scope
+        return f"{scope} {self.metric} {op} {self.limit:g}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """An objective and what the run measured."""
+
+    slo: Slo
+    measured: float | None  # None: nothing to measure (no such requests in this run)
+    passed: bool
+
+    @property
+    def line(self) -> str:
+        """One line for the console: which SLO, the measured value, the limit."""
+        shown = "n/a" if self.measured is None else f"{self.measured:.4g}"
+        state = "ok" if self.passed else "BREACHED"
+        mark = " (assumption)" if self.slo.assumption else ""
+        return f"SLO {state}: {self.slo.title}{mark}: measured {shown}, limit {self.slo.limit:g}"
+
+
+@dataclass(frozen=True)
+class SloSet:
+    """Every objective of an SLO file."""
+
+    path: Path
+    slos: tuple[Slo, ...]
+    source: str
+
+
+def _objectives(scope: str, table: dict[str, Any], path: Path, assumption: bool, source: str) -> list[Slo]:
+    found = []
+    for key, value in table.items():
+        if key in ("assumption", "source"):
+            continue
+        if key not in KEYS:
+            raise UserError(f"SLO file {path} [{scope}]: unknown objective {key!r} (known: {', '.join(KEYS)})")
+        if scope != OVERALL and key in OVERALL_ONLY:
+            raise UserError(f"SLO file {path} [{scope}]: {key} applies to [overall] only")
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            raise UserError(f"SLO file {path} [{scope}] {key}: expected a non-negative number, got {value!r}")
+        found.append(Slo(scope, key, float(value), bool(table.get("assumption", assumption)), source))
+    return found
+
+
+def load_slos(path: Path) -> SloSet:
+    """Read an SLO file; a malformed one is one UserError."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"cannot read SLO file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"SLO file {path} is not valid TOML: {exc}") from None
+    assumption = raw.get("assumption")
+    if assumption is not True:
+        raise UserError(f"SLO file {path}: set `assumption = true`: no response-time requirement is published")
+    source = str(raw.get("source", ""))
+    overall = raw.get("overall", {})
+    requests = raw.get("requests", {})
+    if not isinstance(overall, dict) or not isinstance(requests, dict):
+        raise UserError(f"SLO file {path}: [overall] and [requests.NAME] must be tables")
+    slos = _objectives(OVERALL, overall, path, True, source)
+    for name, table in requests.items():
+        if not isinstance(table, dict):
+            raise UserError(f"SLO file {path}: [requests.{name}] must be a table")
+        slos += _objectives(name, table, path, True, source)
+    if not slos:
+        raise UserError(f"SLO file {path} defines no objectives")
+    return SloSet(path, tuple(slos), source)
+
+
+def measure(recorder: Recorder, scope: str, metric: str, offered: float | None) -> float | None:
+    """The value of `metric` for `scope` (a request name or OVERALL), or None when not measurable."""
+    service = recorder.overall() if scope == OVERALL else recorder.service.get(scope)
+    if service is None or not service.count:
+        return None
+    if metric in ("p50_ms", "p95_ms", "p99_ms"):
+        return service.percentile(int(metric[1:3]) / 100)
+    if metric.startswith("intended_"):
+        hist = recorder.overall("intended") if scope == OVERALL else recorder.intended.get(scope)
+        return hist.percentile(int(metric[10:12]) / 100) if hist is not None and hist.count else None
+    if metric == "failure_ratio":
+        failed = sum(recorder.failures.values()) if scope == OVERALL else recorder.failures.get(scope, 0)
+        return failed / service.count
+    if metric == "throughput_ratio":
+        return recorder.requests / offered if offered else None
+    if metric == "dropped_iterations":
+        return float(sum(recorder.dropped.values()))
+    if metric == "dropped_ratio":
+        scheduled = sum(recorder.scheduled.values())
+        return sum(recorder.dropped.values()) / scheduled if scheduled else None
+    if metric in ("p95_drift_ratio", "failure_ratio_growth"):
+        return drift(recorder)[metric]
+    raise ValueError(metric)
+
+
+def drift(recorder: Recorder) -> dict[str, float | None]:
+    """p95 of the last tenth of the run over the first, and the growth of the failure ratio."""
+    if not recorder.seconds:
+        return {"p95_drift_ratio": None, "failure_ratio_growth": None}
+    first, last = min(recorder.seconds), max(recorder.seconds) + 1
+    width = max(1.0, (last - first) * DRIFT_WINDOW)
+    early, early_f, _ = recorder.window(first, first + width)
+    late, late_f, _ = recorder.window(last - width, last)
+    p_early, p_late = early.percentile(0.95), late.percentile(0.95)
+    ratio = p_late / p_early if p_early and p_late else None
+    growth = (late_f / late.count - early_f / early.count) if early.count and late.count else None
+    return {"p95_drift_ratio": ratio, "failure_ratio_growth": growth}
+
+
+def check(slos: SloSet, recorder: Recorder, offered: float | None, soak: bool = False) -> list[Verdict]:
+    """Every objective judged; one with nothing to measure passes (and shows n/a)."""
+    verdicts = []
+    for slo in slos.slos:
+        if slo.key in DRIFT_KEYS and not soak:
+            continue
+        value = measure(recorder, slo.scope, slo.metric, offered)
+        if value is None:
+            verdicts.append(Verdict(slo, None, True))
+            continue
+        ok = value <= slo.limit if slo.comparison == "max" else value >= slo.limit
+        verdicts.append(Verdict(slo, value, ok))
+    return verdicts

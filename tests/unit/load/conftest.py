@@ -1,0 +1,62 @@
+"""Running the locustfile as performance engineers do: `locust -f loadtests/locustfile.py ...`, bounded."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+LOCUST = [sys.executable, "-m", "locust", "-f", "loadtests/locustfile.py"]
+RUN_TIMEOUT_S = 90  # any single run of these tests; the profiles they use last 10-15 s
+
+
+@dataclass
+class LoadRun:
+    """A finished locust process and what it left under its reports folder."""
+
+    code: int
+    stdout: str
+    stderr: str
+    reports: Path
+    shape: str = "smoke"
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return json.loads((self.reports / "load" / f"{self.shape}-summary.json").read_text(encoding="utf-8"))
+
+    @property
+    def user_lines(self) -> list[str]:
+        """The lines rxverify wrote to stderr (not Locust's log lines)."""
+        return [line for line in self.stderr.splitlines() if line.startswith("rxverify")]
+
+
+def locust_args(reports: Path, *extra: str, shape: str = "smoke") -> list[str]:
+    """The smoke profile with its outputs under `reports`."""
+    return [
+        *LOCUST, "--headless", "--config", "loadtests/profiles/smoke.conf", "--reports", str(reports),
+        "--csv", str(reports / "load" / shape), "--html", str(reports / "load" / f"{shape}.html"), *extra,
+    ]  # fmt: skip
+
+
+def run_locust(reports: Path, *extra: str, timeout: float = RUN_TIMEOUT_S) -> LoadRun:
+    """Run the locustfile to its end (bounded) and collect what it printed."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.run(
+        locust_args(reports, *extra), cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env
+    )
+    return LoadRun(proc.returncode, proc.stdout, proc.stderr, reports)
+
+
+@pytest.fixture
+def reports(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "reports"
+    path.mkdir()
+    yield path
