@@ -110,10 +110,20 @@ EPICS = {
 CRITICAL_AREAS = ("prescriptions", "dispensing", "medication-list")
 
 
+_LABELLED: set[tuple[str, str]] = set()
+
+
 def label_case(case: Any, platform: str) -> None:
-    """Trace a conformance case in Allure: epic = service area, feature = operationId, story = rule."""
+    """Trace a conformance test in Allure: epic = service area, feature = operationId, story = rule.
+
+    Called for every generated case; labels go on the test's result once (Allure appends them).
+    """
     import allure
 
+    key = (case.operation.label, platform)
+    if key in _LABELLED:
+        return
+    _LABELLED.add(key)
     raw = case.operation.definition.raw
     operation_id = raw.get("operationId", case.operation.label)
     tags = raw.get("tags") or []

@@ -6,11 +6,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from rxverify.errors import UserError
 from rxverify.guard import Guard
 from rxverify.local import SECONDARY, new_ticket_key
-from rxverify.paths import contracts_dir
+from rxverify.paths import contracts_dir, reports_dir
+from rxverify.report.runs import write_run_record
 from rxverify.session import Run, open_run
 from rxverify.targets import Target, resolve_target
 
@@ -92,6 +94,22 @@ def rx_contracts(pytestconfig: pytest.Config) -> Path:
         pytest.exit(f"rxverify: {exc}", returncode=2)
 
 
+def platform_status(run: Run) -> dict[str, dict[str, object]]:
+    """Each platform's URLs and what its GET /status says (its version), for the report's environment."""
+    out: dict[str, dict[str, object]] = {}
+    with run.session() as session:
+        for name, endpoints in run.target.platforms.items():
+            entry: dict[str, object] = {"legacy": endpoints.legacy, "fhir": endpoints.fhir}
+            root = (endpoints.legacy or endpoints.fhir or "").rsplit("/", 1)[0]
+            try:
+                answer = session.get(f"{root}/status", timeout=5)
+                entry["status"] = answer.json() if answer.ok else None
+            except (requests.RequestException, ValueError):
+                entry["status"] = None
+            out[name] = entry
+    return out
+
+
 def target_of(config: pytest.Config, contracts: Path) -> Target:
     """The target the options name (not yet started)."""
     opt = config.getoption
@@ -123,7 +141,17 @@ def rx_run(pytestconfig: pytest.Config, rx_contracts: Path) -> Iterator[Run]:
             local_key(pytestconfig),
         ) as run:
             pytestconfig.stash[RUN_GUARD] = run.guard
+            platforms = platform_status(run)
             yield run
+            write_run_record(
+                reports_dir(),
+                suite="contract",
+                target=run.target.name,
+                environment_class=run.target.environment_class,
+                guard_counts=run.guard.counts,
+                seed=pytestconfig.getoption("--seed"),
+                platforms=platforms,
+            )
     except UserError as exc:
         pytest.exit(f"rxverify: {exc}", returncode=2)
 

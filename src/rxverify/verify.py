@@ -31,6 +31,7 @@ from rxverify.operations import Operation, OperationIndex, load_operations
 from rxverify.plans import Plan, Step, resolve
 from rxverify.redact import redact_headers, redact_text
 from rxverify.registry import Registry
+from rxverify.report.runs import write_run_record
 from rxverify.session import Run
 from rxverify.targets import Endpoints, Target
 
@@ -288,6 +289,15 @@ def execute(
     for result in outcome.results:
         _write_allure(allure_dir, result, plan, target, platform, scrub)
     outcome.summary_path = _write_summary(reports, plan, target, platform, outcome, started, finished, scrub)
+    write_run_record(
+        reports,
+        suite="verification",
+        target=target.name,
+        environment_class=target.environment_class,
+        guard_counts=run.guard.counts,
+        release=plan.release,
+        platforms={platform: {"legacy": endpoints.legacy, "fhir": endpoints.fhir}},
+    )
     passed = sum(r.status == "passed" for r in outcome.results)
     verdict = "passed" if outcome.passed else "failed"
     out(

@@ -71,6 +71,8 @@ class Criteria:
     require_verification_summary: bool
     max_refusals: int
     require_run_records: bool
+    # suites whose refusals are of generated (fuzzing) data: reported, not counted against max_refusals
+    fuzzing_suites: tuple[str, ...] = ()
     known_issues: tuple[KnownIssue, ...] = field(default_factory=tuple)
 
 
@@ -190,5 +192,6 @@ def load_criteria(path: Path) -> Criteria:
         require_verification_summary=r.value(verification, "require_summary", bool, "[verification] "),
         max_refusals=max_refusals,
         require_run_records=r.value(safety, "require_run_records", bool, "[safety] "),
+        fuzzing_suites=tuple(str(x) for x in safety.get("fuzzing_suites", [])),
         known_issues=tuple(issues),
     )

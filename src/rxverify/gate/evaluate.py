@@ -247,7 +247,7 @@ def _safety(verdict: Verdict, records: list[RunRecord], load_records: list[RunRe
         verdict.reasons.append(
             Reason(SAFETY, "no run records (reports/runs/): what the guard refused in the runs is not known")
         )
-    records = records + load_records
+    records = [r for r in records + load_records if r.suite not in c.fuzzing_suites]
     total = sum(r.refusals for r in records)
     if total > c.max_refusals:
         for record in records:
