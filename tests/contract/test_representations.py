@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rxverify.checks.fhir_rules import profile_errors
 from rxverify.guard import GuardedSession
 from rxverify.mapping import Mapping, load_mapping
 from rxverify.paths import contracts_dir
@@ -115,6 +116,7 @@ def test_legacy_prescription_reads_back_through_fhir(
     )
     assert read.status_code == 200, read.text
     problems = mismatches(_mapping(), ordination, read.json())
+    problems += [f"profile: {i.code} at {i.location}: {i.message}" for i in profile_errors(read.json())]
     assert not problems, "legacy and FHIR disagree:\n" + "\n".join(problems)
 
 

@@ -9,8 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.unit.load import stall_server
-from tests.unit.load.conftest import ROOT, RUN_TIMEOUT_S, LoadRun, locust_args, run_locust
+from . import stall_server
+from .conftest import ROOT, RUN_TIMEOUT_S, LoadRun, locust_args, run_locust
 
 SHORT = ("--duration", "10")
 
