@@ -447,11 +447,19 @@ class FhirCore:
         period.setdefault("end", (issued + timedelta(days=DEFAULT_VALIDITY_DAYS)).isoformat())
         if timefmt.local_date(period["end"]) < timefmt.local_date(period["start"]):
             raise BusinessRule("nll-1: dispenseRequest.validityPeriod.end is before its start", "nll-1")
+        if res.get("status") != "active":
+            # a prescription is born active (the register's Aktiv); other statuses come from its life
+            raise BusinessRule(f"a new prescription is active, not {res.get('status')!r}", "new-is-active")
 
     def _prepare_dispensing(self, conn: sqlite3.Connection, res: dict[str, Any], actor: Actor, stamp: str,
                             prechecked: bool = False) -> None:
         if res.get("status") not in MD_STATUSES:
             raise Invalid(f"MedicationDispense.status {res.get('status')!r} is not a MedicationDispense status")
+        if res["status"] != "completed":
+            # a dispensing is registered once handed over (the mapping: registered = completed)
+            raise BusinessRule(
+                f"a registered dispensing is completed, not {res['status']!r}", "registered-is-completed"
+            )
         refs = res.get("authorizingPrescription") or []
         mr_id = reference_id(refs[0].get("reference"), "MedicationRequest") if refs else None
         if not mr_id:
