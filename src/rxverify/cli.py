@@ -212,6 +212,18 @@ def _fhir_validate(args: argparse.Namespace) -> int:
     return validate_files(args.files, args.profile, args.package)
 
 
+def _power(args: argparse.Namespace) -> int:
+    from rxverify.paths import reports_dir
+    from rxverify.power import catalogue, run_matrix, table, write_report
+
+    contracts_dir(args.contracts)
+    faulted, clean = run_matrix(Path(args.matrix), args.fault or None, args.workers)
+    print(table(faulted, clean, catalogue()))
+    print(f"written: {write_report(reports_dir(args.reports), faulted, clean)}")
+    ok = all(o.caught for o in faulted) and all(o.exit_code == 0 for o in clean)
+    return 0 if ok else 1
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rxverify", description="Verification of the prescription-platform migration."
@@ -282,6 +294,12 @@ def _parser() -> argparse.ArgumentParser:
     fhir_validate.add_argument("--profile", help="validate against this profile (canonical URL)")
     fhir_validate.add_argument("--package", help="package folder or .tgz (default contracts/fhir)")
     fhir_validate.set_defaults(func=_fhir_validate)
+    power = sub.add_parser("power", help="run the suite against every seeded fault: caught or missed, and the score")
+    power.add_argument("--matrix", default="tests/power/matrix.toml", help="the power matrix")
+    power.add_argument("--fault", action="append", default=[], metavar="NAME", help="only this fault (repeatable)")
+    power.add_argument("--workers", type=int, default=2, help="runs at a time (default 2: the machine's cores)")
+    power.add_argument("--reports", default=None, help="reports folder for power.json (default ./reports)")
+    power.set_defaults(func=_power)
     return parser
 
 

@@ -55,7 +55,7 @@ def errors_are_operation_outcomes(ctx: CheckContext, response: Response, case: C
     """Every FHIR error answer is an OperationOutcome with an error issue, as application/fhir+json."""
     if response.status_code < 400:
         return None
-    content_type = response.headers.get("content-type", [""])
+    content_type = next((v for k, v in response.headers.items() if k.lower() == "content-type"), [""])
     ctype = (content_type[0] if isinstance(content_type, list) else str(content_type)).split(";")[0].strip()
     try:
         body = json.loads(response.content or b"null")
