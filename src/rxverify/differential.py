@@ -82,12 +82,17 @@ def _steps() -> st.SearchStrategy[Step]:
     return st.one_of(create, create, simple, reserve, withdraw, withdraw, report, cancel, consent)
 
 
+# Every sequence ends by reading the patient's whole state, so a difference a step left behind
+# shows even when no generated read came after it.
+EPILOGUE = (Step("historik"), Step("aktuella"), Step("patientinfo"), Step("lakemedelsforteckning"))
+
+
 @st.composite
 def call_sequences(draw: st.DrawFn, registry: Registry) -> tuple[TestPatient, list[Step]]:
-    """A patient kept for the differential and a sequence of legacy calls about them."""
+    """A patient kept for the differential and a sequence of legacy calls about them, then the reads."""
     patient = draw(st.sampled_from(differential_patients(registry)))
     steps = draw(st.lists(_steps(), min_size=1, max_size=12))
-    return patient, steps
+    return patient, [*steps, *EPILOGUE]
 
 
 @dataclass

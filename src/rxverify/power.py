@@ -49,6 +49,7 @@ class Outcome:
     caught: bool
     by: str
     expected: str = ""
+    output: str = ""  # the end of what the run printed, kept for a miss or a failing clean run
 
 
 def load_matrix(path: Path) -> tuple[dict[str, Run], dict[str, tuple[str, str]], dict[str, Any]]:
@@ -147,11 +148,14 @@ def execute(run: Run, fault: str | None, expect: str, defaults: dict[str, Any]) 
         except subprocess.TimeoutExpired as exc:
             code, output = -1, f"timed out after {RUN_TIMEOUT_S} s: {exc}"
         seconds = time.monotonic() - start
+    tail = output[-4000:]
     if fault is None:
-        return Outcome(None, run.name, code, seconds, caught=False, by="" if code == 0 else _first_failure(output))
+        failed = code != 0
+        return Outcome(None, run.name, code, seconds, False, _first_failure(output) if failed else "", "",
+                       tail if failed else "")
     named = re.search(expect, output) is not None
     caught = code not in (0, 2, -1) and named  # 2 is bad input, -1 a time-out: neither is a catch
-    return Outcome(fault, run.name, code, seconds, caught, _first_failure(output), expect)
+    return Outcome(fault, run.name, code, seconds, caught, _first_failure(output), expect, "" if caught else tail)
 
 
 def run_matrix(matrix: Path, only: list[str] | None = None, workers: int = 2) -> tuple[list[Outcome], list[Outcome]]:

@@ -179,6 +179,10 @@ def test_create_then_read(rtype: str, api: Fhir, registry: Any) -> None:
         assert created.status_code == 201, f"create {rtype}: {created.status_code} {created.text[:500]}"
         read = api.get(f"{rtype}/{created.json()['id']}")
         assert read.status_code == 200, read.text[:300]
+        content_type = read.headers.get("content-type", "").split(";")[0]
+        assert content_type == "application/fhir+json", (
+            f"read {rtype}: content type {content_type!r}, FHIR declares application/fhir+json"
+        )
         problems = _subset(resource, read.json(), rtype)
         assert not problems, f"{rtype} read back differs from what was sent:\n" + "\n".join(problems[:20])
         errors = profile_errors(read.json())
@@ -258,8 +262,28 @@ def test_search_by_declared_parameter(rtype: str, param: dict[str, Any], api: Fh
         )
         wrong = [r.get("id") for r in found if not _matches(param, value, r)]
         assert not wrong, f"{rtype}?{param['name']}={value} returned {len(wrong)} that do not match: {wrong[:5]}"
+        other = _other_code(value) if param["type"] == "token" and "|" not in value else None
+        if other is not None:  # a search for another code of the same code system must not find it
+            found = api.search_all(rtype, {param["name"]: other, **{k: v for k, v in scope.items() if v}})
+            assert stored["id"] not in [r.get("id") for r in found], (
+                f"{rtype}?{param['name']}={other} found {stored['id']}, whose {param['name']} is {value}"
+            )
 
     prop()
+
+
+def _other_code(code: str) -> str | None:
+    """Another code of the narrowest package ValueSet that holds `code` (None when none does)."""
+    systems = {cs["url"]: [c["code"] for c in cs.get("concept", [])] for cs in PACKAGE.of_type("CodeSystem")}
+    best: list[str] | None = None
+    for valueset in PACKAGE.of_type("ValueSet"):
+        codes: list[str] = []
+        for include in valueset.get("compose", {}).get("include", []):
+            listed = [c["code"] for c in include.get("concept", [])]
+            codes += listed or systems.get(include.get("system", ""), [])
+        if code in codes and len(codes) > 1 and (best is None or len(codes) < len(best)):
+            best = codes
+    return next((c for c in best if c != code), None) if best else None
 
 
 def _definition(rtype: str, name: str) -> str:
