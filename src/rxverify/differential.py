@@ -82,6 +82,33 @@ def _steps() -> st.SearchStrategy[Step]:
     return st.one_of(create, create, simple, reserve, withdraw, withdraw, report, cancel, consent)
 
 
+def _chains() -> st.SearchStrategy[list[Step]]:
+    """The lifecycles the services exist for, so they are drawn often, not only by chance.
+
+    `ref=-1` is the prescription the chain just created.
+    """
+    create = _steps().filter(lambda s: s.kind == "create")
+    withdraw = st.builds(
+        lambda pkgs: Step("withdraw", (("antalForpackningar", pkgs), ("pharmacy", 0)), -1), st.integers(1, 4)
+    )
+    dispense = st.builds(
+        lambda c, w, n: [c, Step("reserve", (("antal", 1),)), *[w] * n, Step("report", (), -1)],
+        create,
+        withdraw,
+        st.integers(1, 4),
+    )
+    cancelled = st.builds(
+        lambda c, why, w: [c, Step("cancel", (("orsak", why),), -1), Step("reserve", (("antal", 1),)), w],
+        create,
+        st.sampled_from(ORSAKER),
+        withdraw,
+    )
+    consent = st.builds(
+        lambda yes: [Step("consent", (("samtycke", yes),)), Step("lakemedelsforteckning")], st.booleans()
+    )
+    return st.one_of(dispense, cancelled, consent)
+
+
 # Every sequence ends by reading the patient's whole state, so a difference a step left behind
 # shows even when no generated read came after it.
 EPILOGUE = (Step("historik"), Step("aktuella"), Step("patientinfo"), Step("lakemedelsforteckning"))
@@ -91,8 +118,8 @@ EPILOGUE = (Step("historik"), Step("aktuella"), Step("patientinfo"), Step("lakem
 def call_sequences(draw: st.DrawFn, registry: Registry) -> tuple[TestPatient, list[Step]]:
     """A patient kept for the differential and a sequence of legacy calls about them, then the reads."""
     patient = draw(st.sampled_from(differential_patients(registry)))
-    steps = draw(st.lists(_steps(), min_size=1, max_size=12))
-    return patient, [*steps, *EPILOGUE]
+    parts = draw(st.lists(st.one_of(_steps().map(lambda s: [s]), _chains()), min_size=1, max_size=6))
+    return patient, [*(step for part in parts for step in part), *EPILOGUE]
 
 
 @dataclass

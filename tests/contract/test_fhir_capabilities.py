@@ -262,7 +262,7 @@ def test_search_by_declared_parameter(rtype: str, param: dict[str, Any], api: Fh
         )
         wrong = [r.get("id") for r in found if not _matches(param, value, r)]
         assert not wrong, f"{rtype}?{param['name']}={value} returned {len(wrong)} that do not match: {wrong[:5]}"
-        other = _other_code(value) if param["type"] == "token" and "|" not in value else None
+        other = _other_code(rtype, value) if param["type"] == "token" and "|" not in value else None
         if other is not None:  # a search for another code of the same code system must not find it
             found = api.search_all(rtype, {param["name"]: other, **{k: v for k, v in scope.items() if v}})
             assert stored["id"] not in [r.get("id") for r in found], (
@@ -272,18 +272,18 @@ def test_search_by_declared_parameter(rtype: str, param: dict[str, Any], api: Fh
     prop()
 
 
-def _other_code(code: str) -> str | None:
-    """Another code of the narrowest package ValueSet that holds `code` (None when none does)."""
+def _other_code(rtype: str, code: str) -> str | None:
+    """Another code of a ValueSet the resource's profile binds and that holds `code` (None when none)."""
     systems = {cs["url"]: [c["code"] for c in cs.get("concept", [])] for cs in PACKAGE.of_type("CodeSystem")}
-    best: list[str] | None = None
-    for valueset in PACKAGE.of_type("ValueSet"):
+    profile = PACKAGE.find(DECLARED[rtype]["profile"]) or {}
+    for element in profile.get("snapshot", {}).get("element", []):
+        valueset = PACKAGE.find((element.get("binding") or {}).get("valueSet", "")) or {}
         codes: list[str] = []
         for include in valueset.get("compose", {}).get("include", []):
-            listed = [c["code"] for c in include.get("concept", [])]
-            codes += listed or systems.get(include.get("system", ""), [])
-        if code in codes and len(codes) > 1 and (best is None or len(codes) < len(best)):
-            best = codes
-    return next((c for c in best if c != code), None) if best else None
+            codes += [c["code"] for c in include.get("concept", [])] or systems.get(include.get("system", ""), [])
+        if code in codes and len(codes) > 1:
+            return next(c for c in codes if c != code)
+    return None
 
 
 def _definition(rtype: str, name: str) -> str:

@@ -480,6 +480,8 @@ class Validator:
             for error in exc.errors():
                 location = _location(rtype, error.get("loc", ()))
                 kind = error.get("type", "")
+                if _xsd_string_ok(error):
+                    continue
                 if kind == "extra_forbidden":
                     run.add("error", "structure", location, "unknown element (not in the FHIR R4 definition)")
                 elif kind == "missing":
@@ -773,3 +775,21 @@ def validate(
 def errors(issues: Iterable[Issue]) -> list[Issue]:
     """Only the errors."""
     return [i for i in issues if i.severity == "error"]
+
+
+_FHIR_STRING_REGEX = "[ \r\n\t\\S]+"
+
+
+def _xsd_string_ok(error: Any) -> bool:
+    """Whether a pattern error of the FHIR string regex is the models' reading, not the spec's.
+
+    FHIR's string regex `[ \\r\\n\\t\\S]+` is an XML Schema regex, where \\S is every character but
+    space, tab, CR and LF: any non-empty string matches. The models apply it with Python's re,
+    whose \\S also excludes no-break space, U+2000.. and the information separators, so they
+    reject strings FHIR allows. Such an error on a non-empty string is dropped.
+    """
+    if error.get("type") != "string_pattern_mismatch":
+        return False
+    pattern = str((error.get("ctx") or {}).get("pattern", ""))
+    value = error.get("input")
+    return pattern == _FHIR_STRING_REGEX and isinstance(value, str) and value != ""
