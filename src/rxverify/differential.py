@@ -68,10 +68,11 @@ def _steps() -> st.SearchStrategy[Step]:
     )
     simple = st.sampled_from([Step(k) for k in ("aktuella", "historik", "patientinfo", "lakemedelsforteckning")])
     reserve = st.builds(lambda n: Step("reserve", (("antal", n),)), st.integers(1, 2))
+    # packages at the limit the prescription sets: one below, exactly, one above
     withdraw = st.builds(
-        lambda ref, pkgs, who: Step("withdraw", (("antalForpackningar", pkgs), ("pharmacy", who)), ref),
+        lambda ref, extra, who: Step("withdraw", (("extra", extra), ("pharmacy", who)), ref),
         st.integers(0, 3),
-        st.integers(1, 4),
+        st.sampled_from((-1, 0, 1)),
         st.integers(0, 1),
     )
     report = st.builds(lambda ref: Step("report", (), ref), st.integers(0, 3))
@@ -89,7 +90,7 @@ def _chains() -> st.SearchStrategy[list[Step]]:
     """
     create = _steps().filter(lambda s: s.kind == "create")
     withdraw = st.builds(
-        lambda pkgs: Step("withdraw", (("antalForpackningar", pkgs), ("pharmacy", 0)), -1), st.integers(1, 4)
+        lambda extra: Step("withdraw", (("extra", extra), ("pharmacy", 0)), -1), st.sampled_from((-1, 0, 1))
     )
     dispense = st.builds(
         lambda c, w, n: [c, Step("reserve", (("antal", 1),)), *[w] * n, Step("report", (), -1)],
@@ -144,13 +145,14 @@ class Lane:
     def run(self, patient: TestPatient, steps: list[Step], issue_date_days: Any) -> list[Exchange]:
         """Send every step in order, resolving references within this lane; record the answers."""
         created: list[str] = []
+        prescribed: dict[str, int] = {}  # packages per withdrawal, per prescription of this lane
         reserved: list[str] = []
         withdrawn: list[tuple[str, str, int]] = []
         out: list[Exchange] = []
         pid = patient.id
         for step in steps:
             method, path, body, operation, role, who = self._request(
-                step, pid, created, reserved, withdrawn, issue_date_days
+                step, pid, created, reserved, withdrawn, issue_date_days, prescribed
             )
             if path is None:
                 out.append(Exchange(str(step), operation, None, "skipped: nothing to refer to"))
@@ -164,6 +166,7 @@ class Lane:
             if r.ok and isinstance(answer, dict):
                 if operation == "SkapaOrdinationVard":
                     created.append(answer["ordinationId"])
+                    prescribed[answer["ordinationId"]] = int(body["antalForpackningar"])
                 elif operation == "HamtaExpeditionsId":
                     reserved.extend(answer.get("expeditionsIdn", []))
                 elif operation == "GodkannUttag":
@@ -178,6 +181,7 @@ class Lane:
         reserved: list[str],
         withdrawn: list[tuple[str, str, int]],
         issue_date_days: Any,
+        prescribed: dict[str, int],
     ) -> tuple[str, str | None, Any, str, str, int]:
         k = step.kind
         if k == "create":
@@ -208,7 +212,9 @@ class Lane:
             if not created or not reserved:
                 return "POST", None, None, "GodkannUttag", "pharmacy", 0
             oid = created[step.ref % len(created)]
-            body = {"expeditionsId": reserved[-1], "antalForpackningar": step.arg("antalForpackningar")}
+            # at the limit the prescription sets: one below, exactly, one above
+            packages = max(1, prescribed.get(oid, 1) + step.arg("extra", 0))
+            body = {"expeditionsId": reserved[-1], "antalForpackningar": packages}
             return "POST", f"/ordinationer/{oid}/uttag", body, "GodkannUttag", "pharmacy", 0
         if k == "report":
             if not withdrawn:

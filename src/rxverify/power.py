@@ -36,6 +36,7 @@ class Run:
     tests: tuple[str, ...]
     profile: str
     platform: str
+    examples: int | None = None  # this run's examples, when it needs more than the default
 
 
 @dataclass
@@ -57,7 +58,14 @@ def load_matrix(path: Path) -> tuple[dict[str, Run], dict[str, tuple[str, str]],
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
         runs = {
-            name: Run(name, spec["run"], tuple(spec.get("tests", ())), spec.get("profile", ""), spec["platform"])
+            name: Run(
+                name,
+                spec["run"],
+                tuple(spec.get("tests", ())),
+                spec.get("profile", ""),
+                spec["platform"],
+                spec.get("examples"),
+            )
             for name, spec in raw["runs"].items()
         }
         faults = {name: (spec["run"], spec["expect"]) for name, spec in raw["faults"].items()}
@@ -151,8 +159,9 @@ def execute(run: Run, fault: str | None, expect: str, defaults: dict[str, Any]) 
     tail = output[-4000:]
     if fault is None:
         failed = code != 0
-        return Outcome(None, run.name, code, seconds, False, _first_failure(output) if failed else "", "",
-                       tail if failed else "")
+        return Outcome(
+            None, run.name, code, seconds, False, _first_failure(output) if failed else "", "", tail if failed else ""
+        )
     named = re.search(expect, output) is not None
     caught = code not in (0, 2, -1) and named  # 2 is bad input, -1 a time-out: neither is a catch
     return Outcome(fault, run.name, code, seconds, caught, _first_failure(output), expect, "" if caught else tail)
