@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -12,6 +13,7 @@ from rxverify.errors import UserError
 from rxverify.guard import Guard
 from rxverify.local import SECONDARY, new_ticket_key
 from rxverify.paths import contracts_dir, reports_dir
+from rxverify.redact import redact_text
 from rxverify.report.runs import write_run_record
 from rxverify.session import Run, open_run
 from rxverify.targets import Target, resolve_target
@@ -169,3 +171,64 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         marker = metafunc.definition.get_closest_marker("platforms")
         allowed = tuple(marker.args) if marker else ("old", "new")
         metafunc.parametrize("platform", [p for p in wanted if p in allowed], scope="session")
+
+
+@pytest.hookimpl(hookwrapper=True, trylast=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Redact every failure before any reporter (Allure included) reads it.
+
+    A failure may quote what was generated and sent or refused: tickets are replaced, and an
+    identity outside the test-patient registry is masked, so neither reaches a report.
+    """
+    outcome = yield
+    report = outcome.get_result()
+    if report.longrepr is None or report.passed:
+        return
+    guard = item.config.stash.get(RUN_GUARD, None)
+    text = str(report.longrepr)
+    cleaned = redact_text(text)
+    registry = guard.registry if guard is not None else _default_registry()
+    if registry is not None:
+        for found in registry.unregistered_in(cleaned):
+            cleaned = cleaned.replace(found.text, found.masked)
+    if cleaned != text:
+        report.longrepr = cleaned
+
+
+_REGISTRY: list[Any] = []
+
+
+def _default_registry() -> Any:
+    """The shipped test-patient registry, when no run is active (None outside a checkout)."""
+    if not _REGISTRY:
+        try:
+            from rxverify.registry import load_registry
+
+            _REGISTRY.append(load_registry(contracts_dir() / "testdata" / "test-patients.json"))
+        except UserError:
+            _REGISTRY.append(None)
+    return _REGISTRY[0]
+
+
+def _scrub(text: str) -> str:
+    cleaned = redact_text(text)
+    registry = _default_registry()
+    if registry is not None:
+        for found in registry.unregistered_in(cleaned):
+            cleaned = cleaned.replace(found.text, found.masked)
+    return cleaned
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Scrub what Allure wrote (messages, traces, text attachments): no ticket, no foreign identity."""
+    directory = getattr(session.config.option, "allure_report_dir", None)
+    if not directory or not Path(directory).is_dir():
+        return
+    for path in Path(directory).iterdir():
+        if path.suffix not in (".json", ".txt", ".properties") or not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        cleaned = _scrub(text)
+        if cleaned != text:
+            path.write_text(cleaned, encoding="utf-8")
