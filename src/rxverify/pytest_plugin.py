@@ -186,11 +186,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return
     guard = item.config.stash.get(RUN_GUARD, None)
     text = str(report.longrepr)
-    cleaned = redact_text(text)
-    registry = guard.registry if guard is not None else _default_registry()
-    if registry is not None:
-        for found in registry.unregistered_in(cleaned):
-            cleaned = cleaned.replace(found.text, found.masked)
+    cleaned = _scrub(text, guard.registry if guard is not None else None)
     if cleaned != text:
         report.longrepr = cleaned
 
@@ -210,9 +206,10 @@ def _default_registry() -> Any:
     return _REGISTRY[0]
 
 
-def _scrub(text: str) -> str:
+def _scrub(text: str, registry: Any = None) -> str:
+    """`text` with tickets replaced and identities outside the registry masked."""
     cleaned = redact_text(text)
-    registry = _default_registry()
+    registry = registry or _default_registry()
     if registry is not None:
         for found in registry.unregistered_in(cleaned):
             cleaned = cleaned.replace(found.text, found.masked)
