@@ -217,7 +217,7 @@ def _power(args: argparse.Namespace) -> int:
     from rxverify.power import catalogue, run_matrix, table, write_report
 
     contracts_dir(args.contracts)
-    faulted, clean = run_matrix(Path(args.matrix), args.fault or None, args.workers)
+    faulted, clean = run_matrix(Path(args.matrix), args.fault or None, args.workers, args.seed)
     print(table(faulted, clean, catalogue()))
     print(f"written: {write_report(reports_dir(args.reports), faulted, clean)}")
     ok = all(o.caught for o in faulted) and all(o.exit_code == 0 for o in clean)
@@ -297,6 +297,7 @@ def _parser() -> argparse.ArgumentParser:
     power = sub.add_parser("power", help="run the suite against every seeded fault: caught or missed, and the score")
     power.add_argument("--matrix", default="tests/power/matrix.toml", help="the power matrix")
     power.add_argument("--fault", action="append", default=[], metavar="NAME", help="only this fault (repeatable)")
+    power.add_argument("--seed", type=int, default=None, help="seed of every run (default: the matrix's)")
     power.add_argument("--workers", type=int, default=2, help="runs at a time (default 2: the machine's cores)")
     power.add_argument("--reports", default=None, help="reports folder for power.json (default ./reports)")
     power.set_defaults(func=_power)

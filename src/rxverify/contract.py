@@ -15,6 +15,8 @@ from schemathesis import AuthContext, Case
 
 from rxverify.errors import UserError
 from rxverify.guard import GuardedSession
+from rxverify.mapping import load_mapping
+from rxverify.paths import contracts_dir
 from rxverify.registry import Registry
 from rxverify.session import Run
 from rxverify.strategies import contract_patients
@@ -74,15 +76,11 @@ def _registered_ids() -> st.SearchStrategy[str]:
     return st.sampled_from([p.id for p in contract_patients(registry)])
 
 
-IDENTITY_SYSTEMS = {
-    "personnummer": "http://electronichealth.se/identifier/personnummer",
-    "samordningsnummer": "http://electronichealth.se/identifier/samordningsnummer",
-}
-
-
 def _registered_tokens() -> st.SearchStrategy[str]:
+    """`system|value` search tokens of registered patients, the system as the mapping declares it."""
     registry = ACTIVE.registry or ACTIVE.get().registry
-    return st.sampled_from([f"{IDENTITY_SYSTEMS[p.kind]}|{p.id}" for p in contract_patients(registry)])
+    mapping = load_mapping(contracts_dir() / "mapping" / "legacy-fhir.yaml")
+    return st.sampled_from([f"{mapping.identity_system(p.id)}|{p.id}" for p in contract_patients(registry)])
 
 
 def load_contract(path: Path) -> Any:

@@ -167,9 +167,13 @@ def execute(run: Run, fault: str | None, expect: str, defaults: dict[str, Any]) 
     return Outcome(fault, run.name, code, seconds, caught, _first_failure(output), expect, "" if caught else tail)
 
 
-def run_matrix(matrix: Path, only: list[str] | None = None, workers: int = 2) -> tuple[list[Outcome], list[Outcome]]:
-    """Every faulted run and every clean run, `workers` at a time."""
+def run_matrix(
+    matrix: Path, only: list[str] | None = None, workers: int = 2, seed: int | None = None
+) -> tuple[list[Outcome], list[Outcome]]:
+    """Every faulted run and every clean run, `workers` at a time; `seed` overrides the matrix's."""
     runs, faults, defaults = load_matrix(matrix)
+    if seed is not None:
+        defaults = defaults | {"seed": seed}
     known = catalogue()
     missing = sorted(set(known) - set(faults))
     if missing:
@@ -177,6 +181,9 @@ def run_matrix(matrix: Path, only: list[str] | None = None, workers: int = 2) ->
     stray = sorted(set(faults) - set(known))
     if stray:
         raise UserError(f"power matrix {matrix} names fault(s) the platforms do not have: {', '.join(stray)}")
+    unknown = sorted(set(only or []) - set(faults))
+    if unknown:
+        raise UserError(f"unknown fault(s) {', '.join(unknown)} (python -m refplatform --list-faults)")
     chosen = {f: faults[f] for f in (only or sorted(faults))}
     clean_runs = sorted({run for run, _ in chosen.values()})
     jobs: list[tuple[Run, str | None, str]] = [(runs[r], None, "") for r in clean_runs]

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from rxverify import power
 from rxverify.errors import UserError
-from rxverify.power import Outcome, Run, catalogue, command, load_matrix, table
+from rxverify.power import Outcome, Run, catalogue, command, load_matrix, run_matrix, table
 
 from .conftest import ROOT
 
@@ -45,3 +46,23 @@ def test_table_scores_and_marks_misses() -> None:
     faulted = [Outcome("a", "r", 1, 2.0, True, "test_x"), Outcome("b", "r", 0, 3.0, False, "", "name")]
     text = table(faulted, [Outcome(None, "r", 0, 1.0, False, "")], {"a": "mapping", "b": "behaviour"})
     assert "score: 1/2 faults caught" in text and "MISSED" in text and "/name/" in text
+
+
+def test_unknown_fault_is_one_user_error_before_anything_runs() -> None:
+    with pytest.raises(UserError, match=r"unknown fault.*no-such-fault"):
+        run_matrix(MATRIX, ["no-such-fault"])
+
+
+def test_seed_given_on_the_command_line_reaches_every_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[dict[str, object]] = []
+
+    def fake_execute(run: Run, fault: str | None, expect: str, defaults: dict[str, object]) -> Outcome:
+        seen.append(defaults)
+        return Outcome(fault, run.name, 0, 0.0, False, "")
+
+    monkeypatch.setattr(power, "execute", fake_execute)
+    run_matrix(MATRIX, ["transformer-mojibake"], workers=1, seed=99)
+    assert seen and all(d["seed"] == 99 for d in seen)
+    seen.clear()
+    run_matrix(MATRIX, ["transformer-mojibake"], workers=1)
+    assert seen and all(d["seed"] == load_matrix(MATRIX)[2]["seed"] for d in seen)

@@ -94,26 +94,19 @@ def patient_system(person_id: str) -> str:
     return SAMORDNINGSNUMMER if int(person_id[6:8]) > 60 else PERSONNUMMER
 
 
-class _Checked:
-    """A response context that accepts the expected statuses (and named races) and fails the rest."""
+class _Interface:
+    """What both interfaces share: one request through Locust's client, judged by its status.
 
-    @staticmethod
-    def judge(response: Any, ok: tuple[int, ...], race: Callable[[Any], bool] | None = None) -> Any:
-        status = response.status_code
-        if status in ok or (status == 409 and race is not None and race(response)):
-            response.success()
-            return response if status in ok else None  # parsed only by the work that reads it
-        response.failure(f"status {status}: {(response.text or '')[:200] if status else response.error}")
-        return None
-
-
-class Legacy:
-    """The old service interface (REST/JSON rendering, contracts/openapi/legacy.yaml)."""
-
-    name = "legacy"
+    The expected statuses pass; a 409 passes only where the work allows a race (`race=True`)
+    and the interface's `_race` recognises the answer; everything else is a failure.
+    """
 
     def _headers(self, vu: Vu) -> dict[str, str]:
-        return {"Authorization": vu.auth(), "Content-Type": "application/json", "Accept": "application/json"}
+        raise NotImplementedError
+
+    @staticmethod
+    def _race(response: Any) -> bool:
+        raise NotImplementedError
 
     def _send(
         self,
@@ -129,7 +122,26 @@ class Legacy:
         with vu.client.request(
             method, path, name=name, data=data, headers=self._headers(vu), catch_response=True
         ) as response:
-            return _Checked.judge(response, ok, self._race if race else None)
+            return judge(response, ok, self._race if race else None)
+
+
+def judge(response: Any, ok: tuple[int, ...], race: Callable[[Any], bool] | None = None) -> Any:
+    """Mark a Locust response context: success on `ok` (or a recognised 409 race), failure otherwise."""
+    status = response.status_code
+    if status in ok or (status == 409 and race is not None and race(response)):
+        response.success()
+        return response if status in ok else None  # parsed only by the work that reads it
+    response.failure(f"status {status}: {(response.text or '')[:200] if status else response.error}")
+    return None
+
+
+class Legacy(_Interface):
+    """The old service interface (REST/JSON rendering, contracts/openapi/legacy.yaml)."""
+
+    name = "legacy"
+
+    def _headers(self, vu: Vu) -> dict[str, str]:
+        return {"Authorization": vu.auth(), "Content-Type": "application/json", "Accept": "application/json"}
 
     @staticmethod
     def _race(response: Any) -> bool:
@@ -247,7 +259,7 @@ class SeedError(Exception):
     """The platform refused the data the run needs."""
 
 
-class Fhir:
+class Fhir(_Interface):
     """The new platform's FHIR API (contracts/openapi/fhir.yaml)."""
 
     name = "fhir"
@@ -259,21 +271,9 @@ class Fhir:
             "x-context-id": vu.context_id, "x-user-agent": USER_AGENT,
         }  # fmt: skip
 
-    def _send(
-        self,
-        vu: Vu,
-        method: str,
-        path: str,
-        name: str,
-        body: Any = None,
-        ok: tuple[int, ...] = (200,),
-        race: bool = False,
-    ) -> Any:
-        data = _body(body) if body is not None else None
-        with vu.client.request(
-            method, path, name=name, data=data, headers=self._headers(vu), catch_response=True
-        ) as response:
-            return _Checked.judge(response, ok, (lambda _: True) if race else None)
+    @staticmethod
+    def _race(response: Any) -> bool:
+        return True  # a 409 on a withdrawal: the prescription was used up or cancelled meanwhile
 
     @staticmethod
     def _token(person_id: str) -> str:
