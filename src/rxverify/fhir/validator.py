@@ -45,6 +45,7 @@ from fhirpathpy import compile as fhirpath_compile
 from pydantic import ValidationError
 
 from rxverify.errors import UserError
+from rxverify.fhir import fastpath
 from rxverify.fhir.package import BASE_PREFIX, Package, default_package
 
 SEVERITIES = ("error", "warning", "information")
@@ -81,7 +82,11 @@ def _unescape(escape: str) -> str:
 
 @dataclass(eq=False)
 class Constraint:
-    """A constraint (invariant) of an element: FHIRPath compiled once, `matches()` as a regex."""
+    """A constraint (invariant) of an element: FHIRPath compiled once, `matches()` as a regex.
+
+    FHIRPath runs on the fast path (fastpath.py) where it covers the expression and the input,
+    otherwise on fhirpathpy; both give the same result.
+    """
 
     key: str
     severity: str
@@ -90,6 +95,7 @@ class Constraint:
     on_root: bool
     regex: re.Pattern[str] | None = None
     _compiled: Callable[..., Any] | None = None
+    _fast: Callable[[Any], list[Any]] | None = None
     broken: str | None = None
 
     @classmethod
@@ -116,6 +122,7 @@ class Constraint:
         try:
             text = expression if on_root else f"x.select({expression})"
             constraint._compiled = fhirpath_compile(text)
+            constraint._fast = fastpath.compile(text)
         except Exception as exc:  # fhirpathpy raises bare Exceptions for syntax errors
             constraint.broken = str(exc) or type(exc).__name__
         return constraint
@@ -129,7 +136,14 @@ class Constraint:
         compiled = self._compiled
         if compiled is None:  # a regex constraint on a non-string: FHIRPath gives empty
             return True
-        result = compiled(value if self.on_root else {"x": value}, {"resource": resource})
+        subject = value if self.on_root else {"x": value}
+        if self._fast is None:
+            result = compiled(subject, {"resource": resource})
+        else:
+            try:
+                result = self._fast(subject)
+            except fastpath.Unsupported:
+                result = compiled(subject, {"resource": resource})
         if not result:
             return True
         if all(isinstance(r, bool) for r in result):
@@ -449,7 +463,11 @@ class Validator:
         return run.issues
 
     def _profiles(self, resource: dict[str, Any], rtype: str, loc: str, explicit: list[str] | None, run: _Run) -> None:
-        claimed = set((resource.get("meta") or {}).get("profile") or []) - set(explicit or [])
+        meta = resource.get("meta")
+        declared = meta.get("profile") if isinstance(meta, dict) else None
+        # a malformed meta is the base check's finding; here it just claims nothing
+        claimed = {u for u in declared if isinstance(u, str)} if isinstance(declared, list) else set()
+        claimed -= set(explicit or [])
         for url in self.profiles_for(resource, explicit):
             if url in claimed and (self.package.find(url) or {}).get("resourceType") != "StructureDefinition":
                 # a profile the resource claims but the package lacks: said, as the HL7 validator does

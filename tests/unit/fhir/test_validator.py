@@ -122,3 +122,14 @@ def test_capability_statement_supplies_the_profile(package: Package) -> None:
     document["status"] = "aktiv"
     found = {(i.code, i.location) for i in errors(validator_for(package).validate(document))}
     assert found == {("code-invalid", "MedicationRequest.status")}
+
+
+@pytest.mark.parametrize("meta", [0, [1], {"profile": "not-a-list"}, {"profile": [[]]}, {"profile": [0, None]}])
+def test_malformed_meta_is_an_issue_not_a_crash(meta: Any, package: Package) -> None:
+    """A malformed meta or meta.profile is reported at meta; the CapabilityStatement's profile still applies."""
+    document = _load(FHIR_DIR / "examples" / "MedicationRequest-3f2504e0-4f89-41d3-9a0c-0305e82c3301.json")
+    document["meta"] = meta
+    document["status"] = "aktiv"
+    found = errors(validator_for(package).validate(document))
+    assert any(i.location.startswith("MedicationRequest.meta") for i in found), found
+    assert ("code-invalid", "MedicationRequest.status") in {(i.code, i.location) for i in found}
