@@ -91,7 +91,7 @@ def _line(label: str, result: Result, baseline: Result, peak: float) -> str:
     ratio = result.per_second / baseline.per_second if baseline.per_second else 0.0
     errors = f", {result.failed} non-2xx {dict(result.by_status)}" if result.failed else ""
     return (
-        f"{label:<34} {result.per_second:8.0f} req/s   ratio to baseline {ratio:5.2f}   "
+        f"{label:<40} {result.per_second:8.0f} req/s   ratio to baseline {ratio:5.2f}   "
         f"headroom over national peak {result.per_second / peak:6.1f}x{errors}"
     )
 
@@ -138,7 +138,7 @@ def main() -> int:
             baseline_mix = [Req("ping", "GET", f"{base_url}/ping")]
             run_load(baseline_mix, 1.0, args.connections)  # warm-up
             baseline = run_load(baseline_mix, args.seconds, args.connections)
-            print(f"{'baseline (minimal Starlette GET)':<34} {baseline.per_second:8.0f} req/s")
+            print(f"{'baseline (minimal Starlette GET)':<40} {baseline.per_second:8.0f} req/s")
             for label, mix in (
                 ("old platform, legacy mix", _legacy_mix(run, old_legacy, patients, units)),
                 ("new platform, legacy mix (transformer)", _legacy_mix(run, new_legacy, patients, units)),
