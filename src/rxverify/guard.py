@@ -19,7 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import unquote, unquote_plus, urlsplit
 
 import requests
@@ -35,6 +35,16 @@ if TYPE_CHECKING:
 _DIGIT_RUN = re.compile(r"\d{6}")  # YYMMDD: no identity number, in any form, without it
 CLEAN_CACHE_LIMIT = 65_536  # texts remembered as clean; the cache starts over when full
 CLEAN_CACHE_TEXT = 4_096  # longer texts (bodies) are not remembered
+
+
+Attempt = tuple[int, str, str | None, list[str]]  # a ledgered attempt: seq, path, operation, patients
+
+
+class Admission(NamedTuple):
+    """What the guard found of a request it let through."""
+
+    operation: str | None  # the operationId, when the plan check resolved it
+    patients: tuple[str, ...]  # the registered test patients its path, query and body name
 
 
 class RequestRefused(Exception):
@@ -100,57 +110,66 @@ class Guard:
         self.target_name = target_name
         self.rate = RateLimiter(plan.rate_per_second, plan.burst) if plan is not None else None
         self.counts: Counter[str] = Counter()
+        self.busy_s = 0.0  # seconds the load client spent here (scan, ledger): the generator's figures
         self._lock = threading.Lock()
-        self._clean: dict[str, bool] = {}
+        self._clean: dict[str, tuple[str, ...]] = {}  # text scanned today -> the registered patients it names
         self._clean_day = date.today()
 
-    def _scan(self, where: str, text: str) -> Found | None:
-        found = self.registry.unregistered_in(text)
-        if found:
-            return found[0]
-        return None
+    def inspect(self, method: str, url: str, headers: Mapping[str, Any], body: bytes | str | None) -> tuple[str, ...]:
+        """Raise RequestRefused if the request carries an identity outside the registry.
 
-    def inspect(self, method: str, url: str, headers: Mapping[str, Any], body: bytes | str | None) -> None:
-        """Raise RequestRefused if the request carries an identity outside the registry."""
+        Returns the registered test patients the path, query and body name (for the ledger), so
+        a write is scanned once.
+        """
         parts = urlsplit(url)
         # '+' is literal in a path but a space in form-encoded text: scan both readings (fail closed)
         places: list[tuple[str, str]] = [("path", unquote(parts.path))]
         if parts.query:
             places += [("query", unquote(parts.query)), ("query", unquote_plus(parts.query))]
-        places += [(f"header {name}", str(value)) for name, value in headers.items()]
         if body:
             text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
             # form data and JSON escapes: scan both the raw and the decoded text
             places.append(("body", text))
             if "%" in text or "+" in text:
                 places.append(("body", unquote_plus(text)))
+        named = len(places)  # headers name no patient for the ledger, but are scanned all the same
+        places += [(f"header {name}", str(value)) for name, value in headers.items()]
         # Every identity starts with at least six digits in a row, so places without such a run
-        # are clean; so are texts already found clean today (tickets and read paths repeat on the
-        # load path). The rest are scanned at once: a newline cannot be part of a number, so no
-        # identity spans two places. Which place it was is looked up only for the refusal.
+        # are clean; so are texts already scanned today (tickets and read paths repeat on the
+        # load path): the cache keeps the registered patients each one names.
         today = date.today()  # a 10-digit number's century depends on the day: so does the cache
         if today != self._clean_day:
             self._clean, self._clean_day = {}, today
-        clean = self._clean
-        suspects = [text for _, text in places if text not in clean and _DIGIT_RUN.search(text)]
-        stray = self.registry.unregistered_in("\n".join(suspects)) if suspects else []
-        if not stray:
-            if len(clean) > CLEAN_CACHE_LIMIT:
-                clean.clear()
-            for text in suspects:
+        clean, ids = self._clean, self.registry.ids
+        patients: set[str] = set()
+        for i, (where, text) in enumerate(places):
+            known = clean.get(text)
+            if known is None:
+                if not _DIGIT_RUN.search(text):
+                    continue
+                found = find_identities(text, today)
+                stray = next((f for f in found if f.twelve not in ids), None)
+                if stray is not None:
+                    self._refuse_identity(method, parts.path, where, stray)
+                known = tuple(sorted({f.twelve for f in found}))
                 if len(text) <= CLEAN_CACHE_TEXT:
-                    clean[text] = True
-        else:
-            where, hit = next(((w, h) for w, t in places if (h := self._scan(w, t)) is not None), ("request", stray[0]))
-            with self._lock:
-                self.counts["identity"] += 1
-            shown = mask_identities(unquote(parts.path))
-            raise RequestRefused(
-                "identity",
-                f"refused {method} {shown}: {hit.kind} {hit.masked} in the {where} is not a registered test patient",
-            )
+                    if len(clean) >= CLEAN_CACHE_LIMIT:
+                        clean.clear()
+                    clean[text] = known
+            if i < named:
+                patients.update(known)
         with self._lock:
             self.counts["passed"] += 1
+        return tuple(sorted(patients))
+
+    def _refuse_identity(self, method: str, path: str, where: str, hit: Found) -> None:
+        with self._lock:
+            self.counts["identity"] += 1
+        shown = mask_identities(unquote(path))
+        raise RequestRefused(
+            "identity",
+            f"refused {method} {shown}: {hit.kind} {hit.masked} in the {where} is not a registered test patient",
+        )
 
     def _refuse(self, reason: str, message: str) -> RequestRefused:
         with self._lock:
@@ -161,19 +180,19 @@ class Guard:
         """The request's operationId, when an operation index is configured and one matches."""
         return self.operations.operation_of(method, url) if self.operations is not None else None
 
-    def admit(self, method: str, url: str, headers: Mapping[str, Any], body: bytes | str | None) -> str | None:
-        """Every check before sending (RequestRefused if one fails); returns the operationId if resolved.
+    def admit(self, method: str, url: str, headers: Mapping[str, Any], body: bytes | str | None) -> Admission:
+        """Every check before sending (RequestRefused if one fails): what the ledger needs of the request.
 
         Identities first; on a production target the plan (one active, the operation covered,
         inside the window); then the plan's rate limit, which blocks rather than refuses.
         """
-        self.inspect(method, url, headers, body)
+        patients = self.inspect(method, url, headers, body)
         operation = None
         if self.production:
             operation = self._check_plan(method, url)
         if self.rate is not None:
             self.rate.acquire()
-        return operation
+        return Admission(operation, patients)
 
     def _check_plan(self, method: str, url: str) -> str | None:
         plan = self.plan
@@ -203,23 +222,20 @@ class Guard:
         ids = self.registry.ids
         return sorted({f.twelve for text in texts for f in find_identities(text) if f.twelve in ids})
 
-    def record_attempt(
-        self, method: str, url: str, body: bytes | str | None, operation: str | None
-    ) -> tuple[int, str, str | None, list[str]] | None:
+    def record_attempt(self, method: str, url: str, admission: Admission) -> Attempt | None:
         """Ledger the attempt of a write before it is sent (None when not a write or no ledger)."""
         if self.ledger is None or method not in WRITES:
             return None
-        operation = operation or self.operation_of(method, url)
+        operation = admission.operation or self.operation_of(method, url)
         parts = urlsplit(url)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
-        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else (body or "")
-        patients = self._patients(unquote(path), text)
+        patients = list(admission.patients)
         seq = self.ledger.attempt(method, operation, path, patients)
         return seq, path, operation, patients
 
     def record_outcome(
         self,
-        attempt: tuple[int, str, str | None, list[str]],
+        attempt: Attempt,
         method: str,
         response: requests.Response | None,
         read_body: bool = True,
@@ -255,8 +271,8 @@ class GuardedSession(requests.Session):
         guard = self.guard
         method = request.method or "GET"
         url = request.url or ""
-        operation = guard.admit(method, url, request.headers, request.body)
-        attempt = guard.record_attempt(method, url, request.body, operation)
+        admission = guard.admit(method, url, request.headers, request.body)
+        attempt = guard.record_attempt(method, url, admission)
         if attempt is None:
             return super().send(request, **kwargs)
         try:

@@ -15,6 +15,7 @@ from datetime import date
 # run of digits.
 _CANDIDATE = re.compile(r"(?<!\d)(?:(1[89]|20)(\d{6})([-+]?)(\d{4})|(\d{6})([-+]?)(\d{4}))(?!\d)")
 # UUIDs are masked before scanning: their hex groups hold digit runs that look like numbers.
+_SIX_DIGITS = re.compile(r"\d{6}")  # every candidate has one: texts without it are skipped unscanned
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -74,6 +75,8 @@ def _century(yy: int, separator: str, today: date) -> int:
 
 def find_identities(text: str, today: date | None = None) -> list[Found]:
     """Every formally valid (plausible date, Luhn check digit) identity number in `text`."""
+    if not _SIX_DIGITS.search(text):
+        return []
     today = today or date.today()
     scanned = _UUID.sub(lambda m: "#" * len(m.group(0)), text)
     found: list[Found] = []

@@ -129,3 +129,18 @@ def test_the_clean_text_cache_never_admits_a_foreign_identity(registry: Registry
             guard.inspect("GET", "http://127.0.0.1/x", {"x-patientref": prefix + foreign}, None)
         with pytest.raises(RequestRefused):
             guard.inspect("POST", "http://127.0.0.1/x", {}, (prefix + registered + " " + foreign).encode())
+
+
+def test_admission_names_the_patients_of_path_query_and_body_scanned_once(registry: Registry) -> None:
+    """The ledger's patients come from the one scan: path, query and body (not headers), also on a cached path."""
+    guard = Guard(registry)
+    a, b, c, d = (p.id for p in registry.patients[:4])
+    for _ in range(2):  # the second time every text but the body comes from the clean-text cache
+        admission = guard.admit(
+            "PUT",
+            f"http://127.0.0.1/patienter/{a}/samtycke?ref={b}",
+            {"x-patientref": d},
+            json.dumps({"personId": c}).encode(),
+        )
+        assert admission.patients == tuple(sorted({a, b, c}))
+    assert guard.admit("GET", "http://127.0.0.1/arbetsplatskoder/4000000", {}, None).patients == ()

@@ -17,7 +17,7 @@ from locust import FastHttpUser
 from locust.contrib.fasthttp import FastHttpSession
 from locust.user.users import User
 
-from rxverify.guard import Guard, RequestRefused
+from rxverify.guard import Attempt, Guard, RequestRefused
 from rxverify.ledger import returned_ids
 
 MISSING = object()
@@ -67,8 +67,9 @@ class GuardedFastHttpSession(FastHttpSession):
         """Check (identities; on production the plan), ledger a write's attempt, send, ledger its outcome."""
         guard = self.guard
         full = self._build_url(url)
+        began = time.perf_counter()
         try:
-            operation = guard.admit(method, full, headers or {}, data)
+            admission = guard.admit(method, full, headers or {}, data)
         except RequestRefused as exc:
             # shown as a failed request of its name, and the task stops: nothing was sent
             self.request_event.fire(
@@ -83,7 +84,8 @@ class GuardedFastHttpSession(FastHttpSession):
                 url=full,
             )
             raise
-        attempt = guard.record_attempt(method, full, data, operation)
+        attempt = guard.record_attempt(method, full, admission)
+        guard.busy_s += time.perf_counter() - began  # greenlets share one thread: no lock needed
         response = super().request(
             method,
             url,
@@ -95,10 +97,12 @@ class GuardedFastHttpSession(FastHttpSession):
             **kwargs,
         )
         if attempt is not None:
+            began = time.perf_counter()
             self._outcome(attempt, method, response)
+            guard.busy_s += time.perf_counter() - began
         return response
 
-    def _outcome(self, attempt: tuple[int, str, str | None, list[str]], method: str, response: Any) -> None:
+    def _outcome(self, attempt: Attempt, method: str, response: Any) -> None:
         """Ledger a write's outcome: status and returned ids, as Guard.record_outcome does, parsing the body once.
 
         The patients are the request's; when the request named none (a withdrawal names only the

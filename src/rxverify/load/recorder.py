@@ -38,6 +38,7 @@ class Recorder:
         self.scheduled: Counter[str] = Counter()  # iterations the open model planned, per caller
         self.dropped: Counter[str] = Counter()  # iterations that could not start (no idle VU)
         self.cpu_s = 0.0  # generator CPU seconds
+        self.guard_s = 0.0  # of them, in the guard: identity scan, ledger of writes
         self.first: float | None = None  # epoch of the first request sent
         self.last: float | None = None  # epoch of the last answer
 
@@ -91,6 +92,7 @@ class Recorder:
             "scheduled": dict(self.scheduled),
             "dropped": dict(self.dropped),
             "cpu_s": self.cpu_s,
+            "guard_s": self.guard_s,
             "first": self.first,
             "last": self.last,
         }
@@ -109,6 +111,7 @@ class Recorder:
         self.scheduled.update(data.get("scheduled") or {})
         self.dropped.update(data.get("dropped") or {})
         self.cpu_s += float(data.get("cpu_s") or 0.0)
+        self.guard_s += float(data.get("guard_s") or 0.0)
         for attr, pick in (("first", min), ("last", max)):
             value = data.get(attr)
             if value is not None:

@@ -75,6 +75,8 @@ def summary(
         "generator": {
             "cpu_s": round(recorder.cpu_s, 3),
             "requests_per_cpu_s": round(total / recorder.cpu_s, 1) if recorder.cpu_s else None,
+            "guard_s": round(recorder.guard_s, 3),
+            "guard_share": round(recorder.guard_s / recorder.cpu_s, 4) if recorder.cpu_s else None,
         },
         "slo": [
             {

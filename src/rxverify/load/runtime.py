@@ -194,6 +194,7 @@ class LoadRun:
     schedule: ArrivalSchedule | None = None
     shape: Any = None
     cpu_mark: float | None = None
+    guard_mark: float = 0.0  # the guard's busy seconds at cpu_mark
     started_ms: int = 0
     stress: dict[str, Any] | None = None
     stress_verdicts: list[Verdict] | None = None
@@ -400,6 +401,7 @@ def on_test_start(environment: Any) -> None:
     load = active()
     load.recorder = Recorder()
     load.cpu_mark = time.process_time()
+    load.guard_mark = _guard_busy()
     load.started_ms = int(time.time() * 1000)
     if load.role == "master":
         load.workers = len(environment.runner.clients)
@@ -442,6 +444,11 @@ def on_request(
         ACTIVE.recorder.request(name, start_time, response_time, exception is not None, context.get("rx_delay_ms"))
 
 
+def _guard_busy() -> float:
+    """Seconds the users' guard has spent so far (0 before the run set it)."""
+    return GuardedUser.guard.busy_s if GuardedUser.guard is not None else 0.0
+
+
 def on_report_to_master(client_id: str, data: dict[str, Any]) -> None:
     """A worker hands what it recorded since its last report (and its CPU time) to the master."""
     load = ACTIVE
@@ -450,6 +457,7 @@ def on_report_to_master(client_id: str, data: dict[str, Any]) -> None:
     part = load.recorder.take()
     now = time.process_time()
     part.cpu_s, load.cpu_mark = now - load.cpu_mark, now
+    part.guard_s, load.guard_mark = _guard_busy() - load.guard_mark, _guard_busy()
     data["rxverify"] = part.to_dict()
 
 
@@ -520,8 +528,9 @@ def on_quitting(environment: Any) -> None:
             runner.quit()
         if interrupted:
             _html(environment)
-        if (load.role == "local" and load.cpu_mark is not None) or load.cpu_mark is not None:
+        if load.cpu_mark is not None:
             load.recorder.cpu_s += time.process_time() - load.cpu_mark
+            load.recorder.guard_s += _guard_busy() - load.guard_mark
         code = _finish(environment, load, interrupted)
         environment.process_exit_code = code
     finally:
@@ -602,7 +611,8 @@ def _print(data: dict[str, Any], verdicts: list[Verdict], path: Path) -> None:
         lines.append(f"  latency from intended start (ms): p50 {intended.get('p50_ms')}, p95 {intended.get('p95_ms')}, "
                      f"p99 {intended.get('p99_ms')}, max {intended.get('max_ms')}")  # fmt: skip
     gen = data["generator"]
-    lines.append(f"  generator: {gen['cpu_s']} CPU s, {gen['requests_per_cpu_s']} requests per CPU second")
+    lines.append(f"  generator: {gen['cpu_s']} CPU s, {gen['requests_per_cpu_s']} requests per CPU second; "
+                 f"guard and ledger {gen['guard_s']} s ({(gen['guard_share'] or 0) * 100:.1f} % of it)")  # fmt: skip
     if data.get("stress"):
         lines.append(f"  stress: {data['stress']['verdict']}")
     lines += [f"  {v.line}" for v in verdicts]

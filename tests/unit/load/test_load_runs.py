@@ -163,3 +163,5 @@ def test_one_master_and_two_workers_combine_exact_percentiles_and_drops(reports:
     aggregated = next(r for r in rows if ",Aggregated," in r).split(",")
     assert int(aggregated[2]) == summary["requests"]
     assert summary["generator"]["cpu_s"] > 0
+    # the workers' guard time reaches the master: part of the generator's CPU, never more
+    assert 0 < summary["generator"]["guard_s"] < summary["generator"]["cpu_s"]

@@ -37,6 +37,7 @@ def test_histograms_merge_across_workers_as_one() -> None:
     for i, v in enumerate(b):
         right.request("X", 1000.0 + i / 1000, v, i % 100 == 0, 5.0)
     right.iteration("pharmacy", False, 1000.0)
+    left.cpu_s, left.guard_s, right.cpu_s, right.guard_s = 2.0, 0.5, 3.0, 0.25
     master = Recorder()
     master.merge_dict(left.to_dict())
     master.merge_dict(right.to_dict())
@@ -44,6 +45,7 @@ def test_histograms_merge_across_workers_as_one() -> None:
     assert master.service["X"].count == 10_000
     assert master.service["X"].percentile(0.95) == pytest.approx(whole.percentile(0.95))
     assert master.failures["X"] == 50 and master.dropped["pharmacy"] == 1
+    assert (master.cpu_s, master.guard_s) == (5.0, 0.75)
 
 
 def test_slo_breach_names_the_slo_the_value_and_the_limit() -> None:
