@@ -8,15 +8,17 @@ with a wrong check digit is not an identity, so negative tests use such numbers.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 
 # 12 digits (century first) or 10 digits, with '-', '+' or no separator, not inside a longer
 # run of digits.
-_CANDIDATE = re.compile(r"(?<!\d)(?:(1[89]|20)(\d{6})([-+]?)(\d{4})|(\d{6})([-+]?)(\d{4}))(?!\d)")
+CANDIDATE = re.compile(r"(?<!\d)(?:(1[89]|20)(\d{6})([-+]?)(\d{4})|(\d{6})([-+]?)(\d{4}))(?!\d)")
 # UUIDs are masked before scanning: their hex groups hold digit runs that look like numbers.
-_SIX_DIGITS = re.compile(r"\d{6}")  # every candidate has one: texts without it are skipped unscanned
+_SIX_DIGITS = re.compile(r"\d{6,}")  # every candidate starts with one: texts without it are skipped unscanned
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_UUID_MASK = "#" * 36  # same length, so positions in the scanned text are those of the original
 
 
 def luhn_ok(ten: str) -> bool:
@@ -73,14 +75,26 @@ def _century(yy: int, separator: str, today: date) -> int:
     return year // 100
 
 
+def candidates(text: str) -> Iterator[re.Match[str]]:
+    """The matches of CANDIDATE in `text`, as CANDIDATE.finditer gives them, at a fraction of its cost.
+
+    A candidate starts where a run of six or more digits starts (its `(?<!\\d)`) and ends in a run
+    of exactly four digits or with its own run, so one match attempt per such run finds them all.
+    """
+    for run in _SIX_DIGITS.finditer(text):
+        found = CANDIDATE.match(text, run.start())
+        if found is not None:
+            yield found
+
+
 def find_identities(text: str, today: date | None = None) -> list[Found]:
     """Every formally valid (plausible date, Luhn check digit) identity number in `text`."""
     if not _SIX_DIGITS.search(text):
         return []
     today = today or date.today()
-    scanned = _UUID.sub(lambda m: "#" * len(m.group(0)), text)
+    scanned = _UUID.sub(_UUID_MASK, text) if "-" in text else text  # a UUID is 36 characters, hyphens included
     found: list[Found] = []
-    for m in _CANDIDATE.finditer(scanned):
+    for m in candidates(scanned):
         if m.group(2) is not None:
             century, rest, tail = m.group(1), m.group(2), m.group(4)
             ten = rest + tail

@@ -56,6 +56,7 @@ class Ledger:
         self.environment_class = environment_class
         self._lock = threading.Lock()
         self._seq = 0
+        self._shown: dict[int, str] = {}  # attempts awaiting their outcome: seq -> masked path
         self._file: TextIO | None = self.path.open("a", encoding="utf-8")
 
     def _write(self, entry: dict[str, Any]) -> None:
@@ -67,7 +68,7 @@ class Ledger:
             self._file.flush()
 
     def _entry(
-        self, kind: str, seq: int, method: str, operation: str | None, path: str, patients: Iterable[str]
+        self, kind: str, seq: int, method: str, operation: str | None, shown: str, patients: Iterable[str]
     ) -> dict[str, Any]:
         return {
             "time": _now(),
@@ -78,16 +79,18 @@ class Ledger:
             "environmentClass": self.environment_class,
             "method": method,
             "operation": operation,
-            "path": mask_identities(path),
+            "path": shown,
             "patients": sorted(set(patients)),
         }
 
     def attempt(self, method: str, operation: str | None, path: str, patients: Iterable[str]) -> int:
         """Record a write about to be sent; returns its number for the outcome."""
+        shown = mask_identities(path)
         with self._lock:
             self._seq += 1
             seq = self._seq
-        self._write(self._entry("attempt", seq, method, operation, path, patients))
+            self._shown[seq] = shown  # the outcome's path, masked once
+        self._write(self._entry("attempt", seq, method, operation, shown, patients))
         return seq
 
     def outcome(
@@ -102,7 +105,9 @@ class Ledger:
         outcome: str,
     ) -> None:
         """Record what came of attempt `seq`: ok, error (an HTTP error status) or transport-error."""
-        entry = self._entry("outcome", seq, method, operation, path, patients)
+        with self._lock:
+            shown = self._shown.pop(seq, None)
+        entry = self._entry("outcome", seq, method, operation, shown or mask_identities(path), patients)
         entry.update({"status": status, "ids": dict(ids), "outcome": outcome})
         self._write(entry)
 

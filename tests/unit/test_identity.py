@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rxverify.errors import UserError
-from rxverify.identity import find_identities, luhn_ok, mask
+from rxverify.identity import CANDIDATE, candidates, find_identities, luhn_ok, mask
 from rxverify.registry import Registry, load_registry
 from rxverify.strategies import invalid_person_ids, person_ids
 
@@ -80,3 +80,11 @@ def test_unreadable_registry_is_one_user_error(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(UserError, match="not valid JSON"):
         load_registry(tmp_path / "bad.json")
+
+
+
+@given(st.lists(st.one_of(st.text(alphabet="0123456789-+ x#", max_size=40), st.uuids().map(str)), max_size=8))
+def test_scanning_from_digit_runs_finds_every_match_of_the_pattern(parts: list[str]) -> None:
+    """The scan tries the pattern only where a run of six digits starts: it must find what finditer finds."""
+    text = "".join(parts)
+    assert [m.group(0) for m in candidates(text)] == [m.group(0) for m in CANDIDATE.finditer(text)]
