@@ -6,6 +6,7 @@ they read the active run through `ACTIVE` when a case is generated or sent.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +90,20 @@ def load_contract(path: Path) -> Any:
     schemathesis.openapi.format("personid-token", st.deferred(_registered_tokens))
     schema = schemathesis.openapi.from_path(path)
     schema.auth(refresh_interval=None)(TestActorTicket)
+    schema.hook("filter_case")(only_registered_identities)
     return schema
+
+
+def only_registered_identities(context: Any, case: Case) -> bool:
+    """Keep a generated case only if every identity number in it is a registered test patient.
+
+    The formats draw identities from the registry, but free strings (a dosage text, a name) can
+    still form a valid number by chance; such a case is dropped while it is generated, so
+    generated data never carries one (the guard would refuse it anyway, as the last line).
+    """
+    registry = ACTIVE.registry or ACTIVE.get().registry
+    parts = [case.path_parameters, case.query, case.headers, case.cookies, case.body]
+    return not registry.unregistered_in(json.dumps(parts, ensure_ascii=False, default=str))
 
 
 def configure(schema: Any, examples: int, seed: int | None) -> None:
