@@ -55,8 +55,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
         seed = random.SystemRandom().randrange(1, 2**31)
         config.option.seed = seed
-    if hasattr(config.option, "hypothesis_seed") and config.option.hypothesis_seed is None:
+    if getattr(config.option, "hypothesis_seed", None) is None:
+        # hypothesis's own plugin reads --hypothesis-seed in its pytest_configure, which may run
+        # before this one: set its global seed directly, so every property and stateful run (not
+        # only schemathesis's) draws from this seed and a failing run can be reproduced.
+        from hypothesis import core
+
         config.option.hypothesis_seed = seed
+        core.global_force_seed = seed
 
 
 def pytest_report_header(config: pytest.Config) -> str:
