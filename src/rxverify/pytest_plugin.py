@@ -46,8 +46,11 @@ def local_key(config: pytest.Config) -> bytes:
     return config.stash.setdefault(LOCAL_KEY, new_ticket_key())
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     """Fix the seed so every run can be reproduced; make the local target's ticket key."""
+    from hypothesis import core, settings
+
     local_key(config)
     seed = config.getoption("--seed", default=None)
     if seed is None:
@@ -59,10 +62,14 @@ def pytest_configure(config: pytest.Config) -> None:
         # hypothesis's own plugin reads --hypothesis-seed in its pytest_configure, which may run
         # before this one: set its global seed directly, so every property and stateful run (not
         # only schemathesis's) draws from this seed and a failing run can be reproduced.
-        from hypothesis import core
-
         config.option.hypothesis_seed = seed
         core.global_force_seed = seed
+    if settings.default is not None and settings.default.derandomize:
+        # hypothesis loads its "ci" profile (derandomize=True) when it sees a CI variable, and
+        # derandomize outranks the global seed: every seed would then draw the same examples, and
+        # the "reproduce with --seed" line would not reproduce anything. The seed rules instead.
+        settings.register_profile("rxverify-seeded", parent=settings.default, derandomize=False)
+        settings.load_profile("rxverify-seeded")
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+from hypothesis._settings import _CI_VARS
 
 PROPERTY = """
 from hypothesis import given, settings, strategies as st
@@ -27,7 +31,15 @@ def test_stateful():
 """
 
 
-def _draws(tmp_path: Path, *args: str) -> list[str]:
+def _environment(ci: bool) -> dict[str, str]:
+    """This environment without any variable by which hypothesis detects CI, or with CI=true."""
+    env = {k: v for k, v in os.environ.items() if k not in _CI_VARS}
+    if ci:
+        env["CI"] = "true"  # hypothesis then loads its "ci" profile, which derandomizes
+    return env
+
+
+def _draws(tmp_path: Path, *args: str, ci: bool) -> list[str]:
     (tmp_path / "draws.txt").unlink(missing_ok=True)
     (tmp_path / "test_drawn.py").write_text(PROPERTY, encoding="utf-8")
     done = subprocess.run(
@@ -36,13 +48,15 @@ def _draws(tmp_path: Path, *args: str) -> list[str]:
         capture_output=True,
         text=True,
         timeout=120,
+        env=_environment(ci),
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return (tmp_path / "draws.txt").read_text(encoding="utf-8").splitlines()
 
 
-def test_the_same_seed_draws_the_same_examples_in_properties_and_state_machines(tmp_path: Path) -> None:
-    first = _draws(tmp_path, "--seed", "5")
+@pytest.mark.parametrize("ci", [False, True], ids=["local", "in-ci"])
+def test_the_same_seed_draws_the_same_examples_in_properties_and_state_machines(tmp_path: Path, ci: bool) -> None:
+    first = _draws(tmp_path, "--seed", "5", ci=ci)
     assert any(d.startswith("s ") for d in first) and any(d.startswith("p ") for d in first)
-    assert _draws(tmp_path, "--seed", "5") == first
-    assert _draws(tmp_path, "--seed", "6") != first
+    assert _draws(tmp_path, "--seed", "5", ci=ci) == first
+    assert _draws(tmp_path, "--seed", "6", ci=ci) != first
