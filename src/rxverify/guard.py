@@ -145,13 +145,14 @@ class Guard:
         for i, (where, text) in enumerate(places):
             known = clean.get(text)
             if known is None:
-                if not _DIGIT_RUN.search(text):
-                    continue
-                found = find_identities(text, today)
-                stray = next((f for f in found if f.twelve not in ids), None)
-                if stray is not None:
-                    self._refuse_identity(method, parts.path, where, stray)
-                known = tuple(sorted({f.twelve for f in found}))
+                if _DIGIT_RUN.search(text):
+                    found = find_identities(text, today)
+                    stray = next((f for f in found if f.twelve not in ids), None)
+                    if stray is not None:
+                        self._refuse_identity(method, parts.path, where, stray)
+                    known = tuple(sorted({f.twelve for f in found}))
+                else:
+                    known = ()
                 if len(text) <= CLEAN_CACHE_TEXT:
                     if len(clean) >= CLEAN_CACHE_LIMIT:
                         clean.clear()

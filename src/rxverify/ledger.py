@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from rxverify.errors import UserError
 from rxverify.identity import mask_identities
@@ -25,6 +25,7 @@ UNKNOWN = "unknown: may have reached the platform"
 # ids a platform returns for what a write created (legacy fields, FHIR `id`)
 RETURNED_ID_FIELDS = ("ordinationId", "uttagId", "rapportId", "expeditionsIdn", "id")
 _ID_TOKEN = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]{7,}")
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # made once, not per entry
 
 
 def _now() -> str:
@@ -57,15 +58,18 @@ class Ledger:
         self._lock = threading.Lock()
         self._seq = 0
         self._shown: dict[int, str] = {}  # attempts awaiting their outcome: seq -> masked path
-        self._file: TextIO | None = self.path.open("a", encoding="utf-8")
+        # unbuffered, opened for appending: each entry is one write(2) of a whole line, so it is
+        # with the operating system as soon as it is written and a killed run loses nothing
+        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def _write(self, entry: dict[str, Any]) -> None:
-        line = json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n"
+        line = (_ENCODE(entry) + "\n").encode("utf-8")
         with self._lock:
-            if self._file is None:
+            if self._fd is None:
                 raise UserError(f"the ledger {self.path} is closed")
-            self._file.write(line)
-            self._file.flush()
+            written = os.write(self._fd, line)
+            while written < len(line):  # a regular file takes it whole; a short write is finished, not lost
+                written += os.write(self._fd, line[written:])
 
     def _entry(
         self, kind: str, seq: int, method: str, operation: str | None, shown: str, patients: Iterable[str]
@@ -114,9 +118,9 @@ class Ledger:
     def close(self) -> None:
         """Close the file (entries are already on disk)."""
         with self._lock:
-            if self._file is not None:
-                self._file.close()
-                self._file = None
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
 
 
 @dataclass
