@@ -30,7 +30,6 @@ def pytest_configure(config: pytest.Config) -> None:
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
         database=None,
-        derandomize=False,  # the seed rules, also where hypothesis's "ci" profile is active
     )
     settings.load_profile("rxverify-contract")
     try:
