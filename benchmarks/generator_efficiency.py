@@ -27,8 +27,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from rxverify.local import local_platforms
-from rxverify.tickets import TicketMinter, load_actors
+from rxverify.target.credentials import TicketMinter, load_actors
+from rxverify.target.local import local_platforms
 
 ROOT = Path(__file__).resolve().parents[1]
 AIM = 0.6  # issue 6: the realistic mix at least 0.6 of a bare FastHttpUser's requests per core

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from _httpload import Req, Result, run_load
 from rxverify.loadmodel import load_model
-from rxverify.local import local_platforms
-from rxverify.registry import load_registry
-from rxverify.session import Run
-from rxverify.tickets import TicketMinter, load_actors
+from rxverify.safety.registry import load_registry
+from rxverify.target.credentials import TicketMinter, load_actors
+from rxverify.target.local import local_platforms
+from rxverify.target.run import Run
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_CORE, GENERATOR_CORE = 0, 1
@@ -119,7 +119,7 @@ def main() -> int:
         base_url = baseline_proc.stdout.readline().split()[2]
         _pin(baseline_proc.pid, SERVER_CORE)
         with local_platforms() as running:
-            from rxverify.guard import Guard
+            from rxverify.safety.guard import Guard
 
             run = Run(running.target(), registry, actors, TicketMinter(running.key, actors), Guard(registry))
             assert running.old and running.new

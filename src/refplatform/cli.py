@@ -41,6 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     p.add_argument("--fault", action="append", default=[], metavar="NAME", help="switch a fault on (repeatable)")
     p.add_argument("--list-faults", action="store_true", help="print the fault catalogue and exit")
+    p.add_argument("--audit-log", type=Path, help="write a digest of every request received to this file")
     return p
 
 
@@ -104,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
             data_dir=args.data_dir, ticket_key=key, contracts=args.contracts, faults=FaultSet(args.fault)
         )
         app = build_app(args.platform, config)
+        if args.audit_log is not None:
+            from refplatform.common.audit import AuditLog
+
+            app = AuditLog(app, args.audit_log)
         sock = _bind(args.host, args.port)
     except (StartError, UnknownFault) as exc:
         print(f"refplatform: {exc}", file=sys.stderr)

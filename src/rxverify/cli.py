@@ -14,16 +14,26 @@ from rxverify.paths import contracts_dir, reports_dir
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from rxverify.local import local_platforms
+    from rxverify.target.run import open_run
+    from rxverify.target.targets import Target
 
-    contracts_dir(args.contracts)
+    contracts = contracts_dir(args.contracts)
     platforms = ("old", "new") if args.platform == "both" else (args.platform,)
     data_dir = args.data_dir.resolve() if args.data_dir else None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with local_platforms(
-        data_dir, platforms, tuple(args.fault), {"old": args.port_old, "new": args.port_new}
-    ) as running:
+    local = Target("local", "local", "embedded reference platforms")
+    with open_run(
+        local,
+        contracts,
+        suite="serve",
+        faults=tuple(args.fault),
+        platforms=platforms,
+        data_dir=data_dir,
+        ports={"old": args.port_old, "new": args.port_new},
+    ) as run:
+        running = run.local
+        assert running is not None
         key_file = running.data_dir / "ticket.key"
         key_file.write_bytes(running.key)
         key_file.chmod(0o600)
@@ -55,7 +65,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _targets(args: argparse.Namespace) -> int:
-    from rxverify.targets import load_targets
+    from rxverify.target.targets import load_targets
 
     path = args.targets or contracts_dir(args.contracts) / "targets.toml"
     for name, target in load_targets(Path(path)).items():
@@ -69,9 +79,9 @@ def _verify(args: argparse.Namespace) -> int:
 
     from rxverify.operations import load_operations
     from rxverify.plans import load_plan, plan_path
-    from rxverify.session import open_run, registry_for
-    from rxverify.targets import resolve_target
-    from rxverify.tickets import load_actors
+    from rxverify.target.credentials import load_actors
+    from rxverify.target.run import open_run, registry_for
+    from rxverify.target.targets import resolve_target
     from rxverify.verify import describe, execute
 
     contracts = contracts_dir(args.contracts)
@@ -107,7 +117,15 @@ def _verify(args: argparse.Namespace) -> int:
         )
     reports = reports_dir(args.reports)
     key_file = Path(args.ticket_key_file) if args.ticket_key_file else None
-    with open_run(target, contracts, ticket_key_file=key_file, platforms=(args.platform,)) as run:
+    with open_run(
+        target,
+        contracts,
+        suite="verification",
+        reports=reports,
+        plan=plan,
+        ticket_key_file=key_file,
+        platforms=(args.platform,),
+    ) as run:
         outcome = execute(plan, run, args.platform, contracts, reports)
     return 0 if outcome.passed else 1
 
@@ -117,8 +135,8 @@ def _writes(n: int) -> str:
 
 
 def _ledger(args: argparse.Namespace) -> int:
-    from rxverify.identity import mask
-    from rxverify.ledger import UNKNOWN, LedgerRecord, read_ledger
+    from rxverify.safety.identity import mask
+    from rxverify.safety.ledger import UNKNOWN, LedgerRecord, read_ledger
 
     directory = Path(args.reports or reports_dir()) / "ledger"
     records = read_ledger(directory, since=args.since, patient=args.patient)
@@ -160,21 +178,24 @@ def _loadmodel(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from rxverify.report.generate import criteria_release, generate_report
-    from rxverify.session import registry_for
-    from rxverify.targets import resolve_target
+    from rxverify.target.run import open_run
+    from rxverify.target.targets import resolve_target
 
     contracts = contracts_dir(args.contracts)
     reports = Path(args.reports or reports_dir())
     target = resolve_target(args.target, Path(args.targets or contracts / "targets.toml"))
-    outcome = generate_report(
-        Path(args.results) if args.results else reports / "allure-results",
-        Path(args.output) if args.output else reports / "allure-report",
-        reports,
-        registry_for(target, contracts),
-        Path(args.tools) if args.tools else Path.cwd(),
-        release=criteria_release(contracts / "release-criteria.toml"),
-        probe=not args.no_probe,
-    )
+    with open_run(target, contracts, suite="report", start_local=False) as run:
+        # the platforms of a local target are gone with their runs: versions come from the run records
+        probe = not args.no_probe and not target.is_local
+        outcome = generate_report(
+            Path(args.results) if args.results else reports / "allure-results",
+            Path(args.output) if args.output else reports / "allure-report",
+            reports,
+            run.registry,
+            Path(args.tools) if args.tools else Path.cwd(),
+            release=criteria_release(contracts / "release-criteria.toml"),
+            session=run.session() if probe else None,
+        )
     if outcome.findings:
         for finding in outcome.findings:
             print(f"rxverify: safety scan: {finding}", file=sys.stderr)

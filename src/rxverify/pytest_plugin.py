@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,13 +11,14 @@ import pytest
 import requests
 
 from rxverify.errors import UserError
-from rxverify.guard import Guard
-from rxverify.local import SECONDARY, new_ticket_key
 from rxverify.paths import contracts_dir, reports_dir
-from rxverify.redact import redact_text
 from rxverify.report.runs import write_run_record
-from rxverify.session import Run, open_run
-from rxverify.targets import Target, resolve_target
+from rxverify.safety.audit import egress_line
+from rxverify.safety.guard import Guard, RequestRefused
+from rxverify.safety.redaction import redact_text
+from rxverify.target.local import SECONDARY, new_ticket_key
+from rxverify.target.run import Run, open_run
+from rxverify.target.targets import Target, resolve_target
 
 DEFAULT_EXAMPLES = 20  # per operation and platform: keeps `tox -e contract` within its 5-minute budget
 
@@ -39,6 +41,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 LOCAL_KEY = pytest.StashKey[bytes]()
 RUN_GUARD = pytest.StashKey[Guard]()
+AUDIT = pytest.StashKey[list[str] | None]()  # the egress audit's problems once the platforms stopped
+# generated cases the guard refused, per test and operation: results, not silent rejections
+REFUSED = pytest.StashKey[dict[str, Counter[str]]]()
+CURRENT = pytest.StashKey[str]()  # the node id of the test that is running
 
 
 def local_key(config: pytest.Config) -> bytes:
@@ -84,10 +90,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
     """Print what the guard let through and refused; on failure, the command that reproduces the run."""
     guard = config.stash.get(RUN_GUARD, None)
     if guard is not None:
-        terminalreporter.write_line(
-            f"rxverify guard: {guard.counts['passed']} requests sent, "
-            f"{guard.counts['identity']} refused (identity outside the test-patient registry)"
-        )
+        terminalreporter.write_line(egress_line(guard, config.stash.get(AUDIT, None)))
+    refused = config.stash.get(REFUSED, {})
+    for nodeid, per_operation in sorted(refused.items()):
+        shown = ", ".join(f"{op} {n}" for op, n in sorted(per_operation.items()))
+        terminalreporter.write_line(f"rxverify: generated cases refused by the guard in {nodeid}: {shown}")
     if exitstatus not in (0, 5) and config.getoption("--seed", default=None) is not None:
         args = [a for a in config.invocation_params.args if not str(a).startswith("--seed")]
         terminalreporter.write_line(
@@ -147,34 +154,66 @@ def rx_run(pytestconfig: pytest.Config, rx_contracts: Path) -> Iterator[Run]:
         wanted = _platforms(pytestconfig)
         if wanted == ("old", "new"):
             wanted += (SECONDARY,)  # the differential's second old instance
+        reports = reports_dir()
         with open_run(
             target,
             rx_contracts,
-            tuple(opt("--fault")),
-            Path(key) if key else None,
-            wanted,
-            local_key(pytestconfig),
+            suite="contract",
+            reports=reports,
+            faults=tuple(opt("--fault")),
+            ticket_key_file=Path(key) if key else None,
+            platforms=wanted,
+            key=local_key(pytestconfig),
+            audit=target.is_local,
         ) as run:
             pytestconfig.stash[RUN_GUARD] = run.guard
             platforms = platform_status(run)
             yield run
-            write_run_record(
-                reports_dir(),
-                suite="contract",
-                target=run.target.name,
-                environment_class=run.target.environment_class,
-                guard_counts=run.guard.counts,
-                seed=pytestconfig.getoption("--seed"),
-                platforms=platforms,
-            )
+        pytestconfig.stash[AUDIT] = run.audit_problems
+        write_run_record(
+            reports,
+            suite="contract",
+            target=run.target.name,
+            environment_class=run.target.environment_class,
+            guard_counts=run.guard.counts,
+            seed=pytestconfig.getoption("--seed"),
+            platforms=platforms,
+            egress_audit=run.audit_problems,
+            refused_cases={k: dict(v) for k, v in pytestconfig.stash.get(REFUSED, {}).items()},
+        )
     except UserError as exc:
         pytest.exit(f"rxverify: {exc}", returncode=2)
+
+
+@pytest.fixture(scope="session")
+def rx_refused(pytestconfig: pytest.Config) -> Callable[[str, RequestRefused], None]:
+    """Record a generated case the guard refused: counted per test and operation, shown in the test's result.
+
+    Session-scoped (hypothesis runs many inputs through one test function): the test it counts
+    for is the one running.
+    """
+
+    def record(operation: str, refused: RequestRefused) -> None:
+        import allure
+
+        per_test = pytestconfig.stash.setdefault(REFUSED, {})
+        per_test.setdefault(pytestconfig.stash.get(CURRENT, "?"), Counter())[operation] += 1
+        allure.attach(
+            _scrub(refused.message), name=f"guard refused a generated case of {operation}", attachment_type="text/plain"
+        )
+
+    return record
 
 
 @pytest.fixture(scope="session")
 def rx_platforms(pytestconfig: pytest.Config) -> tuple[str, ...]:
     """The platforms chosen with --platform."""
     return _platforms(pytestconfig)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Remember which test runs (refusals are counted per test)."""
+    item.config.stash[CURRENT] = item.nodeid
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -211,7 +250,7 @@ def _default_registry() -> Any:
     """The shipped test-patient registry, when no run is active (None outside a checkout)."""
     if not _REGISTRY:
         try:
-            from rxverify.registry import load_registry
+            from rxverify.safety.registry import load_registry
 
             _REGISTRY.append(load_registry(contracts_dir() / "testdata" / "test-patients.json"))
         except UserError:
@@ -231,7 +270,9 @@ def _scrub(text: str, registry: Any = None) -> str:
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Scrub what Allure wrote (messages, traces, text attachments): no ticket, no foreign identity."""
+    """Fail the run on a failed egress audit; scrub what Allure wrote (no ticket, no foreign identity)."""
+    if session.config.stash.get(AUDIT, None):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     directory = getattr(session.config.option, "allure_report_dir", None)
     if not directory or not Path(directory).is_dir():
         return

@@ -6,15 +6,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from hypothesis import HealthCheck, settings
 
 from rxverify.contract import ACTIVE, configure
 from rxverify.errors import UserError
-from rxverify.guard import GuardedSession
 from rxverify.paths import contracts_dir
 from rxverify.pytest_plugin import local_key, target_of
-from rxverify.session import Run, registry_for, tickets_for
-from rxverify.tickets import load_actors
+from rxverify.target.credentials import load_actors
+from rxverify.target.run import Run, check_class, registry_for, tickets_for
 
 from . import schemas
 
@@ -35,6 +35,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         contracts = contracts_dir(config.getoption("--contracts"))
         target = target_of(config, contracts)
+        check_class(target, "contract")  # a production-class target: one line, exit 2, nothing opened
         ACTIVE.registry = registry_for(target, contracts)
         key_file = config.getoption("--ticket-key-file")
         ACTIVE.tickets = tickets_for(
@@ -56,7 +57,7 @@ def rx_active(rx_run: Run) -> Iterator[Run]:
 
 
 @pytest.fixture(scope="session")
-def rx_session(rx_run: Run) -> GuardedSession:
+def rx_session(rx_run: Run) -> requests.Session:
     """The guarded HTTP session every contract request goes through."""
     return rx_run.session()
 

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 
 from rxverify.contract import ACTIVE
 from rxverify.differential import Lane, Noise, call_sequences, compare, declared_noise, render
-from rxverify.local import SECONDARY
 from rxverify.mapping import load_mapping
 from rxverify.paths import contracts_dir
-from rxverify.session import Run
+from rxverify.target.local import SECONDARY
+from rxverify.target.run import Run
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from typing import Any
 
 import allure
 import pytest
+import requests
 from fhirpathpy import evaluate as fhirpath
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,10 +24,9 @@ from hypothesis import strategies as st
 from rxverify.checks.fhir_rules import profile_errors
 from rxverify.fhir.generate import resources, violations
 from rxverify.fhir.package import load_package
-from rxverify.guard import GuardedSession
 from rxverify.paths import contracts_dir
-from rxverify.session import Run
 from rxverify.strategies import contract_patients
+from rxverify.target.run import Run
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.platforms("new"), allure.epic("FHIR")]
 
@@ -54,7 +54,7 @@ def _search_params() -> list[Any]:
 class Fhir:
     """The new platform's FHIR API as one actor sees it."""
 
-    def __init__(self, run: Run, session: GuardedSession, base: str) -> None:
+    def __init__(self, run: Run, session: requests.Session, base: str) -> None:
         self.run, self.session, self.base = run, session, base
 
     def headers(self, role: str, drop: str | None = None) -> dict[str, str]:
@@ -95,7 +95,7 @@ class Fhir:
 
 
 @pytest.fixture(scope="session")
-def api(rx_run: Run, rx_session: GuardedSession) -> Fhir:
+def api(rx_run: Run, rx_session: requests.Session) -> Fhir:
     endpoints = rx_run.target.platforms.get("new")
     if endpoints is None or endpoints.fhir is None:
         pytest.skip("no FHIR API on this target")

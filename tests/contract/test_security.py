@@ -8,18 +8,20 @@ refused (401) on every operation, a ticket whose role may not call an operation 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import allure
 import pytest
+import requests
 from hypothesis import HealthCheck, given, reject, settings
 
 from rxverify.contract import roles_of
-from rxverify.guard import GuardedSession, RequestRefused
-from rxverify.local import new_ticket_key
-from rxverify.session import Run
+from rxverify.safety.guard import RequestRefused
 from rxverify.strategies import contract_patients
-from rxverify.tickets import TicketMinter
+from rxverify.target.credentials import TicketMinter
+from rxverify.target.local import new_ticket_key
+from rxverify.target.run import Run
 
 from .schemas import fhir, legacy
 
@@ -52,7 +54,7 @@ def _base(rx_run: Run, interface: str, platform: str) -> str:
     return url
 
 
-def _send(session: GuardedSession, base: str, case: Any, headers: dict[str, str]) -> Any:
+def _send(session: requests.Session, base: str, case: Any, headers: dict[str, str]) -> Any:
     case.headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}
     return case.call(base_url=base, session=session, headers=headers)
 
@@ -63,7 +65,12 @@ def _send(session: GuardedSession, base: str, case: Any, headers: dict[str, str]
 @allure.severity(allure.severity_level.BLOCKER)
 @pytest.mark.parametrize(("interface", "operation"), OPERATIONS)
 def test_bad_ticket_refused(
-    interface: str, operation: Any, platform: str, rx_run: Run, rx_session: GuardedSession
+    interface: str,
+    operation: Any,
+    platform: str,
+    rx_run: Run,
+    rx_session: requests.Session,
+    rx_refused: Callable[[str, RequestRefused], None],
 ) -> None:
     """No ticket, a ticket signed with another key, an expired ticket: 401 on every operation."""
     if interface == "fhir" and platform != "new":
@@ -85,7 +92,8 @@ def test_bad_ticket_refused(
         ):
             try:
                 response = _send(rx_session, base, case, headers)
-            except RequestRefused:
+            except RequestRefused as refused:
+                rx_refused(operation.label, refused)  # counted and shown: the gate bounds refusals
                 reject()  # generated data held an identity outside the registry: nothing was sent
             assert response.status_code == 401, (
                 f"{operation.label} with {label}: received {response.status_code}, the contract declares 401"
@@ -114,7 +122,13 @@ def _disallowed() -> list[Any]:
 @allure.severity(allure.severity_level.BLOCKER)
 @pytest.mark.parametrize(("interface", "operation", "role"), _disallowed())
 def test_wrong_role_refused(
-    interface: str, operation: Any, role: str, platform: str, rx_run: Run, rx_session: GuardedSession
+    interface: str,
+    operation: Any,
+    role: str,
+    platform: str,
+    rx_run: Run,
+    rx_session: requests.Session,
+    rx_refused: Callable[[str, RequestRefused], None],
 ) -> None:
     """E.g. a pharmacy ticket cannot create a care prescription: 403 (contract x-roles)."""
     if interface == "fhir" and platform != "new":
@@ -128,7 +142,8 @@ def test_wrong_role_refused(
     def refused(case: Any) -> None:
         try:
             response = _send(rx_session, base, case, {"Authorization": f"Bearer {ticket}"})
-        except RequestRefused:
+        except RequestRefused as refused:
+            rx_refused(operation.label, refused)  # counted and shown: the gate bounds refusals
             reject()  # generated data held an identity outside the registry: nothing was sent
         assert response.status_code == 403, (
             f"{operation.label} as {role}: received {response.status_code}; the contract allows "
@@ -144,7 +159,7 @@ def test_wrong_role_refused(
 @allure.story("a prescriber sees the medication list only with consent")
 @allure.severity(allure.severity_level.BLOCKER)
 def test_prescriber_sees_medication_list_only_with_consent(
-    platform: str, legacy_url: str, rx_run: Run, rx_session: GuardedSession
+    platform: str, legacy_url: str, rx_run: Run, rx_session: requests.Session
 ) -> None:
     """Consent withdrawn: 403 SAMTYCKE_SAKNAS; consent given: 200."""
     patient = contract_patients(rx_run.registry)[3].id

@@ -34,7 +34,6 @@ from typing import Any
 import requests
 
 from rxverify.errors import UserError
-from rxverify.ledger import Ledger
 from rxverify.load.client import GuardedUser
 from rxverify.load.histogram import Histogram
 from rxverify.load.interfaces import INTERFACES, Fhir, Legacy, SeedError
@@ -43,11 +42,10 @@ from rxverify.load.recorder import OVERALL, Recorder
 from rxverify.load.report import latency_chart, summary, write_allure
 from rxverify.load.slo import Slo, SloSet, Verdict, check, load_slos
 from rxverify.loadmodel import LoadModel, caller_loads, load_model
-from rxverify.local import new_ticket_key
-from rxverify.operations import OperationIndex
 from rxverify.paths import contracts_dir
-from rxverify.session import Run, open_run
-from rxverify.targets import resolve_target
+from rxverify.target.local import new_ticket_key
+from rxverify.target.run import Run, check_class, open_run
+from rxverify.target.targets import resolve_target
 
 PLATFORMS = ("old", "new", "fhir")
 MODES = ("open", "closed")
@@ -302,8 +300,7 @@ def _open(environment: Any, load: LoadRun, seed: bool) -> None:
     s = load.settings
     options = environment.parsed_options
     target = resolve_target(s.target, s.targets_file, options.old_url, options.new_url, options.fhir_url)
-    if target.environment_class == "production":
-        raise UserError(f"target {target.name!r} is class production: load tests never run against production")
+    check_class(target, "load")  # a production-class target: one line, exit 2, before anything is opened
     if s.faults and not target.is_local:
         raise UserError("--fault applies to the embedded platforms only (--target local without URLs)")
     side = "old" if s.platform == "old" else "new"
@@ -311,7 +308,19 @@ def _open(environment: Any, load: LoadRun, seed: bool) -> None:
         raise UserError(f"target {target.name!r} has no {side} platform (--platform {s.platform})")
     key_file = Path(options.ticket_key_file) if options.ticket_key_file else None
     key = new_ticket_key() if target.is_local else None
-    run = load.stack.enter_context(open_run(target, s.contracts, s.faults, key_file, (side,), key))
+    run = load.stack.enter_context(
+        open_run(
+            target,
+            s.contracts,
+            suite="load",
+            reports=s.reports,
+            faults=s.faults,
+            ticket_key_file=key_file,
+            platforms=(side,),
+            key=key,
+            audit=target.is_local and load.role == "local",  # one process: one guard sees every request
+        )
+    )
     load.run = run
     atexit.register(_close_quietly)
     endpoints = run.target.platforms[side]
@@ -322,12 +331,6 @@ def _open(environment: Any, load: LoadRun, seed: bool) -> None:
         )
     load.base_url = base
     load.interface = INTERFACES[s.platform]()
-    reports = s.reports
-    ledger = Ledger(reports / "ledger", target=run.target.name, environment_class=run.target.environment_class)
-    load.stack.callback(ledger.close)
-    run.guard.ledger = ledger
-    run.guard.operations = OperationIndex.for_endpoints(s.contracts, run.target.platforms.values())
-    run.guard.target_name = run.target.name
     GuardedUser.guard = run.guard
     for cls in load.callers:
         cls.host = base
@@ -373,9 +376,14 @@ def _seed(load: LoadRun, run: Run, base: str) -> list[str]:
     auth = run.auth_headers("prescriber")["Authorization"]
     assert load.interface is not None
     started = time.monotonic()
+    ledger = run.guard.ledger
+    if ledger is not None:
+        ledger.run_kind = "load seeding"  # what a rollback of the test data would undo, apart from the load
     try:
         for pid in patients:
             load.interface.seed(http, auth, base, pid, SEED_PRESCRIPTIONS, run.actors.prescribers[0])
+        if ledger is not None:
+            ledger.run_kind = "load"
     except SeedError as exc:
         raise UserError(f"seeding the test data on {base} failed: {exc}") from None
     except requests.RequestException as exc:
@@ -535,6 +543,28 @@ def on_quitting(environment: Any) -> None:
         environment.process_exit_code = code
     finally:
         load.stack.close()
+    _audit(environment, load)
+
+
+def _audit(environment: Any, load: LoadRun) -> None:
+    """Once the local platforms stopped: the egress audit and the run record (a failed audit fails the run)."""
+    run = load.run
+    if run is None:
+        return
+    from rxverify.report.runs import write_run_record
+    from rxverify.safety.audit import egress_line
+
+    print(egress_line(run.guard, run.audit_problems), file=sys.stderr, flush=True)
+    write_run_record(
+        load.settings.reports,
+        suite="load",
+        target=run.target.name,
+        environment_class=run.target.environment_class,
+        guard_counts=run.guard.counts,
+        egress_audit=run.audit_problems,
+    )
+    if run.audit_problems:
+        environment.process_exit_code = 1
 
 
 def _offered(load: LoadRun) -> float | None:

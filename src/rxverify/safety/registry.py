@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rxverify.errors import UserError
-from rxverify.identity import find_identities, luhn_ok
+from rxverify.safety.identity import find_identities, luhn_ok
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rxverify.errors import UserError
-from rxverify.identity import mask_identities
+from rxverify.safety.identity import mask_identities
 
 UNKNOWN = "unknown: may have reached the platform"
 # ids a platform returns for what a write created (legacy fields, FHIR `id`)
@@ -48,10 +48,14 @@ def returned_ids(document: Any, location: str | None = None) -> dict[str, Any]:
 class Ledger:
     """Appends the writes of one run to reports/ledger/ledger-<UTC timestamp>-<pid>.jsonl."""
 
-    def __init__(self, directory: Path, *, target: str = "", environment_class: str = "", run_id: str = "") -> None:
+    def __init__(
+        self, directory: Path, *, target: str = "", environment_class: str = "", run_id: str = "", kind: str = ""
+    ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         self.run_id = run_id or f"{stamp}-{os.getpid()}"
+        # what the writes are part of: contract, load, load seeding, verification, ... (a run may change it)
+        self.run_kind = kind
         self.path = directory / f"ledger-{stamp}-{os.getpid()}.jsonl"
         self.target = target
         self.environment_class = environment_class
@@ -77,6 +81,7 @@ class Ledger:
         return {
             "time": _now(),
             "run": self.run_id,
+            "runKind": self.run_kind,
             "seq": seq,
             "kind": kind,
             "target": self.target,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rxverify.errors import UserError
 from rxverify.paths import contracts_dir
-from rxverify.targets import Endpoints, Target
+from rxverify.target.targets import Endpoints, Target
 
 START_TIMEOUT_S = 60.0
 SECONDARY = "old-secondary"  # a second instance of the old platform (Diffy's secondary)
@@ -52,7 +52,12 @@ def _drain(stream: object, sink: list[str]) -> None:
 
 
 def start_platform(
-    platform: str, data_dir: Path, key_file: Path, faults: tuple[str, ...] = (), port: int = 0
+    platform: str,
+    data_dir: Path,
+    key_file: Path,
+    faults: tuple[str, ...] = (),
+    port: int = 0,
+    audit_log: Path | None = None,
 ) -> StartedPlatform:
     """Start one reference platform and wait until it prints its address."""
     cmd = [
@@ -71,6 +76,8 @@ def start_platform(
     for fault in faults:
         cmd += ["--fault", fault]
     cmd += ["--contracts", str(contracts_dir().resolve())]
+    if audit_log is not None:
+        cmd += ["--audit-log", str(audit_log)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stderr is not None
     tail: list[str] = []
@@ -134,8 +141,13 @@ def local_platforms(
     faults: tuple[str, ...] = (),
     ports: dict[str, int] | None = None,
     key: bytes | None = None,
+    audit_dir: Path | None = None,
 ) -> Iterator[LocalPlatforms]:
-    """Start the reference platforms for the duration of a `with` block."""
+    """Start the reference platforms for the duration of a `with` block.
+
+    With `audit_dir`, each platform writes a digest of every request it receives to
+    `<audit_dir>/<platform>.jsonl` (the egress audit, rxverify.safety.audit).
+    """
     with tempfile.TemporaryDirectory(prefix="rxverify-") as tmp:
         run_dir = data_dir or Path(tmp)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -147,8 +159,9 @@ def local_platforms(
         try:
             for platform in platforms:
                 kind = "old" if platform == SECONDARY else platform
+                audit_log = audit_dir / f"{platform}.jsonl" if audit_dir is not None else None
                 started[platform] = start_platform(
-                    kind, run_dir / platform, key_file, faults, (ports or {}).get(platform, 0)
+                    kind, run_dir / platform, key_file, faults, (ports or {}).get(platform, 0), audit_log
                 )
             running = LocalPlatforms(started.get("old"), started.get("new"), key, run_dir, started.get(SECONDARY))
             yield running
