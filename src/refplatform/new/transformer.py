@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import unicodedata
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, timedelta, timezone
 from typing import Any
 
 from starlette.requests import Request
@@ -95,6 +96,101 @@ FAULT_SLOW_AKTUELLA_UNDER_LOAD = register(
     "HamtaAktuellaOrdinationer queues on one shared downstream connection (held 40 ms per call): latency grows "
     "with the number of concurrent requests",
 ).name
+# blind batch (written without reading the suite): subtler regressions of the kinds a migration ships
+FAULT_AKTUELLA_STALE_CACHE = register(
+    "transformer-aktuella-stale-cache", "new", "behaviour",
+    "[intermittent] HamtaAktuellaOrdinationer keeps a per-patient answer cache that writes do not invalidate; "
+    "1 read in 20 (the cache node's round-robin share) is answered from it: the answer of the patient's previous "
+    "read, without the changes made since",
+).name
+FAULT_NAMN_NFD = register(
+    "transformer-namn-nfd", "new", "mapping",
+    "[data: å/ä/ö] SkapaOrdinationVard stores lakemedel.namn Unicode-decomposed (NFD, å = a + U+030A) as the new "
+    "store's text layer normalises it: names with å, ä, ö, é differ byte for byte from what was sent",
+).name
+FAULT_DOSAGE_BYTES = register(
+    "transformer-doseringstext-500-bytes", "new", "mapping",
+    "[data: å/ä/ö] SkapaOrdinationVard cuts doseringstext to 500 UTF-8 bytes (a VARCHAR(500 BYTE) column) where "
+    "the contract allows 500 characters: long texts with å, ä, ö lose their end",
+).name
+FAULT_HISTORY_LAST_TWO = register(
+    "transformer-history-last-two-withdrawals", "new", "mapping",
+    "[data: >= 3 withdrawals] HamtaOrdinationshistorik lists only the 2 most recent withdrawals of a prescription "
+    "(a summary-view query reused): a prescription with 3 or more withdrawals loses its oldest ones",
+).name
+FAULT_HISTORY_BATCH = register(
+    "transformer-history-batch-drops-oldest", "new", "mapping",
+    "[data: > 5 prescriptions] HamtaOrdinationshistorik reads withdrawals in batches of 5 prescriptions and drops "
+    "the last partial batch: the oldest prescriptions of a patient with more than 5 show no withdrawals and full "
+    "uttagKvar",
+).name
+FAULT_FIXED_SUMMER_OFFSET = register(
+    "transformer-fixed-summer-offset", "new", "mapping",
+    "[data: last hour before midnight, winter] the transformer turns FHIR dateTimes into legacy dates with a fixed "
+    "+02:00 offset instead of Europe/Stockholm: in winter (CET) an authoredOn between 23:00 and 24:00 gets the "
+    "next day as utfardandedatum",
+).name
+FAULT_EPOCH_DAY_ROUNDED = register(
+    "transformer-epoch-day-rounded", "new", "mapping",
+    "[rounding at .5] the transformer computes the legacy date of a FHIR dateTime as round(local seconds / 86400) "
+    "days after 1970-01-01 instead of truncating: from 12:00 Stockholm time (exactly 12:00: to the even day) "
+    "utfardandedatum is the next day",
+).name
+FAULT_FIRST_WITHDRAWAL_COUNT = register(
+    "transformer-first-withdrawal-uttagkvar", "new", "behaviour",
+    "[partial: first dispensing] GodkannUttag takes uttagKvar from a count cache that a prescription's first "
+    "withdrawal fills from a read made before its own write: the answer to the first withdrawal says "
+    "uttagKvar = antalUttag (later answers and the history are right)",
+).name
+FAULT_VALIDITY_LIMIT_EXCLUSIVE = register(
+    "transformer-giltigtom-limit-exclusive", "new", "behaviour",
+    "[off by one: the 366th day] SkapaOrdinationVard treats issue date + 366 days as outside the allowed validity: "
+    "giltigTom exactly on the 366th day is refused with 422 OGILTIG_GILTIGHETSTID",
+).name
+FAULT_TELEPHONE_13 = register(
+    "transformer-telephone-validity-13", "new", "behaviour",
+    "[data: TELEFON] the default validity of a phoned-in prescription counts the issue day among the 2 weeks: "
+    "giltigTom is issue date + 13 days instead of + 14 (electronic prescriptions are right)",
+).name
+FAULT_HISTORY_DROPS_REASON = register(
+    "transformer-history-drops-makuleringsorsak", "new", "mapping",
+    "[optional element dropped] HamtaOrdinationshistorik builds its Ordination from a projection without "
+    "statusReason: a cancelled prescription has no makuleringsorsak in the history (other reads keep it)",
+).name
+FAULT_LF_DROPS_DOSAGE = register(
+    "transformer-lf-drops-doseringstext", "new", "mapping",
+    "[optional element dropped] RapporteraExpeditionLF no longer copies the prescription's dosage into the "
+    "reported MedicationDispense: HamtaLakemedelsforteckning posts have no doseringstext",
+).name
+FAULT_LF_GROUPED = register(
+    "transformer-lf-grouped-by-prescription", "new", "mapping",
+    "[order changed] HamtaLakemedelsforteckning lists the reports grouped by prescription (prescriptions newest "
+    "first, then each one's reports newest first) instead of all reports newest first",
+).name
+FAULT_FAULT_CHARSET = register(
+    "transformer-fault-charset-latin1", "new", "mapping",
+    "[header changed] the legacy business-fault answers (404/409/422/403 raised by an operation) declare "
+    "Content-Type application/json; charset=ISO-8859-1 while the body is UTF-8: meddelande with å/ä/ö decodes wrong",
+).name
+FAULT_RECANCEL_MAKULERAD = register(
+    "transformer-recancel-makulerad", "new", "behaviour",
+    "[error code swapped] MakuleraOrdination of an already cancelled prescription answers 409 MAKULERAD (the "
+    "withdrawal rule's code) instead of EJ_MAKULERBAR",
+).name
+FAULT_RESERVATION_FIRST = register(
+    "transformer-withdrawal-checks-reservation-first", "new", "behaviour",
+    "[error code swapped] GodkannUttag checks the expeditionsId reservation before the prescription exists: an "
+    "unknown ordinationId with an unreserved expeditionsId is 409 OKANT_EXPEDITIONSID instead of 404 "
+    "ORDINATION_SAKNAS",
+).name
+# the blind batch's parameters
+STALE_EVERY = 20  # one aktuella read in this many is answered from the stale cache
+DOSAGE_COLUMN_BYTES = 500  # the byte-sized column of transformer-doseringstext-500-bytes
+HISTORY_SHOWN = 2  # withdrawals per prescription the summary-view query of the history returns
+HISTORY_BATCH = 5  # prescriptions per withdrawal batch of transformer-history-batch-drops-oldest
+SUMMER_OFFSET = timezone(timedelta(hours=2))  # CEST, hard-coded by transformer-fixed-summer-offset
+SECONDS_PER_DAY = 86400
+EPOCH = date(1970, 1, 1)
 # the performance faults' parameters
 AKTUELLA_HOLD_S = 0.04  # how long one HamtaAktuellaOrdinationer holds the shared connection
 RACE_WINDOW_S = 0.05  # the pause between the check and the write of GodkannUttag (the race window)
@@ -157,6 +253,8 @@ class Transformer:
         self.faults = core.config.faults
         self.key = core.config.ticket_key
         self.shared_connection = asyncio.Lock()  # fault transformer-aktuella-slow-under-load only
+        self.aktuella_cache: dict[str, dict[str, Any]] = {}  # fault transformer-aktuella-stale-cache only
+        self.aktuella_reads = 0
 
     # ---- FHIR -> legacy ----
 
@@ -170,6 +268,13 @@ class Transformer:
         """The legacy date (Stockholm calendar date) of a FHIR date or dateTime."""
         if self.faults.on(FAULT_UTC_DATES):
             return timefmt.parse_datetime(value).astimezone(UTC).date().isoformat()
+        if len(value) > 10 and self.faults.on(FAULT_FIXED_SUMMER_OFFSET):
+            return timefmt.parse_datetime(value).astimezone(SUMMER_OFFSET).date().isoformat()
+        if len(value) > 10 and self.faults.on(FAULT_EPOCH_DAY_ROUNDED):
+            local = timefmt.parse_datetime(value).astimezone(timefmt.STOCKHOLM)
+            offset = local.utcoffset() or timedelta()
+            days = (local.timestamp() + offset.total_seconds()) / SECONDS_PER_DAY
+            return (EPOCH + timedelta(days=round(days))).isoformat()
         return timefmt.local_date(value)
 
     def legacy_text(self, value: Any) -> Any:
@@ -270,15 +375,25 @@ class Transformer:
         kind = body["forskrivningstyp"]
         if "giltigTom" in body:
             valid_to = date.fromisoformat(body["giltigTom"])
-            if valid_to < today or valid_to > today + timedelta(days=MAX_VALIDITY_DAYS):
+            latest_allowed = today + timedelta(days=MAX_VALIDITY_DAYS)
+            if self.faults.on(FAULT_VALIDITY_LIMIT_EXCLUSIVE):
+                latest_allowed -= timedelta(days=1)
+            if valid_to < today or valid_to > latest_allowed:
                 latest = today + timedelta(days=MAX_VALIDITY_DAYS)
                 raise LegacyFault(422, "OGILTIG_GILTIGHETSTID", f"giltigTom måste ligga mellan {today} och {latest}")
         else:
             days = DEFAULT_VALIDITY_DAYS_TELEPHONE if kind == "TELEFON" else DEFAULT_VALIDITY_DAYS
             if kind != "TELEFON" and self.faults.on(FAULT_VALIDITY_365):
                 days = 365
+            if kind == "TELEFON" and self.faults.on(FAULT_TELEPHONE_13):
+                days -= 1
             valid_to = today + timedelta(days=days)
         format_code = kind if self.faults.on(FAULT_CATEGORY_LEGACY_CODE) else FORMAT_TO_FHIR[kind]
+        name, dosage = body["lakemedel"]["namn"], body["doseringstext"]
+        if self.faults.on(FAULT_NAMN_NFD):
+            name = unicodedata.normalize("NFD", name)
+        if self.faults.on(FAULT_DOSAGE_BYTES):
+            dosage = dosage.encode("utf-8")[:DOSAGE_COLUMN_BYTES].decode("utf-8", "ignore")
         mr = {
             "resourceType": "MedicationRequest",
             "meta": {"profile": [NLL_MEDICATION_REQUEST]},
@@ -293,12 +408,12 @@ class Transformer:
             "category": [{"coding": [{"system": PRESCRIPTION_FORMAT, "code": format_code}]}],
             "medicationCodeableConcept": {
                 "coding": [{"system": NPL_PACK_ID, "code": body["lakemedel"]["nplPackId"]}],
-                "text": body["lakemedel"]["namn"],
+                "text": name,
             },
             "subject": {"identifier": {"system": self.patient_system(person_id), "value": person_id}},
             "authoredOn": timefmt.stockholm_instant(moment),
             "requester": {"reference": "#prescriber"},
-            "dosageInstruction": [{"text": body["doseringstext"]}],
+            "dosageInstruction": [{"text": dosage}],
             "dispenseRequest": {
                 "validityPeriod": {"start": today.isoformat(), "end": valid_to.isoformat()},
                 "numberOfRepeatsAllowed": body["antalUttag"] - 1,
@@ -314,6 +429,8 @@ class Transformer:
         with self.core.store.write() as conn:
             mr = self._prescription(params["ordinationId"], conn)
             if mr["status"] not in ("active", "on-hold"):
+                if mr["status"] == "cancelled" and self.faults.on(FAULT_RECANCEL_MAKULERAD):
+                    raise LegacyFault(409, "MAKULERAD", "ordinationen är makulerad")
                 raise LegacyFault(409, "EJ_MAKULERBAR",
                                   f"en ordination med status {self.legacy_status(mr['status'])} kan inte makuleras")
             mr["status"] = "cancelled"
@@ -358,19 +475,35 @@ class Transformer:
             and timefmt.local_date(mr["dispenseRequest"]["validityPeriod"]["end"]) >= today
         ]
         taken = self.core.withdrawal_counts(mr["id"] for mr in current)
-        return JSONResponse({"personId": person_id,
-                             "ordinationer": [self.ordination(mr, taken.get(mr["id"], 0)) for mr in current]})
+        answer = {"personId": person_id,
+                  "ordinationer": [self.ordination(mr, taken.get(mr["id"], 0)) for mr in current]}
+        if self.faults.on(FAULT_AKTUELLA_STALE_CACHE):
+            self.aktuella_reads += 1
+            cached = self.aktuella_cache.get(person_id)
+            self.aktuella_cache[person_id] = answer
+            if cached is not None and self.aktuella_reads % STALE_EVERY == 0:
+                return JSONResponse(cached)
+        return JSONResponse(answer)
 
     def hamta_historik(self, _: Actor, params: dict[str, str], __: Any) -> Response:
         """HamtaOrdinationshistorik: every MedicationRequest with its withdrawals (oldest first)."""
         person_id = params["personId"]
         self._patient(person_id)
         withdrawals = self.core.withdrawals_by_prescription(person_id)
+        prescriptions = self.core.prescriptions_of(person_id)
+        if len(prescriptions) > HISTORY_BATCH and self.faults.on(FAULT_HISTORY_BATCH):
+            batched = {mr["id"] for mr in prescriptions[: len(prescriptions) - len(prescriptions) % HISTORY_BATCH]}
+            withdrawals = {k: v for k, v in withdrawals.items() if k in batched}
         entries = []
-        for mr in self.core.prescriptions_of(person_id):
+        for mr in prescriptions:
             taken = withdrawals.get(mr["id"], [])
             ordination = self.ordination(mr, len(taken))
-            entries.append({"ordination": ordination, "uttag": self._history(ordination, taken)})
+            if self.faults.on(FAULT_HISTORY_DROPS_REASON):
+                ordination.pop("makuleringsorsak", None)
+            uttag = self._history(ordination, taken)
+            if self.faults.on(FAULT_HISTORY_LAST_TWO):
+                uttag = uttag[-HISTORY_SHOWN:]
+            entries.append({"ordination": ordination, "uttag": uttag})
         return JSONResponse({"personId": person_id, "ordinationer": entries})
 
     def _history(self, ordination: dict[str, Any], taken: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -395,6 +528,8 @@ class Transformer:
             return self._godkann_uttag_in_two_steps(actor, params, body)
         dispensing_id = body["expeditionsId"]
         with self.core.store.write() as conn:
+            if self.faults.on(FAULT_RESERVATION_FIRST) and not self.core.is_reserved(conn, dispensing_id, actor.gln):
+                raise LegacyFault(409, "OKANT_EXPEDITIONSID", "expeditionsId är inte reserverat av detta apotek")
             mr = self._prescription(params["ordinationId"], conn)
             if not self.core.is_reserved(conn, dispensing_id, actor.gln):
                 raise LegacyFault(409, "OKANT_EXPEDITIONSID", "expeditionsId är inte reserverat av detta apotek")
@@ -405,6 +540,8 @@ class Transformer:
                 raise self._withdrawal_fault(exc, mr) from None
             after = self._prescription(mr["id"], conn)
             taken = self.core.withdrawal_counts([mr["id"]], conn).get(mr["id"], 0)
+            if taken == 1 and self.faults.on(FAULT_FIRST_WITHDRAWAL_COUNT):
+                taken = 0  # the count cache was filled before this first withdrawal was written
         ordination = self.ordination(after, taken)
         return JSONResponse(self.uttag(created, ordination["uttagKvar"], ordination["status"]))
 
@@ -485,7 +622,7 @@ class Transformer:
                 "whenHandedOver": registered,
             }
             dosage = (mr.get("dosageInstruction") or [{}])[0].get("text")
-            if dosage:
+            if dosage and not self.faults.on(FAULT_LF_DROPS_DOSAGE):
                 md["dosageInstruction"] = [{"text": dosage}]
             try:
                 created = self.core.create(conn, md, actor)
@@ -526,7 +663,12 @@ class Transformer:
             raise LegacyFault(403, "SAMTYCKE_SAKNAS",
                               "patienten har inte samtyckt till åtkomst till läkemedelsförteckningen")
         poster = []
-        for md in self.core.reported_dispensings(person_id):
+        reported = self.core.reported_dispensings(person_id)
+        if self.faults.on(FAULT_LF_GROUPED):
+            order = {mr["id"]: n for n, mr in enumerate(self.core.prescriptions_of(person_id))}
+            reported.sort(key=lambda md: order.get(
+                reference_id(md["authorizingPrescription"][0]["reference"], "MedicationRequest") or "", len(order)))
+        for md in reported:
             medication = md.get("medicationCodeableConcept") or {}
             post: dict[str, Any] = {
                 "rapportId": md["id"],
@@ -581,12 +723,19 @@ class Transformer:
                 answer = handler(actor, request.path_params, parsed)
                 return answer if isinstance(answer, Response) else await answer
             except LegacyFault as exc:
-                return fault_response(exc.status, exc.kod, exc.meddelande)
+                return self._business_fault(exc.status, exc.kod, exc.meddelande)
             except CoreError as exc:  # a core refusal the legacy interface has no own fault for
-                return fault_response(409 if exc.status == 422 else exc.status, "KONFLIKT", exc.message)
+                return self._business_fault(409 if exc.status == 422 else exc.status, "KONFLIKT", exc.message)
 
         run.__name__ = operation_id
         return run
+
+    def _business_fault(self, status: int, kod: str, meddelande: str) -> Response:
+        """The answer to a fault an operation raised (after the ticket, request and role checks)."""
+        response = fault_response(status, kod, meddelande)
+        if self.faults.on(FAULT_FAULT_CHARSET):
+            response.headers["content-type"] = "application/json; charset=ISO-8859-1"
+        return response
 
     def routes(self) -> list[Route]:
         """The legacy routes (mounted under /legacy)."""

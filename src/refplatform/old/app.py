@@ -47,6 +47,14 @@ FAULT_SLOW_CURRENT = faults.register(
     "old-slow-aktuella", "old", "performance",
     "HamtaAktuellaOrdinationer waits 300 ms before answering",
 ).name
+# blind batch (written without reading the suite)
+FAULT_IDENTITY_KIND_DAY_70 = faults.register(
+    "old-identity-kind-from-day-70", "old", "behaviour",
+    "[data: samordningsnummer, day 61-69] HamtaPatientInfo on the old platform tells a samordningsnummer by the "
+    "day's tens digit 7 to 9: samordningsnummer with day 61 to 69 come out as identitetstyp PERSONNUMMER",
+).name
+FIRST_SAMORDNINGSNUMMER_DAY = 61  # day of birth + 60
+FAULTY_FIRST_SAMORDNINGSNUMMER_DAY = 70  # old-identity-kind-from-day-70
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS patient (
@@ -151,9 +159,9 @@ def luhn_ok(person_id: str) -> bool:
     return (10 - total % 10) % 10 == int(digits[9])
 
 
-def identity_kind(person_id: str) -> str:
+def identity_kind(person_id: str, first_day: int = FIRST_SAMORDNINGSNUMMER_DAY) -> str:
     day = int(person_id[6:8])
-    return "SAMORDNINGSNUMMER" if 61 <= day <= 91 else "PERSONNUMMER"
+    return "SAMORDNINGSNUMMER" if first_day <= day <= 91 else "PERSONNUMMER"
 
 
 def ordination_json(row: sqlite3.Row) -> dict[str, Any]:
@@ -312,7 +320,9 @@ class OldPlatform:
         row = self.patient(request.path_params["personId"])
         return JSONResponse({
             "personId": row["person_id"],
-            "identitetstyp": identity_kind(row["person_id"]),
+            "identitetstyp": identity_kind(row["person_id"], FAULTY_FIRST_SAMORDNINGSNUMMER_DAY
+                                           if self.config.faults.on(FAULT_IDENTITY_KIND_DAY_70)
+                                           else FIRST_SAMORDNINGSNUMMER_DAY),
             "fornamn": row["fornamn"],
             "efternamn": row["efternamn"],
             "fodelsedatum": row["fodelsedatum"],
