@@ -57,8 +57,9 @@ it invalid for sure (the element's name once in the model, no wildcard that take
 choice group around it where that matters). The rest of the document stays valid.
 
 Not supported (CannotGenerate names the element or type, so nothing is silently wrong):
-identity constraints (xs:key, xs:unique, xs:keyref); XSD 1.1 assertions (xs:assert on complex
-types; simple-type assertion facets are met by filtering), type alternatives and open content;
+identity constraints (xs:key, xs:unique, xs:keyref); XSD 1.1 assertions on complex types
+(xs:assert), type alternatives and open content (simple-type assertion and explicitTimezone facets
+are met by filtering on xmlschema's check of the type);
 abstract types (xsi:type is never generated); xs:ID/IDREF(S)/ENTITY/ENTITIES/NOTATION; attribute
 wildcards are left empty; mixed content gets no character data; years outside 0001..9999 and
 lexical variants (leading +, leading zeros, surrounding blanks, 1/0 for booleans) are never
@@ -73,7 +74,6 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache, partial
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from hypothesis import strategies as st
 from lxml import etree
@@ -139,8 +139,8 @@ class Slot:
         """Whether the slot's type is, or derives from, `name` ({ns}Name, prefix:Name or a bare Name)."""
         if name in self.type_names:
             return True
-        return ":" not in name and "}" not in name and any(local(t.replace(":", "}", 1)) == name
-                                                           for t in self.type_names)
+        bare = ":" not in name and "}" not in name
+        return bare and any(t.rpartition("}")[2].rpartition(":")[2] == name for t in self.type_names)
 
 
 Predicate = Callable[[Slot], bool]
@@ -779,7 +779,8 @@ def _valued(at: tuple[int, ...], texts: st.SearchStrategy[str], put: Callable[[_
 
 # ---- the public strategies ----
 
-_COMPILERS: WeakKeyDictionary[XMLSchemaBase, dict[tuple[Any, ...], _Compiler]] = WeakKeyDictionary()
+# per schema object, for the life of the process (a schema is loaded once per file; its strategies refer to it)
+_COMPILERS: dict[XMLSchemaBase, dict[tuple[Any, ...], _Compiler]] = {}
 
 
 def _compiler(schema: XMLSchemaBase, registry: Registry | None, overrides: Overrides | None,

@@ -145,7 +145,7 @@ class Facets:
     high_own: bool
     total_digits: int | None
     fraction_digits: int | None
-    assertions: bool  # XSD 1.1 assertion facets: only a check can meet them
+    checked: bool  # XSD 1.1 facets (assertion, explicitTimezone): only a check against the type meets them
 
     @classmethod
     def of(cls, xsd_type: XsdSimpleType) -> Facets:
@@ -163,7 +163,7 @@ class Facets:
         low_rule = high_rule = None
         low_own = high_own = False
         digits: dict[str, int] = {}
-        assertions = False
+        checked = False
         for step in steps:
             facet: Any
             for tag, facet in step.facets.items():
@@ -182,12 +182,12 @@ class Facets:
                     high, high_rule, high_own = facet.value, name, not isinstance(step, XsdAtomicBuiltin)
                 elif name in ("totalDigits", "fractionDigits"):
                     digits[name] = min(digits.get(name, facet.value), facet.value)
-                elif name == "assertion":
-                    assertions = True
+                elif name in ("assertion", "explicitTimezone"):
+                    checked = True
         min_length, max_length, length_rules = _length_bounds(lengths)
         return cls(xsd_type, variety, builtin, white_space, min_length, max_length, length_rules,
                    tuple(patterns), found.get("enumeration"), low, low_rule, low_own, high, high_rule, high_own,
-                   digits.get("totalDigits"), digits.get("fractionDigits"), assertions)
+                   digits.get("totalDigits"), digits.get("fractionDigits"), checked)
 
     def matches_patterns(self, text: str) -> bool:
         """Whether `text` meets the pattern facets of every step."""
@@ -285,7 +285,7 @@ class Values:
         if f.builtin in UNSUPPORTED:
             raise CannotGenerate(f"type {f.xsd_type.name or 'anonymous'}: xs:{f.builtin} is not supported")
         strategy, exact = self._construct(f)
-        if f.assertions or not exact:
+        if f.checked or not exact:
             xsd_type = f.xsd_type
             return keep(strategy, xsd_type.is_valid)
         return strategy

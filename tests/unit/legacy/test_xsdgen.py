@@ -146,6 +146,15 @@ def test_every_core_component_element_generates_valid_documents(path: Path, regi
         check()
 
 
+def test_the_validity_oracle_refuses_what_the_facets_refuse() -> None:
+    """The properties above can fail: a value outside the facets (forced in by an override) is an error."""
+    schema = everything()
+    for element, value in (("small", "8"), ("code3", "ABCD"), ("year2020", "2021-01-01"), ("weekday", "monday")):
+        document = find(documents(schema, element, overrides={named(element): st.just(value)}), lambda _: True,
+                        settings=SEARCH)
+        assert errors_of(schema, document), (element, value)
+
+
 # ---- 2. every facet and construct, at its boundaries ----
 
 
@@ -406,6 +415,23 @@ def test_alphabet_setting_limits_free_text() -> None:
     check()
 
 
+def test_xsd11_assertion_and_explicit_timezone_facets_are_met() -> None:
+    """XSD 1.1 simple-type assertion and explicitTimezone facets: met by filtering on xmlschema's check."""
+    schema = xmlschema.XMLSchema11("""<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">
+      <xs:element name="local"><xs:simpleType><xs:restriction base="xs:dateTime">
+        <xs:explicitTimezone value="prohibited"/></xs:restriction></xs:simpleType></xs:element>
+      <xs:element name="even"><xs:simpleType><xs:restriction base="xs:int">
+        <xs:assertion test="$value mod 2 = 0"/></xs:restriction></xs:simpleType></xs:element>
+    </xs:schema>""")
+
+    @VALID
+    @given(documents(schema, "local"), documents(schema, "even"))
+    def check(local: bytes, even: bytes) -> None:
+        assert errors_of(schema, local) == [] and errors_of(schema, even) == []
+
+    check()
+
+
 def test_unsupported_constructs_and_unknown_names_are_one_clear_error() -> None:
     """xs:key, xs:ID, an unknown element: CannotGenerate (a UserError: one line, exit 2) naming what and where."""
     keyed = xmlschema.XMLSchema10("""<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema">
@@ -566,6 +592,20 @@ def assert_reported(schema: xmlschema.XMLSchema10, violation: Violation) -> None
     reported = [(path_of(e.elem), rule_of(e), e.reason) for e in errors]
     assert any(path_of(e.elem) == where and named_right(e) for e in errors), (violation.label, reported)
     assert violation.label == f"{violation.path}: {violation.rule}" and violation.rule in RULES
+
+
+def test_a_wrong_label_or_a_valid_document_is_caught() -> None:
+    """assert_reported can fail: a valid document, or a label naming another element or rule, is refused."""
+    schema = everything()
+    valid = find(elements(schema, "order"), lambda _: True, settings=SEARCH)
+    with pytest.raises(AssertionError, match="is valid"):
+        assert_reported(schema, Violation("maxInclusive", "/order/quantity", "nothing done", valid))
+    broken = find(violations(schema, "order", rules={"required-attribute"}), lambda _: True, settings=SEARCH)
+    assert_reported(schema, broken)
+    with pytest.raises(AssertionError):
+        assert_reported(schema, Violation("pattern", broken.path, broken.detail, broken.element))
+    with pytest.raises(AssertionError):
+        assert_reported(schema, Violation("required-attribute", "/order/line[1]/@version", "", broken.element))
 
 
 @pytest.mark.parametrize("operation", REQUESTS)
