@@ -36,8 +36,8 @@ from starlette.types import Receive, Scope, Send
 from refplatform.common.cmdline import CommandError, OneLineParser, fail
 from refplatform.common.operator import OperatorKeyError, is_operator, not_operator, read_operator_key
 
-# RFC 9110 7.6.1: connection-specific headers are not forwarded; content-length is recomputed, and
-# date/server are the gateway's own (its server adds them).
+# RFC 9110 7.6.1: connection-specific headers (and those the Connection header names) are not
+# forwarded; content-length is recomputed, and date/server are the gateway's own (its server adds them).
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
                         b"upgrade", b"content-length"})
 OWN_RESPONSE_HEADERS = frozenset({b"date", b"server"})
@@ -81,12 +81,28 @@ class Gateway:
         return {"route": self.route, "since": self.since, "upstreams": self.upstreams}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
         path: str = scope["path"]
         handler = self.admin if path == "/admin" or path.startswith("/admin/") else self.forward
         response = await handler(Request(scope, receive))
         await response(scope, receive, send)
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        """Start-up and shut-down for a server that runs the lifespan protocol: the client closed at the end."""
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._http is not None:
+                    await self._http.aclose()
+                    self._http = None
+                await send({"type": "lifespan.shutdown.complete"})
+                return
 
     async def admin(self, request: Request) -> Response:
         """The operator endpoints (never forwarded to a platform)."""
@@ -118,7 +134,8 @@ class Gateway:
         path = scope.get("raw_path") or request.url.path.encode()
         query = scope.get("query_string") or b""
         url = self.upstreams[self.route] + path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
-        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP]
+        named = {t.strip().lower() for k, v in scope["headers"] if k.lower() == b"connection" for t in v.split(b",")}
+        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP | named]
         try:
             upstream = await self._http.send(
                 self._http.build_request(request.method, url, headers=headers, content=await request.body()),

@@ -11,6 +11,7 @@ import asyncio
 import json
 import re
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from functools import cache
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import jwt
 from jsonschema import Draft202012Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
@@ -62,9 +64,24 @@ def table(data_dir: Path, name: str, order: str = "rowid") -> list[dict[str, Any
         conn.close()
 
 
-def config(data_dir: Path, faults: list[str] | None = None) -> PlatformConfig:
+def ticket(role: str, actors: dict[str, Any], index: int = 0, key: bytes = KEY) -> dict[str, str]:
+    """Headers with a ticket for a test actor, signed with `key` (default: the in-process platforms' key)."""
+    now = int(time.time())
+    if role == "prescriber":
+        p = actors["prescribers"][index]
+        claims = {"sub": p["id"], "role": role, "hsaId": p["hsaId"], "forskrivarkod": p["forskrivarkod"],
+                  "arbetsplatskod": p["careUnit"]}
+    else:
+        ph = actors["pharmacies"][index]
+        claims = {"sub": ph["id"], "role": role, "gln": ph["gln"]}
+    claims |= {"iss": "rxverify-local", "iat": now, "exp": now + 600}
+    return {"Authorization": "Bearer " + jwt.encode(claims, key, algorithm="HS256")}
+
+
+def config(data_dir: Path, faults: list[str] | None = None, admin_key: bytes | None = None) -> PlatformConfig:
     """A platform configuration for in-process use."""
-    return PlatformConfig(data_dir=data_dir, ticket_key=KEY, contracts=CONTRACTS, faults=FaultSet(faults or []))
+    return PlatformConfig(data_dir=data_dir, ticket_key=KEY, contracts=CONTRACTS, faults=FaultSet(faults or []),
+                          admin_key=admin_key)
 
 
 def _answer(call: Callable[[], Response | Awaitable[Response]]) -> Answer:

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-import jwt
 import pytest
 from starlette.testclient import TestClient
 
@@ -27,7 +25,6 @@ from refplatform.seed import seed_old_store
 from .conftest import CONTRACTS
 from .migration_support import (
     AS_OF,
-    KEY,
     Reads,
     config,
     differences,
@@ -37,6 +34,7 @@ from .migration_support import (
     run_main,
     subset,
     table,
+    ticket,
     violations,
 )
 from .test_platform_common import assert_bad_input
@@ -73,20 +71,6 @@ def resources(data_dir: Path) -> list[dict[str, Any]]:
         return [json.loads(r[0]) for r in conn.execute("SELECT json FROM resources ORDER BY seq")]
     finally:
         conn.close()
-
-
-def ticket(role: str, actors: dict[str, Any], index: int = 0) -> dict[str, str]:
-    """Headers with a ticket for a test actor, signed with the in-process platforms' key."""
-    now = int(time.time())
-    if role == "prescriber":
-        p = actors["prescribers"][index]
-        claims = {"sub": p["id"], "role": role, "hsaId": p["hsaId"], "forskrivarkod": p["forskrivarkod"],
-                  "arbetsplatskod": p["careUnit"]}
-    else:
-        ph = actors["pharmacies"][index]
-        claims = {"sub": ph["id"], "role": role, "gln": ph["gln"]}
-    claims |= {"iss": "rxverify-local", "iat": now, "exp": now + 600}
-    return {"Authorization": "Bearer " + jwt.encode(claims, KEY, algorithm="HS256")}
 
 
 def fhir_headers(headers: dict[str, str]) -> dict[str, str]:
