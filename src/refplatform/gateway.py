@@ -43,6 +43,7 @@ HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te"
 OWN_RESPONSE_HEADERS = frozenset({b"date", b"server"})
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+NON_ASCII = re.compile(rb"[\x80-\xff]")
 DEFAULT_TIMEOUT_S = 30.0
 
 
@@ -131,9 +132,12 @@ class Gateway:
         if self._http is None:
             self._http = _client(self.timeout)
         scope = request.scope
-        path = scope.get("raw_path") or request.url.path.encode()
-        query = scope.get("query_string") or b""
-        url = self.upstreams[self.route] + path.decode("latin-1") + ("?" + query.decode("latin-1") if query else "")
+        target = (scope.get("raw_path") or request.url.path.encode()) + (
+            b"?" + scope["query_string"] if scope.get("query_string") else b"")
+        # the bytes as they came; a raw non-ASCII byte (not allowed in a URL) travels percent-encoded
+        target = NON_ASCII.sub(lambda m: b"%%%02X" % m.group()[0], target)
+        base = httpx2.URL(self.upstreams[self.route])
+        url = base.copy_with(raw_path=base.raw_path.rstrip(b"/") + target)
         named = {t.strip().lower() for k, v in scope["headers"] if k.lower() == b"connection" for t in v.split(b",")}
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP | named]
         try:

@@ -73,7 +73,7 @@ WITHDRAWALS_WEIGHTS = {1: 35, 2: 15, 3: 15, 4: 15, 5: 3, 6: 8, 12: 7, 8: 2}  # a
 CONSENT_WEIGHTS = {"given": 45, "withdrawn": 15, "never": 40}
 REPORTED_SHARE = 0.75  # withdrawals the pharmacy also reported to the medication list
 TELEPHONE_SHARE = 0.08  # DOMAIN.md: 99 % electronic; telephoned ones over-represented to be seen
-NIGHT_SHARE = 0.04  # drawn prescriptions registered between midnight and 02:00
+NIGHT_SHARE = 0.04  # drawn prescriptions registered around midnight (23:00-02:00)
 # The status a FORCED prescription scenario gets ("by-date": current if its special day allows).
 SCENARIO_STATUS = {
     **{f"makulerad-{r}": "makulerad" for r in REASONS},
@@ -217,7 +217,7 @@ class PatientSeeder:
             return cal.at(cal.leap_day, rng.choice((0, 0, 1, 9, 23)), rng.randint(0, 59), rng.randint(0, 59))
         if scenario == "giltig-till-skottdag":  # issued 366 days before 29 February: valid through it
             return cal.at(cal.leap_day - timedelta(days=366), rng.randint(8, 16), rng.randint(0, 59))
-        hour = rng.randint(0, 1) if rng.random() < NIGHT_SHARE else rng.randint(8, 17)
+        hour = rng.choice((23, 0, 1)) if rng.random() < NIGHT_SHARE else rng.randint(8, 17)
         return cal.days_back(rng.randint(*days), hour, rng.randint(0, 59), rng.randint(0, 59), rng.randint(0, 999))
 
     def prescription(self, person_id: str, scenario: str, home_gln: str) -> None:

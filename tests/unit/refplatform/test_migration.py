@@ -434,3 +434,54 @@ def test_fault_parked_as_active(seeded_old: Path, tmp_path: Path, patients: list
         for before, after in zip(history(old_reads, person), history(new, person), strict=True):
             if before["ordination"]["ordinationId"] in parked:
                 assert (before["ordination"]["status"], after["ordination"]["status"]) == ("Parkerad", "Aktiv")
+
+
+def test_a_store_from_before_the_registration_instant_migrates_by_its_dates(tmp_path: Path,
+                                                                             patients: list[dict[str, Any]]) -> None:
+    """An old store without ordination.utfardad (or with it empty): authoredOn is the issue date, answers equal."""
+    import sqlite3
+
+    some = [p["id"] for p in patients[100:112]]
+    seed_old_store(tmp_path / "old", CONTRACTS, seed=8, as_of=AS_OF, patients=some)
+    conn = sqlite3.connect(tmp_path / "old" / "old.sqlite")
+    conn.execute("ALTER TABLE ordination DROP COLUMN utfardad")
+    conn.commit()
+    conn.close()
+    migrate(tmp_path / "old", tmp_path / "new", CONTRACTS)
+    old_reads = read_old(tmp_path / "old", some)  # the old platform adds the column back, empty, on start
+    assert all(o["utfardad"] is None for o in table(tmp_path / "old", "ordination"))
+    assert differences(old_reads, read_new(tmp_path / "new", some)) == {}
+    authored = {r["authoredOn"] for r in resources(tmp_path / "new") if r["resourceType"] == "MedicationRequest"}
+    assert authored and all(len(a) == 10 for a in authored)
+
+
+def test_what_the_old_platforms_own_handlers_wrote_migrates_too(tmp_path: Path, actors: dict[str, Any]) -> None:
+    """Not only the seed: prescriptions, withdrawals, reports and consent written through old's interface."""
+    from refplatform.old.app import create_app as create_old
+
+    person = "191212121212"
+    with TestClient(create_old(config(tmp_path / "old"))) as old:
+        prescriber, pharmacy = ticket("prescriber", actors, 2), ticket("pharmacy", actors, 3)
+        body = {"personId": person, "lakemedel": {"nplPackId": "19990101100003", "namn": "Kåvepenin 1 g tablett"},
+                "doseringstext": "1 tablett 3 gånger dagligen i 10 dagar", "antalForpackningar": 2, "antalUttag": 3,
+                "forskrivningstyp": "TELEFON"}
+        kept = old.post("/legacy/ordinationer", json=body, headers=prescriber).json()
+        cancelled = old.post("/legacy/ordinationer", json={**body, "forskrivningstyp": "ELEKTRONISK"},
+                             headers=prescriber).json()
+        ids = old.post("/legacy/expeditionsid", json={"antal": 3}, headers=pharmacy).json()["expeditionsIdn"]
+        for dispensing_id in ids[:2]:
+            assert old.post(f"/legacy/ordinationer/{kept['ordinationId']}/uttag", headers=pharmacy,
+                            json={"expeditionsId": dispensing_id, "antalForpackningar": 2}).status_code == 200
+        assert old.post("/legacy/lakemedelsforteckning/expeditioner", headers=pharmacy, json={
+            "expeditionsId": ids[0], "personId": person, "ordinationId": kept["ordinationId"],
+            "antalForpackningar": 2}).status_code == 201
+        assert old.post(f"/legacy/ordinationer/{cancelled['ordinationId']}/makulering", headers=prescriber,
+                        json={"orsak": "FEL_DOSERING", "kommentar": "Fel styrka"}).status_code == 200
+        assert old.put(f"/legacy/patienter/{person}/samtycke", json={"samtycke": True}, headers=pharmacy).status_code \
+            == 200
+    counts = migrate(tmp_path / "old", tmp_path / "new", CONTRACTS)
+    assert (counts["prescriptions"], counts["withdrawals"], counts["medication-list entries"]) == (2, 2, 1)
+    old_reads, new_reads = read_old(tmp_path / "old", [person]), read_new(tmp_path / "new", [person])
+    assert differences(old_reads, new_reads) == {}
+    assert len(new_reads[person]["HamtaOrdinationshistorik"][1]["ordinationer"]) == 2
+    assert new_reads[person]["HamtaLakemedelsforteckning"][0] == 200

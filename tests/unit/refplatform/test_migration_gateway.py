@@ -103,6 +103,9 @@ def test_forwards_method_path_query_headers_and_body_and_the_answer_unchanged(ga
     assert "x-drop" not in headers and "te" not in headers  # hop-by-hop, and named by Connection
     for method in ("GET", "PUT", "DELETE"):
         assert gateway.request(method, "/fhir/Consent").json()["method"] == method
+    encoded = gateway.get("/fhir/MedicationRequest%2fx?patient-identifier=a%7Cb&d=%41&e=a+b").json()
+    assert encoded["raw_path"] == "/fhir/MedicationRequest%2fx"  # as sent, not decoded
+    assert encoded["query"] == "patient-identifier=a%7Cb&d=%41&e=a+b"
 
 
 def test_the_operator_switches_the_route_and_back(gateway: TestClient) -> None:
