@@ -121,7 +121,7 @@ class Calendar:
 
     def __init__(self, as_of: date) -> None:
         self.as_of = as_of
-        self.start = datetime.combine(as_of, time(0), STOCKHOLM)  # every instant lies before this
+        self.start = local_midnight(as_of)  # every instant lies before this
         self.spring: list[date] = []
         self.autumn: list[date] = []
         day = as_of - timedelta(days=1)
@@ -143,8 +143,18 @@ class Calendar:
 
     @staticmethod
     def at(day: date, hour: int, minute: int, second: int = 0, ms: int = 0, fold: int = 0) -> datetime:
-        """A Stockholm wall-clock time on `day` (fold 1: the second 02:30 of the autumn change)."""
-        return datetime(day.year, day.month, day.day, hour, minute, second, ms * 1000, tzinfo=STOCKHOLM, fold=fold)
+        """The instant (in UTC) of a Stockholm wall-clock time on `day` (fold 1: the second 02:30 in autumn)."""
+        local = datetime(day.year, day.month, day.day, hour, minute, second, ms * 1000, tzinfo=STOCKHOLM, fold=fold)
+        return local.astimezone(UTC)
+
+
+def local_midnight(day: date) -> datetime:
+    """The instant (in UTC) the Stockholm day `day` begins.
+
+    Instants are kept in UTC: Python adds a timedelta to an aware datetime on its wall clock, so
+    `stockholm_time - 30 minutes` across a clock change would land on the wrong instant.
+    """
+    return datetime.combine(day, time(0), STOCKHOLM).astimezone(UTC)
 
 
 def _leap(year: int) -> bool:
@@ -203,7 +213,7 @@ class PatientSeeder:
                 hour = rng.randint(0, 1) if summer else 0
                 moment = cal.days_back(rng.randint(*days), hour, rng.randint(0, 59), rng.randint(0, 59),
                                        rng.randint(0, 999))
-                if (moment.utcoffset() == timedelta(hours=2)) == summer:
+                if (moment.astimezone(STOCKHOLM).utcoffset() == timedelta(hours=2)) == summer:
                     return moment
         if scenario == "sommartid-borjar":
             day = rng.choice(cal.spring)  # 02:00-03:00 does not exist that night
@@ -260,7 +270,7 @@ class PatientSeeder:
         ordination_id = _uuid(rng)
         text = self.dosage(size)
         # withdrawals inside the validity, and before the as-of day
-        end = min(datetime.combine(valid_to + timedelta(days=1), time(0), STOCKHOLM), self.cal.start)
+        end = min(local_midnight(valid_to + timedelta(days=1)), self.cal.start)
         legacy_status = _legacy(status)
         parked = None
         first_possible = moment + timedelta(minutes=1)
