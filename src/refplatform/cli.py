@@ -117,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
             raise StartError(f"cannot read ticket key {args.ticket_key_file}: {exc.strerror}") from None
         if len(key) < 32:
             raise StartError(f"ticket key in {args.ticket_key_file} is shorter than 32 bytes")
+        misplaced = [n for n in args.fault if n in CATALOGUE and CATALOGUE[n].platform == "migration"]
+        if misplaced:
+            raise StartError(f"fault {misplaced[0]} is a migration fault: give it to `python -m refplatform migrate "
+                             "--fault`, not to a platform")
         admin_key = None
         if args.admin_key_file is not None:
             if args.platform != "old":

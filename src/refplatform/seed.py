@@ -55,6 +55,7 @@ LONG_TEXT_MIN = 470  # "near the limit"
 MEDIUM_TEXT = (260, 400)  # longer than a VARCHAR(255) staging column
 REASONS = ("FEL_LAKEMEDEL", "FEL_PATIENT", "FEL_DOSERING", "BEHANDLING_AVSLUTAD", "OVRIGT")
 HISTORY_DAYS = 1100  # how far back the register's data goes (three years)
+MIN_ROOM = timedelta(hours=1)  # a prescription with less time than this before the as-of day has no life yet
 
 # One of these is given to each patient in turn (registry order, shifted by the seed), so any
 # run of len(FORCED) consecutive patients holds every one; the rest of a patient's data is drawn.
@@ -271,6 +272,8 @@ class PatientSeeder:
         text = self.dosage(size)
         # withdrawals inside the validity, and before the as-of day
         end = min(local_midnight(valid_to + timedelta(days=1)), self.cal.start)
+        if end - moment < MIN_ROOM:  # registered just before the as-of day: nothing has happened to it yet
+            status, taken = ("aktiv" if valid_to >= self.cal.as_of else "aktiv-utgangen"), 0
         legacy_status = _legacy(status)
         parked = None
         first_possible = moment + timedelta(minutes=1)
@@ -293,7 +296,7 @@ class PatientSeeder:
                 "ordinationsstatus": "Slutexpedierad" if left == 0 else ("Parkerad" if parked else "Aktiv"),
             }))
             if rng.random() < REPORTED_SHARE:
-                reported = min(when + timedelta(seconds=rng.randint(5, 600)), self.cal.start - timedelta(seconds=1))
+                reported = when + min(timedelta(seconds=rng.randint(5, 600)), (self.cal.start - when) / 2)
                 self.rows.lf_post.append((utc_instant(reported), {
                     "rapport_id": _uuid(rng), "person_id": person_id, "ordination_id": ordination_id,
                     "expeditions_id": dispensing_id, "npl_pack_id": medication["nplPackId"],
@@ -344,10 +347,10 @@ def _legacy(status: str) -> str:
 
 
 def _between(rng: random.Random, low: datetime, high: datetime) -> datetime:
-    """An instant strictly inside (low, high), or just after low when there is no room."""
+    """An instant strictly inside (low, high) (its middle when there is little room)."""
     span = (high - low).total_seconds()
     if span <= 2:
-        return low + timedelta(milliseconds=1)
+        return low + (high - low) / 2
     return low + timedelta(seconds=rng.uniform(1, span - 1))
 
 

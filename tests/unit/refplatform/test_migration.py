@@ -301,6 +301,13 @@ def test_cli_bad_input_is_one_line_and_exit_2(seeded_old: Path, tmp_path: Path, 
     assert not (tmp_path / "new" / "new.sqlite").exists()  # refused before anything was written
 
 
+def test_a_platform_refuses_a_migration_fault(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "ticket.key").write_bytes(b"t" * 40)
+    result = run_main(capsys, "--platform", "new", "--data-dir", str(tmp_path), "--ticket-key-file",
+                      str(tmp_path / "ticket.key"), "--fault", "migration-text-cut", "--contracts", str(CONTRACTS))
+    assert_bad_input(result, "migration-text-cut", "migrate --fault")
+
+
 def test_list_faults_names_every_migration_fault(capsys: pytest.CaptureFixture[str]) -> None:
     rows = [line.split("\t") for line in run_main(capsys, "--list-faults").stdout.splitlines()]
     migration = {r[0] for r in rows if r[1] == "migration"}
