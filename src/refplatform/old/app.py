@@ -27,6 +27,7 @@ from refplatform.common.store import Store
 from refplatform.common.testdata import load_seed
 from refplatform.common.tickets import Actor, TicketError, verify_ticket
 from refplatform.common.validation import OpenApiValidator, RequestInvalid
+from refplatform.old.window import REFUSAL_KOD, REFUSAL_MESSAGE, REFUSAL_STATUS, ServiceWindow, window_routes
 
 PLATFORM = "old"
 PRODUCT = "STP (Receptdepå human / Läkemedelsförteckningen, reference stand-in)"
@@ -71,6 +72,7 @@ CREATE TABLE IF NOT EXISTS ordination (
     person_id TEXT NOT NULL REFERENCES patient(person_id),
     status TEXT NOT NULL,
     utfardandedatum TEXT NOT NULL,
+    utfardad TEXT,                -- the instant it was registered (UTC); the interface shows only its date
     giltig_tom TEXT NOT NULL,
     npl_pack_id TEXT NOT NULL,
     lakemedel_namn TEXT NOT NULL,
@@ -213,6 +215,9 @@ class OldPlatform:
         self.config = config
         self.validator = OpenApiValidator(config.contracts / "openapi" / "legacy.yaml")
         self.store = Store(config.data_dir / "old.sqlite", SCHEMA)
+        if "utfardad" not in {c["name"] for c in self.store.conn().execute("PRAGMA table_info(ordination)")}:
+            self.store.conn().execute("ALTER TABLE ordination ADD COLUMN utfardad TEXT")  # a store from before it
+        self.window = ServiceWindow(self.store)
         seed = load_seed(config.contracts)
         self.active_units = frozenset(u["arbetsplatskod"] for u in seed.care_units if u.get("active"))
         with self.store.write() as conn:
@@ -247,6 +252,8 @@ class OldPlatform:
                 actor.require(*roles)
             except TicketError as exc:
                 return fault_response(403, "EJ_BEHORIG", exc.message)
+            if self.window.refuses(operation_id):
+                return fault_response(REFUSAL_STATUS, REFUSAL_KOD, REFUSAL_MESSAGE)
             try:
                 return await handler(request, actor, parsed)
             except LegacyFault as exc:
@@ -274,7 +281,8 @@ class OldPlatform:
     async def skapa_ordination(self, request: Request, actor: Actor, body: Any) -> Response:
         person_id = body["personId"]
         self.patient(person_id)
-        issued = today()
+        registered = now_instant()
+        issued = datetime.fromisoformat(registered).astimezone(STOCKHOLM).date()  # the date of that very instant
         if "giltigTom" in body:
             valid_to = date.fromisoformat(body["giltigTom"])
             if valid_to < issued or valid_to > issued + timedelta(days=MAX_VALIDITY_DAYS):
@@ -288,15 +296,15 @@ class OldPlatform:
         ordination_id = str(uuid.uuid4())
         with self.store.write() as conn:
             conn.execute(
-                "INSERT INTO ordination (ordination_id, person_id, status, utfardandedatum, giltig_tom, npl_pack_id,"
-                " lakemedel_namn, doseringstext, antal_forpackningar, antal_uttag, uttag_kvar, forskrivningstyp,"
-                " hsa_id, forskrivarkod, arbetsplatskod, senast_andrad)"
-                " VALUES (?, ?, 'Aktiv', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO ordination (ordination_id, person_id, status, utfardandedatum, utfardad, giltig_tom,"
+                " npl_pack_id, lakemedel_namn, doseringstext, antal_forpackningar, antal_uttag, uttag_kvar,"
+                " forskrivningstyp, hsa_id, forskrivarkod, arbetsplatskod, senast_andrad)"
+                " VALUES (?, ?, 'Aktiv', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    ordination_id, person_id, issued.isoformat(), valid_to.isoformat(),
+                    ordination_id, person_id, issued.isoformat(), registered, valid_to.isoformat(),
                     body["lakemedel"]["nplPackId"], body["lakemedel"]["namn"], body["doseringstext"],
                     body["antalForpackningar"], body["antalUttag"], body["antalUttag"], body["forskrivningstyp"],
-                    actor.hsa_id, actor.forskrivarkod, actor.arbetsplatskod, now_instant(),
+                    actor.hsa_id, actor.forskrivarkod, actor.arbetsplatskod, registered,
                 ),
             )
             row = self.ordination(conn, ordination_id)
@@ -554,4 +562,6 @@ def create_app(config: PlatformConfig) -> Starlette:
         route("/arbetsplatskoder/{arbetsplatskod}", "GET", "KontrolleraArbetsplatskod", BOTH,
               p.kontrollera_arbetsplatskod),
     ]
+    if config.admin_key is not None:
+        routes += window_routes(p.window, config.admin_key)
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})
