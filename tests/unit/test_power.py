@@ -24,7 +24,7 @@ def test_every_fault_of_the_catalogue_has_a_row_and_every_row_a_fault() -> None:
 
 def test_every_kind_of_regression_is_covered() -> None:
     assert set(catalogue().values()) == {"mapping", "fhir-conformance", "behaviour", "security", "performance",
-                                         "migration"}
+                                         "migration", "wire"}
 
 
 def test_malformed_matrix_is_one_user_error(tmp_path: Path) -> None:
