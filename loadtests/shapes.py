@@ -124,13 +124,14 @@ class StressShape(ProfileShape):
         if not broken:
             load.stress_verdicts = verdicts
             load.stress = {"held_steps": step, "broke_at_step": None, "offered_rps": round(rate, 2),
+                           "step_s": s.step_s, "start_epoch": round(start, 3),
                            "verdict": f"held step {step} ({step} x peak x scale, {rate:.1f} requests/s)"}  # fmt: skip
             return False
         if load.stress_verdicts is None:  # the first step broke: the platform does not carry the peak
             load.stress_verdicts = verdicts
         load.stress = {
             "held_steps": step - 1, "broke_at_step": step, "offered_rps": round(rate, 2),
-            "breaches": [v.line for v in broken],
+            "step_s": s.step_s, "start_epoch": round(start, 3), "breaches": [v.line for v in broken],
             "verdict": f"broke at step {step} ({step} x peak x scale, {rate:.1f} requests/s offered): "
                        + "; ".join(v.slo.title for v in broken),
         }  # fmt: skip
