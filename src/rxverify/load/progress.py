@@ -18,6 +18,8 @@ import gevent
 from rxverify.load.recorder import Recorder
 from rxverify.load.slo import SloSet, at_risk, check
 
+SHOWN_AT_RISK = 4  # SLOs a line names (overall ones first, as slo.toml lists them); the rest are counted
+
 
 def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f} ms"
@@ -74,7 +76,9 @@ class Progress:
         else:
             offered = sum(self.offered_rate(s + 0.5 - self.started) for s in range(end - span, end)) / span
         risky = at_risk(check(self.slos, self.recorder, self.offered_total()))
-        risk = "; ".join(f"{v.slo.title} at {v.measured:.4g}" for v in risky if v.measured is not None) or "none"
+        risk = "; ".join(f"{v.slo.title} at {v.measured:.4g}" for v in risky[:SHOWN_AT_RISK]) or "none"
+        if len(risky) > SHOWN_AT_RISK:
+            risk += f"; {len(risky) - SHOWN_AT_RISK} more"
         failed = f"{window.failures} ({window.failures / window.requests:.2%})" if window.requests else "0"
         return (
             f"rxverify progress {now - self.started:4.0f} s: offered {offered:.1f}/s, achieved "

@@ -9,7 +9,7 @@ process, with `--processes N`, and as master plus workers:
   local`, the target is probed, the test data seeded through the guard (the ledger records it).
   Workers learn the started platforms' addresses from the options Locust sends them.
 - test_start: workers open the target; where users run, the open model's schedule starts.
-- every request is recorded exactly; workers report their part to the master.
+- every request is recorded (1 % log buckets, from its send and its intended send); workers report their part.
 - quitting (also after SIGTERM): the SLOs are checked, the summary, chart and Allure results
   written, the exit code set, and the embedded platforms stopped.
 """
@@ -484,7 +484,7 @@ def on_test_stop(environment: Any) -> None:
 def on_request(
     name: str, start_time: float, response_time: float, exception: Any, context: dict[str, Any], **_: Any
 ) -> None:
-    """Record one request exactly (the open model's start delay comes in the request context)."""
+    """Record one request (in the open model the context says how late it was sent on its intended time)."""
     if ACTIVE is not None:
         ACTIVE.recorder.request(name, start_time, response_time, exception is not None, context.get("rx_delay_ms"))
 

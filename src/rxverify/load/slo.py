@@ -1,4 +1,4 @@
-"""Service-level objectives from loadtests/slo.toml, checked against a run's exact figures.
+"""Service-level objectives from loadtests/slo.toml, checked against a run's recorded figures.
 
 Every threshold is an assumption (DOMAIN.md: no response-time requirement is published); the
 file says so and every verdict carries that mark and the file's source text.

@@ -236,7 +236,9 @@ def test_a_progress_line_names_rates_p95_drops_errors_and_slos_at_risk() -> None
     line = progress.line(1005.2)
     assert line.startswith("rxverify progress    5 s: offered 100.0/s, achieved 90.0/s")
     assert "p95 from intended start 904.0 ms (from send 4.0 ms)" in line and "dropped 50, errors 10 (2.22%)" in line
-    assert "SLOs at risk: overall intended_p95_ms <= 250 at 904" in line and "dropped_ratio <= 0.01 at 0.1" in line
+    assert "SLOs at risk: overall intended_p95_ms <= 250 at 904; overall intended_p99_ms <= 500 at 904" in line
+    # failures 2.2 %, throughput 0.9: breached; then dropped ratio and the request's own two, counted
+    assert line.endswith("failure_ratio <= 0.01 at 0.02222; overall throughput_ratio >= 0.95 at 0.9; 3 more")
 
 
 def test_the_chart_and_page_show_both_latencies_and_the_step_where_an_slo_broke() -> None:
