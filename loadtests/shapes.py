@@ -16,7 +16,6 @@ from rxverify.load import runtime
 from rxverify.load.runtime import Settings
 
 STRESS_SETTLE_S = 2.0  # a stress step is judged after its first seconds (the new rate settling)
-REPORT_LAG_S = 3.5  # workers report every 3 s: a master judges a step without its last seconds
 
 
 class ProfileShape(LoadTestShape):
@@ -116,7 +115,7 @@ class StressShape(ProfileShape):
             return False
         self._judged = step
         start = time.time() - t  # epoch of the run's start
-        lag = REPORT_LAG_S if load.role == "master" else 0.5
+        lag = runtime.REPORT_LAG_S if load.role == "master" else 0.5
         begin, end = start + (step - 1) * s.step_s + STRESS_SETTLE_S, start + step * s.step_s - lag
         verdicts = runtime.judge_window(begin, end)
         rate = runtime.offered_rate((step - 0.5) * s.step_s)

@@ -57,7 +57,7 @@ TICKET_REFRESH_S = 1800  # tickets live an hour (tickets.TICKET_LIFETIME_S): re-
 WEIGHT_UNIT = 1000  # task weights: requests per second x this, as integers
 MIN_VUS = 2  # per caller in the open model, so a rare caller still has a pool
 FHIR_UNSENT = frozenset({"HamtaExpeditionsId", "MakuleraOrdination", "KontrolleraArbetsplatskod"})
-REPORT_LAG_S = 3.5  # workers report every 3 s: a master's progress line is about the seconds before that
+REPORT_LAG_S = 3.5  # workers report every 3 s: a master judges a stress step, and prints progress, that much later
 
 
 def add_options(parser: Any) -> None:
