@@ -49,9 +49,9 @@ def test_slo_check_passes_on_the_correct_platform_and_writes_every_report(report
 
 
 STALL_RUNS = {  # against the stall server: 1 s of every 5 s every request waits
-    # a pool of 6 VUs (2 per caller) at about 81 iterations/s: a stall holds them all, the rest wait
-    "open": ("--arrival", "open", "--max-vus", "6", "--start-timeout", "5"),
-    "open-impatient": ("--arrival", "open", "--max-vus", "6", "--start-timeout", "0.25"),
+    # a pool of 8 VUs at about 54 iterations/s: a stall holds them all and the other arrivals wait
+    "open": ("--arrival", "open", "--max-vus", "8", "--start-timeout", "5"),
+    "open-impatient": ("--arrival", "open", "--max-vus", "8", "--start-timeout", "0.25"),
     "closed": ("--arrival", "closed", "--think-scale", "0.004"),
 }
 
@@ -63,7 +63,8 @@ def stalled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, LoadRun]:
     base, server = stall_server.serve()
     key = tmp / "ticket.key"
     key.write_text("k" * 64, encoding="utf-8")
-    target = ("--platform", "old", "--old-url", base, "--ticket-key-file", str(key), "--duration", "12")
+    target = ("--platform", "old", "--old-url", base, "--ticket-key-file", str(key), "--duration", "12",
+              "--scale", "1")  # fmt: skip
     try:
         return {name: run_locust(tmp / name, *target, *extra) for name, extra in STALL_RUNS.items()}
     finally:
@@ -80,12 +81,11 @@ def test_a_stall_raises_the_open_models_latency_from_intended_start_while_the_cl
     # not from the send (which only the few held requests see)
     assert o_intended["p95_ms"] > 300, opened.stderr[-3000:]
     assert o_intended["p95_ms"] > 3 * o_send["p95_ms"]
-    assert o_intended["p99_ms"] > o_send["p99_ms"]
     assert opened.code == 1 and "SLO BREACHED: overall intended_p95_ms <= 250" in opened.stderr
     # Locust's closed model waits through the stall: few slow samples, its percentiles stay flat
     c_intended, c_send = c["overall"]["latency_from_intended_start"], c["overall"]["latency_from_send"]
     assert c["iterations"]["scheduled"] == 0 and c_intended == c_send
-    assert c_send["p95_ms"] < 100, closed.stderr[-3000:]
+    assert c_send["p95_ms"] < stall_server.STALL_FOR_S * 1000 / 4, closed.stderr[-3000:]
     assert o_intended["p95_ms"] > 3 * c_send["p95_ms"]
 
 
