@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +40,12 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def _free_port() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return str(probe.getsockname()[1])
+
+
 def _scale_for(users: int) -> float:
     """The --scale at which the closed model's Little's-law users (think times scaled away) number `users`."""
     model = load_model(ROOT / "loadtests" / "model.toml")
@@ -55,8 +62,9 @@ def run(base: str, key_file: Path, seconds: float, scale: float, processes: int,
            "--scale", f"{scale:g}", "--duration", f"{seconds:g}", "--reports", str(reports),
            "--csv", str(reports / "load" / "bench"), "--html", str(reports / "load" / "bench.html"),
            "--progress-seconds", "0", "--loglevel", "WARNING"]  # fmt: skip
-    if processes > 1:
-        cmd += ["--processes", str(processes)]
+    if processes > 1:  # on a port of its own: another run's workers on this machine cannot join it
+        port = _free_port()
+        cmd += ["--processes", str(processes), "--master-bind-port", port, "--master-port", port]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=seconds + 120)
     if proc.returncode not in (0, 1):
         sys.exit(f"scaling: locust failed ({proc.returncode}): {proc.stderr[-800:]}")

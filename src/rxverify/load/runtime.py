@@ -38,6 +38,7 @@ from rxverify.ledger import Ledger
 from rxverify.load.client import GuardedUser
 from rxverify.load.interfaces import INTERFACES, Fhir, Legacy, SeedError
 from rxverify.load.openmodel import ArrivalSchedule
+from rxverify.load.parts import LAST_PART, WAIT_S, await_last_parts
 from rxverify.load.progress import Progress
 from rxverify.load.recorder import Recorder
 from rxverify.load.report import html_page, latency_chart, summary, write_allure
@@ -217,6 +218,8 @@ class LoadRun:
     workers: int = 0  # the master's workers at the start
     interrupted: bool = False  # by SIGTERM
     whole: Recorder | None = None  # a worker: everything it recorded (what it reported, summed)
+    last_parts: set[str] = field(default_factory=set)  # a master: workers whose last part arrived
+    missing_parts: list[str] = field(default_factory=list)  # a master: workers whose last part did not
     progress: Progress | None = None
 
 
@@ -267,6 +270,8 @@ def on_init(environment: Any, runner: Any, callers: list[type[Any]], shapes: dic
                 cls.fixed_count = pool[cls.caller]
             else:
                 cls.weight = max(1, round(users[cls.caller] * 100))
+        if role == "master":
+            runner.register_message(LAST_PART, on_last_part)
         if role != "worker":
             _open(environment, ACTIVE, seed=True)
             _on_sigterm(runner, ACTIVE)
@@ -439,6 +444,7 @@ def on_test_start(environment: Any) -> None:
     load.started_ms = int(time.time() * 1000)
     if load.role == "master":
         load.workers = len(environment.runner.clients)
+        load.last_parts = set()
     if load.role == "worker" and load.run is None:
         try:
             _open(environment, load, seed=False)
@@ -474,11 +480,39 @@ def on_spawning_complete(user_count: int) -> None:
 
 
 def on_test_stop(environment: Any) -> None:
-    """Stop the schedule and the progress lines."""
-    if ACTIVE is not None and ACTIVE.schedule is not None:
-        ACTIVE.schedule.stop()
-    if ACTIVE is not None and ACTIVE.progress is not None:
-        ACTIVE.progress.stop()
+    """Stop the schedule and the progress lines; a worker sends its last part, a master waits for every one."""
+    load = ACTIVE
+    if load is None:
+        return
+    if load.schedule is not None:
+        load.schedule.stop()
+    if load.progress is not None:
+        load.progress.stop()
+    if load.role == "worker" and load.cpu_mark is not None:
+        environment.runner.send_message(LAST_PART, _part(load))
+    elif load.role == "master":
+        _await_last_parts(environment.runner, load)
+
+
+def _await_last_parts(runner: Any, load: LoadRun) -> None:
+    """Wait (bounded, parts.py) for every stopped worker's last part; workers still running (the master is
+    being interrupted) send theirs only after `quit`, so then nothing is waited for."""
+    from locust.runners import STATE_RUNNING, STATE_SPAWNING
+
+    workers = list(runner.clients.all)
+    if any(w.state in (STATE_RUNNING, STATE_SPAWNING) for w in workers):
+        return
+    load.missing_parts = await_last_parts([w.id for w in workers], load.last_parts)
+    if load.missing_parts:
+        print(f"rxverify: no last part from {len(load.missing_parts)} worker(s) within {WAIT_S:g} s: "
+              "their last seconds are missing from the figures", file=sys.stderr)  # fmt: skip
+
+
+def on_last_part(environment: Any, msg: Any, **_: Any) -> None:
+    """The master merges a worker's last part."""
+    if ACTIVE is not None:
+        ACTIVE.recorder.merge_dict(msg.data)
+        ACTIVE.last_parts.add(msg.node_id)
 
 
 def on_request(
@@ -497,15 +531,21 @@ def _guard_busy() -> float:
 def on_report_to_master(client_id: str, data: dict[str, Any]) -> None:
     """A worker hands what it recorded since its last report (and its CPU time) to the master."""
     load = ACTIVE
-    if load is None or load.cpu_mark is None:
-        return
+    if load is not None and load.cpu_mark is not None:
+        data["rxverify"] = _part(load)
+
+
+def _part(load: LoadRun) -> dict[str, Any]:
+    """What a worker recorded since its last part, with its CPU and guard time; kept in its whole too."""
     part = load.recorder.take()
     now = time.process_time()
-    part.cpu_s, load.cpu_mark = now - load.cpu_mark, now
+    part.cpu_s = now - (load.cpu_mark if load.cpu_mark is not None else now)
+    load.cpu_mark = now
     part.guard_s, load.guard_mark = _guard_busy() - load.guard_mark, _guard_busy()
-    data["rxverify"] = part.to_dict()
+    data = part.to_dict()
     if load.whole is not None:
-        load.whole.merge_dict(data["rxverify"])
+        load.whole.merge_dict(data)
+    return data
 
 
 def on_worker_report(client_id: str, data: dict[str, Any]) -> None:
@@ -597,6 +637,8 @@ def _finish(environment: Any, load: LoadRun, interrupted: bool) -> int:
         "ledger": str(run.guard.ledger.path) if run and run.guard.ledger else None,
         "workers": load.workers,
     }
+    if load.missing_parts:
+        context["workers_without_last_part"] = load.missing_parts
     if s.arrival == "open":
         context["open_model"] = {"vus": sum(load.pool.values()), "vus_by_caller": load.pool,
                                  "start_timeout_s": s.start_timeout_s}  # fmt: skip

@@ -13,6 +13,7 @@ import pytest
 from rxverify.errors import UserError
 from rxverify.load.histogram import ACCURACY, Histogram
 from rxverify.load.openmodel import ArrivalSchedule
+from rxverify.load.parts import await_last_parts
 from rxverify.load.progress import Progress
 from rxverify.load.recorder import OVERALL, Recorder
 from rxverify.load.report import html_page, latency_chart, summary
@@ -254,3 +255,16 @@ def test_the_chart_and_page_show_both_latencies_and_the_step_where_an_slo_broke(
     page = html_page(data, chart)
     assert page.startswith("<!doctype html>") and chart in page and "broke at step 3" in page
     assert "GodkannUttag, from intended start" in page and "within 0.50%" in page
+
+
+def test_a_master_waits_for_every_workers_last_part_and_names_the_ones_that_never_came() -> None:
+    import gevent
+
+    arrived: set[str] = set()
+    # w1's last part comes half a second after the master stopped, w2's never
+    gevent.spawn_later(0.5, arrived.add, "w1")
+    started = time.monotonic()
+    assert await_last_parts(["w1", "w2"], arrived, wait_s=1.5) == ["w2"]
+    assert arrived == {"w1"} and time.monotonic() - started >= 1.5
+    gevent.spawn_later(0.2, arrived.add, "w2")
+    assert await_last_parts(["w1", "w2"], arrived, wait_s=30) == []  # returns as soon as all are there
