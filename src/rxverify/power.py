@@ -402,23 +402,44 @@ def execute(job: Job, timeout_s: float, pycache: Path | None = None) -> Outcome:
     return outcome
 
 
+_RUNNING: set[subprocess.Popen[bytes]] = set()  # the runs under way, ended if power itself is stopped
+_RUNNING_LOCK = threading.Lock()
+
+
 def _run_bounded(argv: list[str], env: dict[str, str], timeout_s: float) -> int:
     """Exit code of `argv`; -1 when it outlived `timeout_s` (its whole process group is ended)."""
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    with _RUNNING_LOCK:
+        _RUNNING.add(proc)
     try:
         return proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, None)):
-            try:
-                os.killpg(proc.pid, sig)  # the run and the platforms it started, nothing else
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(timeout=grace)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        _end(proc)
         return -1
+    finally:
+        with _RUNNING_LOCK:
+            _RUNNING.discard(proc)
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    """End a run and the platforms it started (its process group, nothing else): TERM, then KILL."""
+    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, None)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _end_all() -> None:
+    with _RUNNING_LOCK:
+        running = list(_RUNNING)
+    for proc in running:
+        _end(proc)
 
 
 def _what_happened(code: int, failed: list[tuple[str, str]], timeout_s: float) -> str:
@@ -454,7 +475,12 @@ def run_jobs(
         for kind in ("load", "contract"):
             phase = [j for j in jobs if j.run.kind == kind]
             with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-                outcomes += pool.map(one, phase)
+                try:
+                    outcomes += pool.map(one, phase)
+                except BaseException:  # interrupted (Ctrl-C, SIGTERM): end the runs rather than wait for them
+                    pool.shutdown(cancel_futures=True, wait=False)
+                    _end_all()
+                    raise
     return outcomes
 
 
@@ -585,6 +611,10 @@ def write_corpus(path: Path, outcomes: list[Outcome]) -> None:
     path.write_text(json.dumps(dict(sorted(corpus.items())), ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # the command's handling of Ctrl-C (exit 130) ends the runs first
+
+
 def run_power(
     matrix_path: Path, only: list[str] | None, seeds: int | list[int], workers: int, reports: Path,
     say: Callable[[str], None], corpus: Path | None = None,
@@ -613,7 +643,11 @@ def run_power(
         done[0] += 1
         say(progress_line(outcome, done[0], len(jobs)))
 
-    outcomes = run_jobs(jobs, matrix.timeout_s, workers, heard)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        outcomes = run_jobs(jobs, matrix.timeout_s, workers, heard)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     wall = time.monotonic() - started
     say(table(outcomes, kinds, k))
     say(f"wall time: {wall:.0f} s for {len(jobs)} runs ({workers} at a time)")

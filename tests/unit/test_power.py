@@ -191,6 +191,14 @@ def test_the_searched_text_is_name_parameters_message_and_trace(tmp_path: Path) 
     assert len(failures(tmp_path)) == 1
 
 
+def alive(pid: int) -> bool:
+    """Whether process `pid` still runs (a zombie waiting to be reaped does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def fake_run(monkeypatch: pytest.MonkeyPatch, script: str) -> None:
     """Make every job run `script` (given its private folder as argv[1]) instead of the suite."""
     monkeypatch.setattr(power, "command", lambda job, work: [sys.executable, "-c", script, str(work)])
@@ -256,9 +264,41 @@ def test_a_run_outliving_its_timeout_is_ended_with_what_it_started_and_not_caugh
     outcome = execute(race_job(), timeout_s=2)
     assert outcome.exit_code == -1 and not outcome.caught and "timed out" in outcome.excerpt
     assert time.monotonic() - started < 30
-    child = int(pid_file.read_text())
     time.sleep(0.2)
-    assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
+    assert not alive(int(pid_file.read_text()))
+
+
+STOPPED_POWER = """
+import sys
+from pathlib import Path
+from rxverify import power
+from rxverify.cli import main
+
+SLEEPER = "import subprocess, sys, time; c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
+power.command = lambda job, work: [sys.executable, "-c", SLEEPER + f"open({PIDS!r} + str(c.pid), 'w'); time.sleep(60)"]
+power.catalogue = lambda: {f: "x" for f in power.load_matrix(Path("tests/power/matrix.toml")).faults}
+sys.exit(main(["power", "--fault", "core-cancelled-withdrawable", "--seed", "1", "--reports", REPORTS]))
+"""
+
+
+def test_stopping_power_ends_the_runs_it_started(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    script = STOPPED_POWER.replace("PIDS", repr(str(pids) + "/")).replace("REPORTS", repr(str(tmp_path)))
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(pids.iterdir())) < 2 and time.monotonic() < deadline:  # both workers' runs are under way
+            time.sleep(0.1)
+        started = [int(p.name) for p in pids.iterdir()]
+        assert len(started) == 2
+        proc.send_signal(15)
+        assert proc.wait(timeout=30) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    time.sleep(0.3)
+    assert [pid for pid in started if alive(pid)] == []
 
 
 # ---- rates: fresh seeds, the score line ----
