@@ -7,6 +7,7 @@ import random
 import re
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -301,6 +302,30 @@ def test_stopping_power_ends_the_runs_it_started(tmp_path: Path) -> None:
     assert [pid for pid in started if alive(pid)] == []
 
 
+def test_load_runs_go_one_at_a_time_with_nothing_beside_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    running: list[str] = []
+    seen: list[tuple[str, ...]] = []
+    lock = threading.Lock()
+
+    def fake_execute(job: Job, timeout_s: float, pycache: Path | None = None) -> Outcome:
+        with lock:
+            running.append(job.run.kind)
+            seen.append(tuple(running))
+        time.sleep(0.2)
+        with lock:
+            running.remove(job.run.kind)
+        return Outcome(None, job.run.name, job.seed, 0, 0.2)
+
+    monkeypatch.setattr(power, "execute", fake_execute)
+    load = Run("l", "load", "new", profile="loadtests/profiles/smoke.conf")
+    contract = Run("c", "contract", "new", ("tests/contract/test_security.py",))
+    jobs = [Job(contract, 1), Job(load, 2), Job(contract, 3), Job(load, 4), Job(contract, 5), Job(contract, 6)]
+    outcomes = power.run_jobs(jobs, 60, workers=2)
+    assert [o.seed for o in outcomes[:2]] == [2, 4]  # the load phase first
+    assert all(s == ("load",) for s in seen if "load" in s)
+    assert ("contract", "contract") in seen  # the contract phase uses both lanes
+
+
 # ---- rates: fresh seeds, the score line ----
 
 
@@ -375,7 +400,8 @@ def test_the_table_gives_rates_tests_seconds_and_each_miss() -> None:
     assert re.search(r"^a\s+mapping\s+2/2\s+3\.0\s+test_x$", text, re.MULTILINE)
     assert re.search(r"^b\s+behaviour\s+1/2 .*MISSED", text, re.MULTILINE)
     assert "seed 5 pass 3.0 s; seed 6 FAIL 3.0 s" in text
-    assert "b missed (run r, seed 4, exit 0)" in text and "clean run r failed (run r, seed 6, exit 1)" in text
+    assert "b missed (run r, seed 4, exit 0, load average 0)" in text
+    assert "clean run r failed (run r, seed 6, exit 1, load average 0)" in text
 
 
 def test_power_prints_the_score_line_last_and_exits_0_only_on_a_full_score(
