@@ -40,6 +40,11 @@ def _serve(args: argparse.Namespace) -> int:
     # both: everything the full contract suite needs, the differential's second old instance included
     platforms = ("old", SECONDARY, "new") if args.platform == "both" else (args.platform,)
     data_dir = args.data_dir.resolve() if args.data_dir else None
+    if data_dir is not None:
+        try:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"--data-dir {args.data_dir}: not usable as the stores' folder ({exc.strerror})") from None
     local = Target("local", "local", "embedded reference platforms")
     ports = {"old": args.port_old, "new": args.port_new, SECONDARY: args.port_old_secondary}
     try:

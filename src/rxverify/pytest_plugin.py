@@ -47,7 +47,7 @@ PLATFORM_CHOICES = ("old", "new", "both")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """Register rxverify's options (no argparse types: `check_options` checks them, in one line each)."""
+    """Register rxverify's options (no argparse types: `checked_options` checks them, one line each)."""
     group = parser.getgroup("rxverify", "rxverify: target and generation")
     group.addoption("--target", default="local", help="target name from contracts/targets.toml (default: local)")
     group.addoption("--targets-file", default=None, help="targets file (default: contracts/targets.toml)")
@@ -77,7 +77,7 @@ def checked_options(config: pytest.Config) -> None:
 
 
 @pytest.hookimpl(tryfirst=True, specname="pytest_configure")
-def check_options(config: pytest.Config) -> None:
+def pytest_configure_check_options(config: pytest.Config) -> None:
     """Check every option of ours before any other configure hook reads it: one line, exit 2."""
     try:
         checked_options(config)
@@ -232,6 +232,13 @@ def prepare_target(config: pytest.Config, contracts: Path) -> tuple[Target, Regi
     check_class(target, "contract")  # a production-class target: one line, exit 2, nothing opened
     if opt("--fault") and not target.is_local:
         raise UserError("--fault applies to the embedded platforms only (--target local without URLs)")
+    absent = [p for p in _platforms(config) if not target.is_local and p not in target.platforms]
+    if absent:
+        choice = "--platform " + next(p for p in ("old", "new") if p not in absent) if len(absent) == 1 else "a target"
+        raise UserError(
+            f"target {target.name!r} has no {' or '.join(absent)} platform: choose {choice} that has it, "
+            f"or give it ({', '.join(f'--{p}-url' for p in absent)})"
+        )
     registry = registry_for(target, contracts)
     key_file = Path(opt("--ticket-key-file")) if opt("--ticket-key-file") else None
     tickets = tickets_for(

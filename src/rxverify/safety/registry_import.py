@@ -165,6 +165,7 @@ def import_registry(source: Path, output: Path) -> Imported:
         partial.write_text(json.dumps(document, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
         partial.replace(output)  # an earlier registry is replaced only by a complete new one
     except OSError as exc:
-        partial.unlink(missing_ok=True)
+        if partial.is_file():
+            partial.unlink()
         raise UserError(f"cannot write the registry {output}: {exc.strerror}") from None
     return result
