@@ -136,7 +136,7 @@ LOCUST_CASES = [
     (["--max-steps", "abc"], "--max-steps: 'abc' is not a whole number"),
     (["--seed-patients", "0"], "--seed-patients: '0' is not a whole number of at least 1"),
     (["--seed-patients", "2.5"], "--seed-patients: '2.5' is not a whole number"),
-    (["--think-scale=-inf"], "--think-scale: '-inf' is not a finite number"),  # with `=`: argparse takes -inf for an option
+    (["--think-scale=-inf"], "--think-scale: '-inf' is not a finite number"),  # `=`: else -inf reads as an option
     (["--think-scale", "nan"], "--think-scale: 'nan' is not a finite number"),
     (["--model", "/nosuch"], "/nosuch"),
     (["--slo", "/nosuch"], "/nosuch"),
