@@ -384,6 +384,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = cleaned
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_exception_interact(node: Any, call: pytest.CallInfo[None], report: Any) -> None:
+    """Redact again what schemathesis writes into a failed test's report here, after it was made and redacted."""
+    if isinstance(report, pytest.TestReport) and isinstance(report.longrepr, str):
+        guard = node.config.stash.get(RUN_GUARD, None)
+        report.longrepr = _scrub(report.longrepr, guard.registry if guard is not None else None)
+
+
 _REGISTRY: list[Any] = []
 
 

@@ -19,6 +19,7 @@ from rxverify.target.run import Run
 
 RUN = pytest.StashKey[Run]()  # the run of the session, once its platforms answer
 DOWN = pytest.StashKey[str]()  # why the rest of the run is not run
+DOWN_AT = pytest.StashKey[str]()  # the test that met the platform down
 REPROBE_TIMEOUT_S = 3.0  # per interface; a failed test waits at most this long per platform
 
 
@@ -44,7 +45,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         return
     line = "; ".join(d.line for d in down)
     config.stash[DOWN] = line
-    report.longrepr = f"{line} (the rest of the run is not run)"
+    config.stash[DOWN_AT] = report.nodeid
+    report.longrepr = _one_line(line)
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:
         reporter.write_line(f"rxverify: {line}: the remaining tests are not run")
+
+
+def _one_line(line: str) -> str:
+    return f"{line} (the rest of the run is not run)"
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_exception_interact(node: Any, call: pytest.CallInfo[None], report: Any) -> None:
+    """Keep the one line: schemathesis rewrites a failed test's report here, after it was made."""
+    config = node.config
+    if isinstance(report, pytest.TestReport) and config.stash.get(DOWN_AT, None) == report.nodeid:
+        report.longrepr = _one_line(config.stash[DOWN])
