@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; bad input is one line and exit code 2; SIGTERM and Ctrl-C stop what it started."""
     args = _parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
-    stop_on_signals()
+    restore = stop_on_signals()
     try:
         return func(args)
     except UserError as exc:
@@ -438,3 +438,5 @@ def main(argv: list[str] | None = None) -> int:
         return 143  # 128 + SIGTERM, as the shell reports a process ended by it
     except KeyboardInterrupt:
         return 130
+    finally:
+        restore()
