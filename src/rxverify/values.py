@@ -45,44 +45,35 @@ def _finite(text: Any) -> float:
     return value
 
 
+def _within(value: T, text: Any, fits: Callable[[T], bool], expected: str) -> T:
+    if not fits(value):
+        raise BadValue(f"{text!r} is not {expected}")
+    return value
+
+
 def positive_int(text: Any) -> int:
     """A whole number of at least 1 (counts: examples, workers, steps)."""
-    value = _whole(text)
-    if value < 1:
-        raise BadValue(f"{text!r} is not a whole number of at least 1")
-    return value
+    return _within(_whole(text), text, lambda v: v >= 1, "a whole number of at least 1")
 
 
 def seed(text: Any) -> int:
     """A seed: a whole number from 0 to 2**63 - 1."""
-    value = _whole(text)
-    if not 0 <= value <= MAX_SEED:
-        raise BadValue(f"{text!r} is not a seed (a whole number from 0 to 2**63-1)")
-    return value
+    return _within(_whole(text), text, lambda v: 0 <= v <= MAX_SEED, "a seed (a whole number from 0 to 2**63-1)")
 
 
 def port(text: Any) -> int:
     """A TCP port, 0 (a free one) to 65535."""
-    value = _whole(text)
-    if not 0 <= value <= MAX_PORT:
-        raise BadValue(f"{text!r} is not a port (0 for a free one, up to {MAX_PORT})")
-    return value
+    return _within(_whole(text), text, lambda v: 0 <= v <= MAX_PORT, f"a port (0 for a free one, up to {MAX_PORT})")
 
 
 def positive_number(text: Any) -> float:
     """A finite number above 0 (scale factors, seconds per step)."""
-    value = _finite(text)
-    if value <= 0:
-        raise BadValue(f"{text!r} is not a number above 0")
-    return value
+    return _within(_finite(text), text, lambda v: v > 0, "a number above 0")
 
 
 def non_negative_number(text: Any) -> float:
     """A finite number of at least 0 (a duration where 0 means the default)."""
-    value = _finite(text)
-    if value < 0:
-        raise BadValue(f"{text!r} is a negative number")
-    return value
+    return _within(_finite(text), text, lambda v: v >= 0, "a number of at least 0")
 
 
 def instant(text: Any) -> datetime:

@@ -129,7 +129,7 @@ LOCUST_CASES = [
     (["--scale", "0"], "--scale: '0' is not a number above 0"),
     (["--scale", "-1"], "--scale: '-1' is not a number above 0"),
     (["--scale", "abc"], "--scale: 'abc' is not a number"),
-    (["--duration", "-1"], "--duration: '-1' is a negative number"),
+    (["--duration", "-1"], "--duration: '-1' is not a number of at least 0"),
     (["--duration", "nan"], "--duration: 'nan' is not a finite number"),
     (["--step-seconds", "0"], "--step-seconds: '0' is not a number above 0"),
     (["--max-steps", "0"], "--max-steps: '0' is not a whole number of at least 1"),
