@@ -56,6 +56,11 @@ def positive_int(text: Any) -> int:
     return _within(_whole(text), text, lambda v: v >= 1, "a whole number of at least 1")
 
 
+def non_negative_int(text: Any) -> int:
+    """A whole number of at least 0 (a count where 0 means the default)."""
+    return _within(_whole(text), text, lambda v: v >= 0, "a whole number of at least 0")
+
+
 def seed(text: Any) -> int:
     """A seed: a whole number from 0 to 2**63 - 1."""
     return _within(_whole(text), text, lambda v: 0 <= v <= MAX_SEED, "a seed (a whole number from 0 to 2**63-1)")

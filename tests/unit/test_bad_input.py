@@ -81,8 +81,10 @@ RXVERIFY_CASES = [
     (["fhir", "validate", "{badtoml}"], "is not valid JSON"),
     (["fhir", "validate", "--profile", "http://nosuch.invalid/P", "{fhirfile}"], "has no StructureDefinition"),
     (["fhir", "validate", "--package", "/nosuch", "{fhirfile}"], "no FHIR package at /nosuch"),
-    (["power", "--seed", "abc"], "argument --seed: 'abc' is not a whole number"),
-    (["power", "--seed", "-1"], "argument --seed: '-1' is not a seed"),
+    (["power", "--seed", "abc"], "--seed 'abc': a seed is a positive whole number"),
+    (["power", "--seed", "7,-1"], "--seed '-1': a seed is a positive whole number"),
+    (["power", "--seeds", "0"], "argument --seeds: '0' is not a whole number of at least 1"),
+    (["power", "--seeds", "2", "--seed", "7"], "give either --seeds K (fresh seeds) or --seed S"),
     (["power", "--workers", "0"], "argument --workers: '0' is not a whole number of at least 1"),
     (["power", "--workers", "nan"], "argument --workers: 'nan' is not a whole number"),
     (["power", "--matrix", "/nosuch"], "cannot read power matrix /nosuch"),
@@ -138,6 +140,13 @@ LOCUST_CASES = [
     (["--seed-patients", "2.5"], "--seed-patients: '2.5' is not a whole number"),
     (["--think-scale=-inf"], "--think-scale: '-inf' is not a finite number"),  # `=`: else -inf reads as an option
     (["--think-scale", "nan"], "--think-scale: 'nan' is not a finite number"),
+    (["--seed", "abc"], "--seed: 'abc' is not a whole number"),
+    (["--seed=-2"], "--seed: '-2' is not a seed"),
+    (["--max-vus", "-1"], "--max-vus: '-1' is not a whole number of at least 0"),
+    (["--max-vus", "many"], "--max-vus: 'many' is not a whole number"),
+    (["--start-timeout", "nan"], "--start-timeout: 'nan' is not a finite number"),
+    (["--start-timeout=-1"], "--start-timeout: '-1' is not a number of at least 0"),
+    (["--progress-seconds", "inf"], "--progress-seconds: 'inf' is not a finite number"),
     (["--model", "/nosuch"], "/nosuch"),
     (["--slo", "/nosuch"], "/nosuch"),
     (["--fault", "no-such-fault"], "--fault: unknown fault 'no-such-fault'"),
@@ -262,7 +271,8 @@ def _declared(parser: argparse.ArgumentParser, path: str = "") -> set[str]:
 
 # options that only choose where output goes or what to do, not a value a user can get wrong
 CHOICES_ONLY = {"verify --dry-run", "verify --production", "verify --reports", "report --no-probe", "report --output",
-                "report --tools", "report --reports", "gate --results", "power --reports"}  # fmt: skip
+                "report --tools", "report --reports", "gate --results", "power --reports",
+                "power --corpus"}  # fmt: skip
 
 
 def test_every_option_of_every_command_has_a_case() -> None:

@@ -34,9 +34,9 @@ from refplatform.common.store import Store
 
 # The legacy operations that change the old store (HamtaExpeditionsId reserves ids).
 WRITE_OPERATIONS = frozenset({
-    "SkapaOrdinationVard", "MakuleraOrdination", "GodkannUttag", "HamtaExpeditionsId",
-    "RapporteraExpeditionLF", "UppdateraSamtycke",
-})
+    "SkapaOrdinationVard", "MakuleraOrdinationVard", "MakuleraOrdinationApotek", "GodkannUttag",
+    "HamtaExpeditionsId", "RapporteraExpeditionLF", "UppdateraSamtycke",
+})  # the services (contracts/riv/services.toml) that write
 REFUSAL_STATUS = 503
 REFUSAL_KOD = "TJANSTEFEL"
 REFUSAL_MESSAGE = "servicefönstret är öppet: plattformen tar bara emot läsningar"

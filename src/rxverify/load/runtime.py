@@ -9,7 +9,7 @@ process, with `--processes N`, and as master plus workers:
   local`, the target is probed, the test data seeded through the guard (the ledger records it).
   Workers learn the started platforms' addresses from the options Locust sends them.
 - test_start: workers open the target; where users run, the open model's schedule starts.
-- every request is recorded exactly; workers report their part to the master.
+- every request is recorded (1 % log buckets, from its send and its intended send); workers report their part.
 - quitting (also after SIGTERM): the SLOs are checked, the summary, chart and Allure results
   written, the exit code set, and the embedded platforms stopped.
 """
@@ -34,12 +34,13 @@ import requests
 
 from rxverify.errors import UserError
 from rxverify.load.client import GuardedUser
-from rxverify.load.histogram import Histogram
 from rxverify.load.interfaces import INTERFACES, Fhir, Legacy, SeedError
 from rxverify.load.openmodel import ArrivalSchedule
-from rxverify.load.recorder import OVERALL, Recorder
-from rxverify.load.report import latency_chart, summary, write_allure
-from rxverify.load.slo import Slo, SloSet, Verdict, check, load_slos
+from rxverify.load.parts import LAST_PART, WAIT_S, await_last_parts
+from rxverify.load.progress import Progress
+from rxverify.load.recorder import Recorder
+from rxverify.load.report import html_page, latency_chart, summary, write_allure
+from rxverify.load.slo import SloSet, Verdict, check, check_window, load_slos
 from rxverify.loadmodel import LoadModel, caller_loads, load_model
 from rxverify.paths import contracts_dir
 from rxverify.target.credentials import load_actors
@@ -47,7 +48,7 @@ from rxverify.target.local import check_faults, new_ticket_key
 from rxverify.target.probe import require_reachable
 from rxverify.target.run import Run, check_class, open_run, registry_for, require_tickets, tickets_for
 from rxverify.target.targets import resolve_target
-from rxverify.values import checked, non_negative_number, one_of, positive_int, positive_number
+from rxverify.values import checked, non_negative_int, non_negative_number, one_of, positive_int, positive_number, seed
 
 PLATFORMS = ("old", "new", "fhir")
 MODES = ("open", "closed")
@@ -56,6 +57,7 @@ TICKET_REFRESH_S = 1800  # tickets live an hour (tickets.TICKET_LIFETIME_S): re-
 WEIGHT_UNIT = 1000  # task weights: requests per second x this, as integers
 MIN_VUS = 2  # per caller in the open model, so a rare caller still has a pool
 FHIR_UNSENT = frozenset({"HamtaExpeditionsId", "MakuleraOrdination", "KontrolleraArbetsplatskod"})
+REPORT_LAG_S = 3.5  # workers report every 3 s: a master judges a stress step, and prints progress, that much later
 
 
 def add_options(parser: Any, profiles: Iterable[str] = ()) -> None:
@@ -90,7 +92,15 @@ def add_options(parser: Any, profiles: Iterable[str] = ()) -> None:
     group.add_argument("--step-seconds", default=30.0, help="stress: seconds per step")
     group.add_argument("--max-steps", default=10, help="stress: steps before giving up")
     group.add_argument("--seed-patients", default=24, help="test patients seeded with prescriptions")
+    group.add_argument("--seed", default=None, help="seed of the users' random draws (patients, actors, "
+                       "think times; default: drawn and printed)")  # fmt: skip
     group.add_argument("--think-scale", default=1.0, help="closed model: think times x this")
+    group.add_argument("--max-vus", default=0, help="open model: virtual users of the pool, all "
+                       "callers together (k6's maxVUs; 0, the default: the model's vu_budget_s x peak)")  # fmt: skip
+    group.add_argument("--start-timeout", default=5.0, help="open model: seconds a scheduled iteration "
+                       "may wait for an idle virtual user; one that waited longer is dropped (default 5)")  # fmt: skip
+    group.add_argument("--progress-seconds", default=5.0,
+                       help="seconds between progress lines on stderr (0: none; default 5)")  # fmt: skip
     group.add_argument("--reports", default="reports", help="reports folder (default ./reports)")
     group.add_argument("--rx-seeded", default="", help=argparse_suppress())
     check_when_parsed(parser, profiles)
@@ -169,8 +179,12 @@ class Settings:
     max_steps: int
     seed_patients: int
     think_scale: float
+    max_vus: int
+    start_timeout_s: float
+    progress_s: float
     reports: Path
     faults: tuple[str, ...]
+    seed: int
     old_url: str | None
     new_url: str | None
     fhir_url: str | None
@@ -200,8 +214,14 @@ def settings_of(options: Any, profiles: Iterable[str]) -> Settings:
         max_steps=checked("--max-steps", positive_int, options.max_steps),
         seed_patients=checked("--seed-patients", positive_int, options.seed_patients),
         think_scale=checked("--think-scale", positive_number, options.think_scale),
+        max_vus=checked("--max-vus", non_negative_int, options.max_vus),
+        start_timeout_s=checked("--start-timeout", non_negative_number, options.start_timeout),
+        progress_s=checked("--progress-seconds", non_negative_number, options.progress_seconds),
         reports=Path(options.reports),
         faults=tuple(options.fault or ()),
+        seed=checked("--seed", seed, options.seed) if options.seed is not None else random.SystemRandom().randrange(
+            1, 2**31
+        ),
         old_url=options.old_url,
         new_url=options.new_url,
         fhir_url=options.fhir_url,
@@ -247,6 +267,10 @@ class LoadRun:
     finished: bool = False
     workers: int = 0  # the master's workers at the start
     interrupted: bool = False  # by SIGTERM
+    whole: Recorder | None = None  # a worker: everything it recorded (what it reported, summed)
+    last_parts: set[str] = field(default_factory=set)  # a master: workers whose last part arrived
+    missing_parts: list[str] = field(default_factory=list)  # a master: workers whose last part did not
+    progress: Progress | None = None
 
 
 ACTIVE: LoadRun | None = None
@@ -284,11 +308,16 @@ def on_init(environment: Any, runner: Any, callers: list[type[Any]], shapes: dic
         shape.runner = runner
         peak = shape.max_multiplier(settings)
         loads = {c.caller: c for c in caller_loads(model, settings.scale, skip)}
-        pool = {c: max(MIN_VUS, math.ceil(loads[c].vus * peak)) for c in loads}
+        pool = _pool(settings, {c: loads[c].vus * peak for c in loads}, {c: loads[c].per_second for c in loads})
         # Little's law with the think times scaled: users = rate x (response time + think time x think-scale)
         users = {c: loads[c].per_second * (model.response_time_s + loads[c].think_time_s * settings.think_scale)
                  for c in loads}  # fmt: skip
         ACTIVE = LoadRun(settings, model, slos, role, callers, rates, pool, users)
+        # the users' draws (patient, actor, think time) follow the seed; the interleaving of
+        # concurrent users does not, so a load run is reproducible in what it draws, not to the request
+        random.seed(settings.seed)
+        if role != "worker":
+            print(f"rxverify load: seed {settings.seed}", file=sys.stderr, flush=True)
         ACTIVE.shape = shape
         environment.shape_class = shape
         for cls in callers:
@@ -296,12 +325,31 @@ def on_init(environment: Any, runner: Any, callers: list[type[Any]], shapes: dic
                 cls.fixed_count = pool[cls.caller]
             else:
                 cls.weight = max(1, round(users[cls.caller] * 100))
+        if role == "master":
+            runner.register_message(LAST_PART, on_last_part)
         if role != "worker":
             _open(environment, ACTIVE, seed=True)
             _on_sigterm(runner, ACTIVE)
     except UserError as exc:
         _close_quietly()
         fail(str(exc))
+
+
+def _pool(settings: Settings, modelled: dict[str, float], rates: dict[str, float]) -> dict[str, int]:
+    """The open model's VUs per caller: the model's (rate x vu_budget_s at the peak), or --max-vus split by rate."""
+    if not settings.max_vus:
+        return {c: max(MIN_VUS, math.ceil(v)) for c, v in modelled.items()}
+    spare = settings.max_vus - MIN_VUS * len(rates)
+    if spare < 0:
+        raise UserError(f"--max-vus {settings.max_vus}: at least {MIN_VUS * len(rates)} ({MIN_VUS} per caller)")
+    total = sum(rates.values()) or 1.0
+    shares = {c: spare * r / total for c, r in rates.items()}
+    pool = {c: MIN_VUS + int(v) for c, v in shares.items()}
+    # the VUs the whole parts leave go to the largest remainders, so the pool is exactly --max-vus
+    by_remainder = sorted(shares, key=lambda c: shares[c] - int(shares[c]), reverse=True)
+    for c in by_remainder[: settings.max_vus - sum(pool.values())]:
+        pool[c] += 1
+    return pool
 
 
 def _on_sigterm(runner: Any, load: LoadRun) -> None:
@@ -444,6 +492,7 @@ def on_test_start(environment: Any) -> None:
     load.started_ms = int(time.time() * 1000)
     if load.role == "master":
         load.workers = len(environment.runner.clients)
+        load.last_parts = set()
     if load.role == "worker" and load.run is None:
         try:
             _open(environment, load, seed=False)
@@ -459,7 +508,16 @@ def on_test_start(environment: Any) -> None:
             return load.rates[caller] * load.settings.scale * load.shape.multiplier(t, load.settings) * share
 
         # started when the pool is spawned (k6 pre-allocates its VUs): see on_spawning_complete
-        load.schedule = ArrivalSchedule([c.caller for c in load.callers], rate, load.recorder)
+        callers = [c.caller for c in load.callers]
+        load.schedule = ArrivalSchedule(callers, rate, load.recorder, load.settings.start_timeout_s)
+    if load.role == "worker":
+        load.whole = Recorder()
+    elif load.settings.progress_s > 0:
+        lag = REPORT_LAG_S if load.role == "master" else 0.0
+        closed = None if load.settings.arrival == "open" else offered_rate
+        interval = load.settings.progress_s
+        load.progress = Progress(load.recorder, load.slos, interval, lag, lambda: _offered(load), closed)
+        load.progress.start()
 
 
 def on_spawning_complete(user_count: int) -> None:
@@ -470,15 +528,45 @@ def on_spawning_complete(user_count: int) -> None:
 
 
 def on_test_stop(environment: Any) -> None:
-    """Stop the schedule."""
-    if ACTIVE is not None and ACTIVE.schedule is not None:
-        ACTIVE.schedule.stop()
+    """Stop the schedule and the progress lines; a worker sends its last part, a master waits for every one."""
+    load = ACTIVE
+    if load is None:
+        return
+    if load.schedule is not None:
+        load.schedule.stop()
+    if load.progress is not None:
+        load.progress.stop()
+    if load.role == "worker" and load.cpu_mark is not None:
+        environment.runner.send_message(LAST_PART, _part(load))
+    elif load.role == "master":
+        _await_last_parts(environment.runner, load)
+
+
+def _await_last_parts(runner: Any, load: LoadRun) -> None:
+    """Wait (bounded, parts.py) for every stopped worker's last part; workers still running (the master is
+    being interrupted) send theirs only after `quit`, so then nothing is waited for."""
+    from locust.runners import STATE_RUNNING, STATE_SPAWNING
+
+    workers = list(runner.clients.all)
+    if any(w.state in (STATE_RUNNING, STATE_SPAWNING) for w in workers):
+        return
+    load.missing_parts = await_last_parts([w.id for w in workers], load.last_parts)
+    if load.missing_parts:
+        print(f"rxverify: no last part from {len(load.missing_parts)} worker(s) within {WAIT_S:g} s: "
+              "their last seconds are missing from the figures", file=sys.stderr)  # fmt: skip
+
+
+def on_last_part(environment: Any, msg: Any, **_: Any) -> None:
+    """The master merges a worker's last part."""
+    if ACTIVE is not None:
+        ACTIVE.recorder.merge_dict(msg.data)
+        ACTIVE.last_parts.add(msg.node_id)
 
 
 def on_request(
     name: str, start_time: float, response_time: float, exception: Any, context: dict[str, Any], **_: Any
 ) -> None:
-    """Record one request exactly (the open model's start delay comes in the request context)."""
+    """Record one request (in the open model the context says how late it was sent on its intended time)."""
     if ACTIVE is not None:
         ACTIVE.recorder.request(name, start_time, response_time, exception is not None, context.get("rx_delay_ms"))
 
@@ -491,13 +579,21 @@ def _guard_busy() -> float:
 def on_report_to_master(client_id: str, data: dict[str, Any]) -> None:
     """A worker hands what it recorded since its last report (and its CPU time) to the master."""
     load = ACTIVE
-    if load is None or load.cpu_mark is None:
-        return
+    if load is not None and load.cpu_mark is not None:
+        data["rxverify"] = _part(load)
+
+
+def _part(load: LoadRun) -> dict[str, Any]:
+    """What a worker recorded since its last part, with its CPU and guard time; kept in its whole too."""
     part = load.recorder.take()
     now = time.process_time()
-    part.cpu_s, load.cpu_mark = now - load.cpu_mark, now
+    part.cpu_s = now - (load.cpu_mark if load.cpu_mark is not None else now)
+    load.cpu_mark = now
     part.guard_s, load.guard_mark = _guard_busy() - load.guard_mark, _guard_busy()
-    data["rxverify"] = part.to_dict()
+    data = part.to_dict()
+    if load.whole is not None:
+        load.whole.merge_dict(data)
+    return data
 
 
 def on_worker_report(client_id: str, data: dict[str, Any]) -> None:
@@ -512,30 +608,7 @@ def on_worker_report(client_id: str, data: dict[str, Any]) -> None:
 def judge_window(start: float, end: float) -> list[Verdict]:
     """The overall SLOs judged on the seconds [start, end) only (a stress step)."""
     load = active()
-    hist, failures, dropped = load.recorder.window(start, end)
-    verdicts = []
-    for slo in load.slos.slos:
-        if slo.scope != OVERALL:
-            continue
-        value = _window_value(slo, hist, failures, dropped)
-        if value is None:
-            continue
-        ok = value <= slo.limit if slo.comparison == "max" else value >= slo.limit
-        verdicts.append(Verdict(slo, value, ok))
-    return verdicts
-
-
-def _window_value(slo: Slo, hist: Histogram, failures: int, dropped: int) -> float | None:
-    if not hist.count:
-        return None
-    metric = slo.metric
-    if metric.endswith("_ms"):
-        return hist.percentile(int(metric.removeprefix("intended_")[1:3]) / 100)
-    if metric == "failure_ratio":
-        return failures / hist.count
-    if metric == "dropped_ratio":
-        return dropped / (hist.count + dropped)
-    return None
+    return check_window(load.slos, load.recorder.window(start, end))
 
 
 def offered_rate(t: float) -> float:
@@ -554,6 +627,9 @@ def on_quitting(environment: Any) -> None:
         return
     load.finished = True
     if load.role == "worker":
+        if load.whole is not None:
+            client_id = getattr(environment.runner, "client_id", str(os.getpid()))
+            load.whole.write(load.settings.reports / "load" / "workers" / f"{load.settings.profile}-{client_id}.json")
         load.stack.close()
         return
     from locust.runners import STATE_RUNNING, STATE_SPAWNING
@@ -623,6 +699,7 @@ def _finish(environment: Any, load: LoadRun, interrupted: bool) -> int:
         "target": run.target.name if run else s.target,
         "scale": s.scale,
         "interrupted": interrupted,
+        "seed": s.seed,
         "model": str(s.model_path),
         "slo_file": str(s.slo_path),
         "slo_thresholds": "assumptions (no response-time requirement is published)",
@@ -631,6 +708,11 @@ def _finish(environment: Any, load: LoadRun, interrupted: bool) -> int:
         "ledger": str(run.guard.ledger.path) if run and run.guard.ledger else None,
         "workers": load.workers,
     }
+    if load.missing_parts:
+        context["workers_without_last_part"] = load.missing_parts
+    if s.arrival == "open":
+        context["open_model"] = {"vus": sum(load.pool.values()), "vus_by_caller": load.pool,
+                                 "start_timeout_s": s.start_timeout_s}  # fmt: skip
     if load.stress is not None:
         context["stress"] = load.stress
     from rxverify.load.slo import drift
@@ -642,8 +724,9 @@ def _finish(environment: Any, load: LoadRun, interrupted: bool) -> int:
     summary_path = out / f"{s.profile}-summary.json"
     summary_path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
     title = f"{s.profile} on {data['target']} ({s.platform}, {s.arrival} model, scale {s.scale:g}): latency per second"
-    chart = latency_chart(rec, title)
+    chart = latency_chart(rec, title, load.stress)
     (out / f"{s.profile}-latency.svg").write_text(chart, encoding="utf-8")
+    (out / f"{s.profile}-report.html").write_text(html_page(data, chart), encoding="utf-8")
     params = {"profile": s.profile, "platform": s.platform, "target": str(data["target"]), "arrival": s.arrival,
               "scale": f"{s.scale:g}"}  # fmt: skip
     figs = {"overall": data["overall"], "iterations": data["iterations"], "generator": data["generator"]}
@@ -660,17 +743,21 @@ def _finish(environment: Any, load: LoadRun, interrupted: bool) -> int:
 def _print(data: dict[str, Any], verdicts: list[Verdict], path: Path) -> None:
     overall = data["overall"]["latency_from_send"]
     intended = data["overall"]["latency_from_intended_start"]
+    its = data["iterations"]
     lines = [
         f"rxverify load: {data['profile']} on {data['target']} ({data['platform']}, {data['arrival']} model, scale "
         f"{data['scale']:g}): {data['requests']} requests in {data['duration_s']:.1f} s ({data['rate_per_s']} /s), "
-        f"{data['failures']} failed, {data['iterations']['dropped']} of {data['iterations']['scheduled']} "
-        "iterations dropped",
-        f"  latency from send (exact, ms): p50 {overall.get('p50_ms')}, p95 {overall.get('p95_ms')}, "
-        f"p99 {overall.get('p99_ms')}, max {overall.get('max_ms')}",
+        f"{data['failures']} failed, {its['dropped']} of {its['scheduled']} iterations dropped",
+        f"  latency from intended start (ms; percentiles within 0.5 %): p50 {intended.get('p50_ms')}, "
+        f"p95 {intended.get('p95_ms')}, p99 {intended.get('p99_ms')}, max {intended.get('max_ms')}",
+        f"  latency from send (ms; percentiles within 0.5 %): p50 {overall.get('p50_ms')}, "
+        f"p95 {overall.get('p95_ms')}, p99 {overall.get('p99_ms')}, max {overall.get('max_ms')}",
     ]
-    if intended.get("count"):
-        lines.append(f"  latency from intended start (ms): p50 {intended.get('p50_ms')}, p95 {intended.get('p95_ms')}, "
-                     f"p99 {intended.get('p99_ms')}, max {intended.get('max_ms')}")  # fmt: skip
+    if its["scheduled"]:
+        wait = its["start_wait"]
+        lines.append(f"  iterations: {its['started']} started (wait for an idle VU p95 {wait.get('p95_ms')} ms, "
+                     f"max {wait.get('max_ms')} ms), {its['dropped']} dropped after the start timeout, "
+                     f"{its['not_started_at_end']} still waiting at the end")  # fmt: skip
     gen = data["generator"]
     lines.append(f"  generator: {gen['cpu_s']} CPU s, {gen['requests_per_cpu_s']} requests per CPU second; "
                  f"guard and ledger {gen['guard_s']} s ({(gen['guard_share'] or 0) * 100:.1f} % of it)")  # fmt: skip
@@ -710,7 +797,7 @@ class Caller(GuardedUser):
         self.load = load
         self.work = load.interface
         self.context_id = str(uuid.uuid4())  # x-context-id: one session per VU
-        self._delay_ms: float | None = None
+        self._intended: float | None = None  # open model: the current iteration's scheduled start (epoch)
         self._ticket = ""
         self._ticket_at = 0.0
         self._actor = random.randrange(1 << 16)
@@ -737,8 +824,15 @@ class Caller(GuardedUser):
         return random.choice(self.load.patients)
 
     def context(self) -> dict[str, Any]:
-        """Request context: in the open model, how late this iteration started (for the intended-start latency)."""
-        return {"rx_delay_ms": self._delay_ms} if self._delay_ms is not None else {}
+        """Request context (Locust asks at each send): in the open model, how late the send is on its intended time.
+
+        The intended send time is the iteration's scheduled start (a task plans no think time between
+        its requests), so the wait for an idle VU and the time earlier requests of the iteration took count.
+        """
+        schedule = self.load.schedule
+        if schedule is None or self._intended is None:
+            return {}
+        return {"rx_delay_ms": max(0.0, schedule.now() - self._intended) * 1000.0}
 
     def on_start(self) -> None:
         """In the open model, wait for the first iteration."""
@@ -756,5 +850,5 @@ class Caller(GuardedUser):
     def _await_iteration(self) -> None:
         schedule = self.load.schedule
         assert schedule is not None
-        intended = schedule.next_iteration(self.caller)
-        self._delay_ms = max(0.0, (time.time() - intended) * 1000.0)
+        self._intended = None  # between iterations this VU sends nothing
+        self._intended = schedule.next_iteration(self.caller)

@@ -8,6 +8,7 @@ without the wire, so the comparison holds whatever the wire becomes (REST today,
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import re
 import sqlite3
@@ -23,13 +24,11 @@ import jwt
 from jsonschema import Draft202012Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
-from starlette.requests import Request
-from starlette.responses import Response
 
 from refplatform.common.config import PlatformConfig
 from refplatform.common.faults import FaultSet
+from refplatform.common.legacy import LegacyFault
 from refplatform.common.tickets import Actor
-from refplatform.common.validation import OpenApiValidator
 from refplatform.new import transformer
 from refplatform.new.core import FhirCore
 from refplatform.old import app as old_app
@@ -84,23 +83,19 @@ def config(data_dir: Path, faults: list[str] | None = None, admin_key: bytes | N
                           admin_key=admin_key)
 
 
-def _answer(call: Callable[[], Response | Awaitable[Response]]) -> Answer:
+def _answer(call: Callable[[], Any]) -> Answer:
+    """What a read handler answers (the binding-independent dict), as (REST status, body)."""
     try:
-        response = call()
-        if not isinstance(response, Response):
-            response = asyncio.run(_awaited(response))
-        return response.status_code, json.loads(bytes(response.body))
-    except (old_app.LegacyFault, transformer.LegacyFault) as fault:
+        result = call()
+        if inspect.isawaitable(result):
+            result = asyncio.run(_awaited(result))
+        return 200, json.loads(json.dumps(result))
+    except LegacyFault as fault:
         return fault.status, {"kod": fault.kod, "meddelande": fault.meddelande}
 
 
-async def _awaited(pending: Awaitable[Response]) -> Response:
+async def _awaited(pending: Awaitable[Any]) -> Any:
     return await pending
-
-
-def _request(person_id: str) -> Request:
-    return Request({"type": "http", "method": "GET", "path": "/", "headers": [], "query_string": b"",
-                    "path_params": {"personId": person_id}})
 
 
 def read_old(data_dir: Path, patients: list[str]) -> Reads:
@@ -108,17 +103,17 @@ def read_old(data_dir: Path, patients: list[str]) -> Reads:
     p = old_app.OldPlatform(config(data_dir))
     handlers = {"HamtaPatientInfo": p.patient_info, "HamtaAktuellaOrdinationer": p.aktuella,
                 "HamtaOrdinationshistorik": p.historik, "HamtaLakemedelsforteckning": p.lakemedelsforteckning}
-    return {person: {op: _answer(lambda h=h, person=person: h(_request(person), PHARMACY, None))
+    return {person: {op: _answer(lambda h=h, person=person: h(PHARMACY, {"personId": person}))
                      for op, h in handlers.items()} for person in patients}
 
 
 def read_new(data_dir: Path, patients: list[str]) -> Reads:
     """Every read of every patient, answered by the new platform's transformer from its FHIR store."""
-    t = transformer.Transformer(FhirCore(config(data_dir)), OpenApiValidator(CONTRACTS / "openapi" / "legacy.yaml"))
+    t = transformer.Transformer(FhirCore(config(data_dir)))
     handlers = {"HamtaPatientInfo": t.hamta_patient_info, "HamtaAktuellaOrdinationer": t.hamta_aktuella,
                 "HamtaOrdinationshistorik": t.hamta_historik,
                 "HamtaLakemedelsforteckning": t.hamta_lakemedelsforteckning}
-    return {person: {op: _answer(lambda h=h, person=person: h(PHARMACY, {"personId": person}, None))
+    return {person: {op: _answer(lambda h=h, person=person: h(PHARMACY, {"personId": person}))
                      for op, h in handlers.items()} for person in patients}
 
 

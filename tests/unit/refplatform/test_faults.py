@@ -36,7 +36,7 @@ SAMORDNINGSNUMMER = "http://electronichealth.se/identifier/samordningsnummer"
 PRESCRIPTION_ID = "http://electronichealth.se/identifier/nllmedicationrequestid"
 PRESCRIPTION_FORMAT = "http://electronichealth.se/fhir/CodeSystem/nll-prescription-format"
 NPL_EXAMPLE = "19990101100001"
-KINDS = {"mapping", "fhir-conformance", "behaviour", "security", "performance", "migration"}
+KINDS = {"mapping", "fhir-conformance", "behaviour", "security", "performance", "migration", "wire"}
 
 MAPPING_FAULTS = [
     "transformer-drops-doseringstext", "transformer-utc-dates", "transformer-quantity-rounded",
