@@ -32,8 +32,8 @@ from statistics import mean
 from typing import Any
 
 from rxverify.errors import UserError
-from rxverify.identity import mask_identities
-from rxverify.redact import redact_text
+from rxverify.safety.identity import mask_identities
+from rxverify.safety.redaction import redact_text
 
 KINDS = ("contract", "load")
 PLATFORMS = {"contract": ("old", "new", "both"), "load": ("old", "new", "fhir")}
