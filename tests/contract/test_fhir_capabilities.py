@@ -95,11 +95,9 @@ class Fhir:
 
 
 @pytest.fixture(scope="session")
-def api(rx_run: Run, rx_session: requests.Session) -> Fhir:
-    endpoints = rx_run.target.platforms.get("new")
-    if endpoints is None or endpoints.fhir is None:
-        pytest.skip("no FHIR API on this target")
-    return Fhir(rx_run, rx_session, endpoints.fhir)
+def api(rx_run: Run, rx_session: requests.Session, fhir_url: str) -> Fhir:
+    """The FHIR API of the platform under test (through `fhir_url`: every test id names the platform)."""
+    return Fhir(rx_run, rx_session, fhir_url)
 
 
 @pytest.fixture(scope="session")
@@ -292,12 +290,10 @@ def _definition(rtype: str, name: str) -> str:
 
 @allure.story("paging with _count is consistent")
 @allure.severity(allure.severity_level.CRITICAL)
-@pytest.mark.parametrize("rtype", _with("search-type"))
+@pytest.mark.parametrize("rtype", [t for t in _with("search-type") if t in _with("create")])  # entries are created
 def test_paging_is_consistent(rtype: str, api: Fhir, registry: Any) -> None:
     """Pages of 2 hold every entry exactly once and the same entries as one page of 100."""
     allure.dynamic.feature(rtype)
-    if rtype not in _with("create"):
-        pytest.skip(f"{rtype} has no create interaction to make entries with")
 
     @settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(batch=st.lists(resources(DECLARED[rtype]["profile"], registry=registry), min_size=5, max_size=7))

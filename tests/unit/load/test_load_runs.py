@@ -134,7 +134,7 @@ def test_unreachable_target_is_one_line_exit_2(reports: Path, tmp_path: Path) ->
     key = tmp_path / "ticket.key"
     key.write_text("k" * 64, encoding="utf-8")
     run = run_locust(reports, "--platform", "old", "--old-url", "http://127.0.0.1:9", "--ticket-key-file", str(key))
-    _one_line(run, "is unreachable at http://127.0.0.1:9/legacy")
+    _one_line(run, "platform unreachable: old at http://127.0.0.1:9/legacy")
 
 
 def test_sigterm_still_writes_csv_summary_and_allure_results(reports: Path) -> None:
