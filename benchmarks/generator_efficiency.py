@@ -6,7 +6,7 @@ interleaved rounds, Locust drives it with
   ticket, nothing else: Locust's own cost per request;
 - mix: loadtests/locustfile.py, the three callers with the model's weights, closed model with
   the think times scaled to nothing (saturation), every request through the guard (identity
-  scan, ledger of writes), every response time recorded exactly for the SLO check.
+  scan, ledger of writes), every response time recorded (1 % buckets) for the SLO check.
 Generator CPU is the Locust process's CPU time from test start to its end (the SLO check at the
 end included for the mix). Prints requests per CPU second of each and the ratio (aim: >= 0.6).
 Loopback only; each run is bounded.

@@ -71,6 +71,28 @@ def _legacy_mix(run: Run, legacy: str, patients: list[str], units: list[str]) ->
     return mix
 
 
+def _soap(legacy: str, service: str, major: int, ns: str, child: str, auth: dict[str, str]) -> Req:
+    namespace = f"urn:riv:se.apotekensservice:{ns}:{service}Responder:{major}"
+    body = (f'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><r:{service} '
+            f'xmlns:r="{namespace}">{child}</r:{service}></s:Body></s:Envelope>').encode()
+    headers = auth | {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{namespace}:{service}"'}
+    return Req(service, "POST", f"{legacy}/{service}Responder/V{major}", headers, body)
+
+
+def _soap_mix(run: Run, legacy: str, patients: list[str], units: list[str]) -> list[Req]:
+    """The legacy mix above, the same operations and proportions, as RIV-TA SOAP (contracts/riv)."""
+    auth = run.auth_headers("pharmacy")
+    mix: list[Req] = []
+    for i, pid in enumerate(patients):
+        pnr = f"<r:personnummer>{pid}</r:personnummer>"
+        mix += [_soap(legacy, "HamtaAktuellaOrdinationer", 5, "or", pnr, auth)] * 6
+        mix += [_soap(legacy, "HamtaPatientInfo", 5, "axs", pnr, auth)] * 2
+        mix.append(_soap(legacy, "HamtaOrdinationshistorik", 4, "or", pnr, auth))
+        code = f"<r:arbetsplatskod>{units[i % len(units)]}</r:arbetsplatskod>"
+        mix.append(_soap(legacy, "KontrolleraArbetsplatskod", 1, "folk", code, auth))
+    return mix
+
+
 def _fhir_mix(run: Run, fhir: str, patients: list[str]) -> list[Req]:
     headers = run.auth_headers("pharmacy") | {
         "Accept": "application/fhir+json",
@@ -142,6 +164,8 @@ def main() -> int:
             for label, mix in (
                 ("old platform, legacy mix", _legacy_mix(run, old_legacy, patients, units)),
                 ("new platform, legacy mix (transformer)", _legacy_mix(run, new_legacy, patients, units)),
+                ("old platform, legacy mix over SOAP", _soap_mix(run, old_legacy, patients, units)),
+                ("new platform, legacy mix over SOAP", _soap_mix(run, new_legacy, patients, units)),
                 ("new platform, FHIR search", _fhir_mix(run, fhir, patients)),
             ):
                 run_load(mix, 1.0, args.connections)

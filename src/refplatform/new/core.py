@@ -434,6 +434,28 @@ class FhirCore:
             self._provenance(conn, res, actor, "UPDATE", stamp)
         return res
 
+    # ---- a migration's writes: the store filled from the old platform's data, before it serves ----
+
+    def holds_data(self, conn: sqlite3.Connection | None = None) -> int:
+        """How many resources and reserved dispensing ids the store holds (0 for a store never used)."""
+        c = conn or self.conn()
+        return int(c.execute("SELECT (SELECT COUNT(*) FROM resources) + "
+                             "(SELECT COUNT(*) FROM reserved_dispensing_ids)").fetchone()[0])
+
+    def import_resource(self, conn: sqlite3.Connection, resource: dict[str, Any]) -> None:
+        """Store a resource exactly as given (id, meta and all): no rules run, no Provenance is made."""
+        self._insert(conn, resource)
+
+    def import_patient(self, conn: sqlite3.Connection, person_id: str, given_name: str, family_name: str,
+                       birth_date: str) -> None:
+        """Keep a patient as the other platform knew them."""
+        conn.execute("INSERT OR REPLACE INTO patients VALUES (?, ?, ?, ?)",
+                     (person_id, given_name, family_name, birth_date))
+
+    def import_reserved_ids(self, conn: sqlite3.Connection, rows: Iterable[tuple[str, str, str]]) -> None:
+        """Keep dispensing ids reserved on the other platform: (dispensing id, GLN, reserved instant)."""
+        conn.executemany("INSERT INTO reserved_dispensing_ids VALUES (?, ?, ?)", rows)
+
     # ---- per-type rules ----
 
     def _known_patient(self, conn: sqlite3.Connection, res: dict[str, Any]) -> tuple[str, str]:
@@ -596,10 +618,11 @@ class FhirCore:
             (res["resourceType"], res["id"], int(res["meta"]["versionId"]), res["meta"]["lastUpdated"],
              *self._index(res), _dump(res)),
         )
-        self._identifiers(conn, res)
+        self._identifiers(conn, res, replace=False)  # a new row has none to replace
 
-    def _identifiers(self, conn: sqlite3.Connection, res: dict[str, Any]) -> None:
-        conn.execute("DELETE FROM identifiers WHERE type = ? AND id = ?", (res["resourceType"], res["id"]))
+    def _identifiers(self, conn: sqlite3.Connection, res: dict[str, Any], replace: bool = True) -> None:
+        if replace:  # scans the type's identifiers (the key starts with type, system): only for an update
+            conn.execute("DELETE FROM identifiers WHERE type = ? AND id = ?", (res["resourceType"], res["id"]))
         idents = res.get("identifier") or []
         if isinstance(idents, dict):  # Consent.identifier is a list in R4; be lenient
             idents = [idents]

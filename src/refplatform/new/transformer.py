@@ -1,4 +1,4 @@
-"""The transformer: the old service interface (contracts/openapi/legacy.yaml) on top of the FHIR core.
+"""The transformer: the old service interface (contracts/riv; its REST rendering legacy.yaml) on the FHIR core.
 
 Every legacy call goes through the core's service functions: a prescription is a MedicationRequest,
 a withdrawal a completed MedicationDispense, a report to the medication list a MedicationDispense
@@ -11,17 +11,13 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import unicodedata
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Mapping
 from datetime import UTC, date, timedelta, timezone
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
-
 from refplatform.common.faults import register
-from refplatform.common.tickets import Actor, TicketError, verify_ticket
-from refplatform.common.validation import OpenApiValidator, RequestInvalid
+from refplatform.common.legacy import Handler, LegacyFault, LegacyOperation, answer
+from refplatform.common.tickets import Actor, TicketError, read_actor
 from refplatform.new import timefmt
 from refplatform.new.core import (
     CANCELLATION_REASON,
@@ -220,21 +216,6 @@ PRESCRIBER, PHARMACY = "prescriber", "pharmacy"
 BOTH = (PRESCRIBER, PHARMACY)
 
 
-class LegacyFault(Exception):
-    """A legacy fault answer: HTTP status, kod, meddelande."""
-
-    def __init__(self, status: int, kod: str, meddelande: str) -> None:
-        super().__init__(meddelande)
-        self.status = status
-        self.kod = kod
-        self.meddelande = meddelande
-
-
-def fault_response(status: int, kod: str, meddelande: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """The legacy fault body."""
-    return JSONResponse({"kod": kod, "meddelande": meddelande}, status_code=status, headers=headers)
-
-
 def _first(items: list[dict[str, Any]] | None, system: str) -> dict[str, Any]:
     return next((i for i in items or [] if i.get("system") == system), {})
 
@@ -247,9 +228,8 @@ def _instant(value: str) -> str:
 class Transformer:
     """The legacy operations, each mapped onto the FHIR core."""
 
-    def __init__(self, core: FhirCore, validator: OpenApiValidator) -> None:
+    def __init__(self, core: FhirCore) -> None:
         self.core = core
-        self.validator = validator
         self.faults = core.config.faults
         self.key = core.config.ticket_key
         self.shared_connection = asyncio.Lock()  # fault transformer-aktuella-slow-under-load only
@@ -366,15 +346,15 @@ class Transformer:
 
     # ---- operations ----
 
-    def skapa_ordination_vard(self, actor: Actor, _: dict[str, str], body: dict[str, Any]) -> Response:
+    def skapa_ordination_vard(self, actor: Actor, call: dict[str, Any]) -> dict[str, Any]:
         """SkapaOrdinationVard: a MedicationRequest created through the core."""
-        person_id = body["personId"]
+        person_id = call["personId"]
         self._patient(person_id)
         moment = timefmt.now()
         today = moment.astimezone(timefmt.STOCKHOLM).date()
-        kind = body["forskrivningstyp"]
-        if "giltigTom" in body:
-            valid_to = date.fromisoformat(body["giltigTom"])
+        kind = call["forskrivningstyp"]
+        if "giltigTom" in call:
+            valid_to = date.fromisoformat(call["giltigTom"])
             latest_allowed = today + timedelta(days=MAX_VALIDITY_DAYS)
             if self.faults.on(FAULT_VALIDITY_LIMIT_EXCLUSIVE):
                 latest_allowed -= timedelta(days=1)
@@ -389,7 +369,7 @@ class Transformer:
                 days -= 1
             valid_to = today + timedelta(days=days)
         format_code = kind if self.faults.on(FAULT_CATEGORY_LEGACY_CODE) else FORMAT_TO_FHIR[kind]
-        name, dosage = body["lakemedel"]["namn"], body["doseringstext"]
+        name, dosage = call["lakemedel"]["namn"], call["doseringstext"]
         if self.faults.on(FAULT_NAMN_NFD):
             name = unicodedata.normalize("NFD", name)
         if self.faults.on(FAULT_DOSAGE_BYTES):
@@ -407,7 +387,7 @@ class Transformer:
             "intent": "order",
             "category": [{"coding": [{"system": PRESCRIPTION_FORMAT, "code": format_code}]}],
             "medicationCodeableConcept": {
-                "coding": [{"system": NPL_PACK_ID, "code": body["lakemedel"]["nplPackId"]}],
+                "coding": [{"system": NPL_PACK_ID, "code": call["lakemedel"]["nplPackId"]}],
                 "text": name,
             },
             "subject": {"identifier": {"system": self.patient_system(person_id), "value": person_id}},
@@ -416,18 +396,18 @@ class Transformer:
             "dosageInstruction": [{"text": dosage}],
             "dispenseRequest": {
                 "validityPeriod": {"start": today.isoformat(), "end": valid_to.isoformat()},
-                "numberOfRepeatsAllowed": body["antalUttag"] - 1,
-                "quantity": {**PACKAGE_UNIT, "value": body["antalForpackningar"]},
+                "numberOfRepeatsAllowed": call["antalUttag"] - 1,
+                "quantity": {**PACKAGE_UNIT, "value": call["antalForpackningar"]},
             },
         }
         with self.core.store.write() as conn:
             created = self.core.create(conn, mr, actor)
-        return JSONResponse(self.ordination(created, 0), status_code=201)
+        return self.ordination(created, 0)
 
-    def makulera_ordination(self, actor: Actor, params: dict[str, str], body: dict[str, Any]) -> Response:
-        """MakuleraOrdination: status cancelled with a reason, through a core update."""
+    def makulera_ordination(self, actor: Actor, call: dict[str, Any]) -> dict[str, Any]:
+        """MakuleraOrdinationVard and -Apotek: status cancelled with a reason, through a core update."""
         with self.core.store.write() as conn:
-            mr = self._prescription(params["ordinationId"], conn)
+            mr = self._prescription(call["ordinationId"], conn)
             if mr["status"] not in ("active", "on-hold"):
                 if mr["status"] == "cancelled" and self.faults.on(FAULT_RECANCEL_MAKULERAD):
                     raise LegacyFault(409, "MAKULERAD", "ordinationen är makulerad")
@@ -435,16 +415,16 @@ class Transformer:
                                   f"en ordination med status {self.legacy_status(mr['status'])} kan inte makuleras")
             mr["status"] = "cancelled"
             # The profile's statusReason is the reason code only: the free-text kommentar is not kept.
-            mr["statusReason"] = {"coding": [{"system": CANCELLATION_REASON, "code": REASON_TO_FHIR[body["orsak"]]}]}
+            mr["statusReason"] = {"coding": [{"system": CANCELLATION_REASON, "code": REASON_TO_FHIR[call["orsak"]]}]}
             updated = self.core.update(conn, mr, actor)
             taken = self.core.withdrawal_counts([updated["id"]], conn).get(updated["id"], 0)
-        return JSONResponse(self.ordination(updated, taken))
+        return self.ordination(updated, taken)
 
-    def hamta_patient_info(self, _: Actor, params: dict[str, str], __: Any) -> Response:
+    def hamta_patient_info(self, _: Actor, call: dict[str, Any]) -> dict[str, Any]:
         """HamtaPatientInfo: the internal patient table plus the current Consent."""
-        person_id = params["personId"]
+        person_id = call["personId"]
         row = self._patient(person_id)
-        return JSONResponse({
+        return {
             "personId": person_id,
             "identitetstyp": "SAMORDNINGSNUMMER" if self.patient_system(person_id) == SAMORDNINGSNUMMER
             else "PERSONNUMMER",
@@ -452,21 +432,21 @@ class Transformer:
             "efternamn": self.legacy_text(row["family_name"]),
             "fodelsedatum": row["birth_date"],
             "samtycke": self._consent(person_id),
-        })
+        }
 
-    def hamta_aktuella(self, actor: Actor, params: dict[str, str], body: Any) -> Response | Awaitable[Response]:
+    def hamta_aktuella(self, actor: Actor, call: dict[str, Any]) -> dict[str, Any] | Awaitable[dict[str, Any]]:
         """HamtaAktuellaOrdinationer: active or on-hold MedicationRequests still valid, newest first."""
         if self.faults.on(FAULT_SLOW_AKTUELLA_UNDER_LOAD):
-            return self._aktuella_through_shared_connection(actor, params, body)
-        return self._aktuella(params["personId"])
+            return self._aktuella_through_shared_connection(actor, call)
+        return self._aktuella(call["personId"])
 
-    async def _aktuella_through_shared_connection(self, _: Actor, params: dict[str, str], __: Any) -> Response:
+    async def _aktuella_through_shared_connection(self, _: Actor, call: dict[str, Any]) -> dict[str, Any]:
         # The seeded regression: every call waits its turn for one shared downstream connection.
         async with self.shared_connection:
             await asyncio.sleep(AKTUELLA_HOLD_S)
-        return self._aktuella(params["personId"])
+        return self._aktuella(call["personId"])
 
-    def _aktuella(self, person_id: str) -> Response:
+    def _aktuella(self, person_id: str) -> dict[str, Any]:
         self._patient(person_id)
         today = timefmt.today().isoformat()
         current = [
@@ -482,12 +462,12 @@ class Transformer:
             cached = self.aktuella_cache.get(person_id)
             self.aktuella_cache[person_id] = answer
             if cached is not None and self.aktuella_reads % STALE_EVERY == 0:
-                return JSONResponse(cached)
-        return JSONResponse(answer)
+                return cached
+        return answer
 
-    def hamta_historik(self, _: Actor, params: dict[str, str], __: Any) -> Response:
+    def hamta_historik(self, _: Actor, call: dict[str, Any]) -> dict[str, Any]:
         """HamtaOrdinationshistorik: every MedicationRequest with its withdrawals (oldest first)."""
-        person_id = params["personId"]
+        person_id = call["personId"]
         self._patient(person_id)
         withdrawals = self.core.withdrawals_by_prescription(person_id)
         prescriptions = self.core.prescriptions_of(person_id)
@@ -504,7 +484,7 @@ class Transformer:
             if self.faults.on(FAULT_HISTORY_LAST_TWO):
                 uttag = uttag[-HISTORY_SHOWN:]
             entries.append({"ordination": ordination, "uttag": uttag})
-        return JSONResponse({"personId": person_id, "ordinationer": entries})
+        return {"personId": person_id, "ordinationer": entries}
 
     def _history(self, ordination: dict[str, Any], taken: list[dict[str, Any]]) -> list[dict[str, Any]]:
         # Each withdrawal as it was answered: what remained and the status right after it.
@@ -516,24 +496,23 @@ class Transformer:
             out.append(self.uttag(md, left, "Slutexpedierad" if left == 0 else before))
         return out
 
-    def hamta_expeditions_id(self, actor: Actor, _: dict[str, str], body: dict[str, Any]) -> Response:
+    def hamta_expeditions_id(self, actor: Actor, call: dict[str, Any]) -> dict[str, Any]:
         """HamtaExpeditionsId: dispensing ids reserved for this pharmacy (an internal table)."""
-        ids = self.core.reserve_dispensing_ids(actor.gln or "", body["antal"])
-        return JSONResponse({"expeditionsIdn": ids})
+        ids = self.core.reserve_dispensing_ids(actor.gln or "", call["antal"])
+        return {"expeditionsIdn": ids}
 
-    def godkann_uttag(self, actor: Actor, params: dict[str, str],
-                      body: dict[str, Any]) -> Response | Awaitable[Response]:
+    def godkann_uttag(self, actor: Actor, call: dict[str, Any]) -> dict[str, Any] | Awaitable[dict[str, Any]]:
         """GodkannUttag: a completed MedicationDispense; check and write in one transaction."""
         if self.faults.on(FAULT_LAST_WITHDRAWAL_RACE):
-            return self._godkann_uttag_in_two_steps(actor, params, body)
-        dispensing_id = body["expeditionsId"]
+            return self._godkann_uttag_in_two_steps(actor, call)
+        dispensing_id = call["expeditionsId"]
         with self.core.store.write() as conn:
             if self.faults.on(FAULT_RESERVATION_FIRST) and not self.core.is_reserved(conn, dispensing_id, actor.gln):
                 raise LegacyFault(409, "OKANT_EXPEDITIONSID", "expeditionsId är inte reserverat av detta apotek")
-            mr = self._prescription(params["ordinationId"], conn)
+            mr = self._prescription(call["ordinationId"], conn)
             if not self.core.is_reserved(conn, dispensing_id, actor.gln):
                 raise LegacyFault(409, "OKANT_EXPEDITIONSID", "expeditionsId är inte reserverat av detta apotek")
-            md = self._withdrawal(mr, actor, body)
+            md = self._withdrawal(mr, actor, call)
             try:
                 created = self.core.create(conn, md, actor)
             except BusinessRule as exc:
@@ -543,17 +522,16 @@ class Transformer:
             if taken == 1 and self.faults.on(FAULT_FIRST_WITHDRAWAL_COUNT):
                 taken = 0  # the count cache was filled before this first withdrawal was written
         ordination = self.ordination(after, taken)
-        return JSONResponse(self.uttag(created, ordination["uttagKvar"], ordination["status"]))
+        return self.uttag(created, ordination["uttagKvar"], ordination["status"])
 
-    async def _godkann_uttag_in_two_steps(self, actor: Actor, params: dict[str, str],
-                                          body: dict[str, Any]) -> Response:
+    async def _godkann_uttag_in_two_steps(self, actor: Actor, call: dict[str, Any]) -> dict[str, Any]:
         # The seeded regression: check in one transaction, yield to other requests, write in another.
-        dispensing_id = body["expeditionsId"]
+        dispensing_id = call["expeditionsId"]
         with self.core.store.write() as conn:
-            mr = self._prescription(params["ordinationId"], conn)
+            mr = self._prescription(call["ordinationId"], conn)
             if not self.core.is_reserved(conn, dispensing_id, actor.gln):
                 raise LegacyFault(409, "OKANT_EXPEDITIONSID", "expeditionsId är inte reserverat av detta apotek")
-            md = self._withdrawal(mr, actor, body)
+            md = self._withdrawal(mr, actor, call)
             try:
                 self.core.check_withdrawal(conn, mr, md, dispensing_id)
             except BusinessRule as exc:
@@ -564,18 +542,18 @@ class Transformer:
             after = self._prescription(mr["id"], conn)
             taken = self.core.withdrawal_counts([mr["id"]], conn).get(mr["id"], 0)
         ordination = self.ordination(after, taken)
-        return JSONResponse(self.uttag(created, ordination["uttagKvar"], ordination["status"]))
+        return self.uttag(created, ordination["uttagKvar"], ordination["status"])
 
-    def _withdrawal(self, mr: dict[str, Any], actor: Actor, body: dict[str, Any]) -> dict[str, Any]:
+    def _withdrawal(self, mr: dict[str, Any], actor: Actor, call: dict[str, Any]) -> dict[str, Any]:
         return {
             "resourceType": "MedicationDispense",
-            "identifier": [{"system": DISPENSING_ID, "value": body["expeditionsId"]}],
+            "identifier": [{"system": DISPENSING_ID, "value": call["expeditionsId"]}],
             "status": "completed",
             "medicationCodeableConcept": mr["medicationCodeableConcept"],
             "subject": {"identifier": dict(mr["subject"]["identifier"])},
             "performer": [{"actor": {"identifier": {"system": GLN, "value": actor.gln}}}],
             "authorizingPrescription": [{"reference": f"MedicationRequest/{mr['id']}"}],
-            "quantity": {**PACKAGE_UNIT, "value": body["antalForpackningar"]},
+            "quantity": {**PACKAGE_UNIT, "value": call["antalForpackningar"]},
             "whenHandedOver": timefmt.utc_instant(timefmt.now()),
         }
 
@@ -599,12 +577,12 @@ class Transformer:
             return f"högst {int(request['quantity']['value'])} förpackningar per uttag"
         return "expeditionsId är redan använt för ett uttag på denna ordination"
 
-    def rapportera_expedition(self, actor: Actor, _: dict[str, str], body: dict[str, Any]) -> Response:
+    def rapportera_expedition(self, actor: Actor, call: dict[str, Any]) -> dict[str, Any]:
         """RapporteraExpeditionLF: a MedicationDispense tagged reported-to-lf."""
-        dispensing_id = body["expeditionsId"]
+        dispensing_id = call["expeditionsId"]
         with self.core.store.write() as conn:
-            mr = self._prescription(body["ordinationId"], conn)
-            if mr["subject"]["identifier"]["value"] != body["personId"]:
+            mr = self._prescription(call["ordinationId"], conn)
+            if mr["subject"]["identifier"]["value"] != call["personId"]:
                 raise LegacyFault(409, "KONFLIKT", "personId stämmer inte med ordinationens patient")
             if not self.core.is_reserved(conn, dispensing_id, actor.gln):
                 raise LegacyFault(409, "OKANT_EXPEDITIONSID", "expeditionsId är inte reserverat av detta apotek")
@@ -618,7 +596,7 @@ class Transformer:
                 "subject": {"identifier": dict(mr["subject"]["identifier"])},
                 "performer": [{"actor": {"identifier": {"system": GLN, "value": actor.gln}}}],
                 "authorizingPrescription": [{"reference": f"MedicationRequest/{mr['id']}"}],
-                "quantity": {**PACKAGE_UNIT, "value": body["antalForpackningar"]},
+                "quantity": {**PACKAGE_UNIT, "value": call["antalForpackningar"]},
                 "whenHandedOver": registered,
             }
             dosage = (mr.get("dosageInstruction") or [{}])[0].get("text")
@@ -630,19 +608,19 @@ class Transformer:
                 if exc.rule != "duplicate-report":
                     raise
                 raise LegacyFault(409, "KONFLIKT", "expeditionen är redan rapporterad för denna ordination") from None
-        return JSONResponse({
-            "rapportId": created["id"], "expeditionsId": dispensing_id, "personId": body["personId"],
+        return {
+            "rapportId": created["id"], "expeditionsId": dispensing_id, "personId": call["personId"],
             "ordinationId": mr["id"], "registrerad": _instant(created["whenHandedOver"]),
-        }, status_code=201)
+        }
 
-    def uppdatera_samtycke(self, actor: Actor, params: dict[str, str], body: dict[str, Any]) -> Response:
+    def uppdatera_samtycke(self, actor: Actor, call: dict[str, Any]) -> dict[str, Any]:
         """UppdateraSamtycke: a new Consent (active or inactive); the newest one counts."""
-        person_id = params["personId"]
+        person_id = call["personId"]
         self._patient(person_id)
         changed = timefmt.utc_instant(timefmt.now())
         consent = {
             "resourceType": "Consent",
-            "status": "active" if body["samtycke"] else "inactive",
+            "status": "active" if call["samtycke"] else "inactive",
             "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
                                   "code": "patient-privacy"}]},
             "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
@@ -653,11 +631,11 @@ class Transformer:
         }
         with self.core.store.write() as conn:
             self.core.create(conn, consent, actor)
-        return JSONResponse({"personId": person_id, "samtycke": body["samtycke"], "andrad": changed})
+        return {"personId": person_id, "samtycke": call["samtycke"], "andrad": changed}
 
-    def hamta_lakemedelsforteckning(self, _: Actor, params: dict[str, str], __: Any) -> Response:
+    def hamta_lakemedelsforteckning(self, _: Actor, call: dict[str, Any]) -> dict[str, Any]:
         """HamtaLakemedelsforteckning: the reported dispensings, newest first, with consent."""
-        person_id = params["personId"]
+        person_id = call["personId"]
         self._patient(person_id)
         if not self._consent(person_id) and not self.faults.on(FAULT_LF_WITHOUT_CONSENT):
             raise LegacyFault(403, "SAMTYCKE_SAKNAS",
@@ -684,82 +662,58 @@ class Transformer:
             post["expedierad"] = _instant(md.get("whenHandedOver") or md["meta"]["lastUpdated"])
             post["apotekGln"] = (md.get("performer") or [{}])[0].get("actor", {}).get("identifier", {}).get("value")
             poster.append(post)
-        return JSONResponse({"personId": person_id, "poster": poster})
+        return {"personId": person_id, "poster": poster}
 
-    def kontrollera_arbetsplatskod(self, _: Actor, params: dict[str, str], __: Any) -> Response:
+    def kontrollera_arbetsplatskod(self, _: Actor, call: dict[str, Any]) -> dict[str, Any]:
         """KontrolleraArbetsplatskod: whether the code is an active care unit's (internal table)."""
-        code = params["arbetsplatskod"]
-        return JSONResponse({"arbetsplatskod": code, "giltig": self.core.care_unit_active(code)})
+        code = call["arbetsplatskod"]
+        return {"arbetsplatskod": code, "giltig": self.core.care_unit_active(code)}
 
-    # ---- HTTP ----
+    # ---- bindings ----
 
-    def endpoint(self, operation_id: str, roles: tuple[str, ...],
-                 handler: Callable[[Actor, dict[str, str], Any], Response | Awaitable[Response]],
-                 ) -> Callable[[Request], Awaitable[Response]]:
-        """An endpoint doing the legacy order of checks: ticket, request, role, then the operation."""
-        validator, key = self.validator, self.key
+    def read_actor(self, operation: str, http_headers: Mapping[str, str], envelope: Any) -> Actor:
+        """The caller, from the ticket (REST and SOAP alike)."""
+        try:
+            return read_actor(http_headers, envelope, self.key)
+        except TicketError:
+            if (operation == "HamtaPatientInfo" and not http_headers.get("authorization")
+                    and self.faults.on(FAULT_PATIENT_INFO_WITHOUT_TICKET)):
+                return ANONYMOUS
+            raise
 
-        async def run(request: Request) -> Response:
+    def _legacy(self, handler: Handler) -> Handler:
+        # A core refusal the legacy interface has no own fault for is a KONFLIKT.
+        async def run(actor: Actor, call: dict[str, Any]) -> dict[str, Any]:
             try:
-                actor = verify_ticket(request.headers.get("authorization"), key)
-            except TicketError as exc:
-                if (operation_id == "HamtaPatientInfo" and not request.headers.get("authorization")
-                        and self.faults.on(FAULT_PATIENT_INFO_WITHOUT_TICKET)):
-                    actor = ANONYMOUS
-                else:
-                    return fault_response(401, "EJ_AUTENTISERAD", exc.message)
-            body = await request.body()
-            query = {k: request.query_params.getlist(k) for k in request.query_params}
-            try:
-                parsed = validator.validate(operation_id, request.path_params, query, request.headers, body,
-                                            request.headers.get("content-type"))
-            except RequestInvalid as exc:
-                return fault_response(400, "FELAKTIG_BEGARAN", exc.message)
-            try:
-                actor.require(*roles)
-            except TicketError as exc:
-                return fault_response(403, "EJ_BEHORIG", exc.message)
-            try:
-                answer = handler(actor, request.path_params, parsed)
-                return answer if isinstance(answer, Response) else await answer
+                return await answer(handler, actor, call)
             except LegacyFault as exc:
-                return self._business_fault(exc.status, exc.kod, exc.meddelande)
-            except CoreError as exc:  # a core refusal the legacy interface has no own fault for
-                return self._business_fault(409 if exc.status == 422 else exc.status, "KONFLIKT", exc.message)
+                if self.faults.on(FAULT_FAULT_CHARSET):
+                    exc.charset = "ISO-8859-1"  # every binding declares this charset over its UTF-8 body
+                raise
+            except CoreError as exc:
+                fault = LegacyFault(409 if exc.status == 422 else exc.status, "KONFLIKT", exc.message)
+                if self.faults.on(FAULT_FAULT_CHARSET):
+                    fault.charset = "ISO-8859-1"
+                raise fault from None
 
-        run.__name__ = operation_id
         return run
 
-    def _business_fault(self, status: int, kod: str, meddelande: str) -> Response:
-        """The answer to a fault an operation raised (after the ticket, request and role checks)."""
-        response = fault_response(status, kod, meddelande)
-        if self.faults.on(FAULT_FAULT_CHARSET):
-            response.headers["content-type"] = "application/json; charset=ISO-8859-1"
-        return response
+    def operations(self) -> dict[str, LegacyOperation]:
+        """The legacy operations by service name (contracts/riv/services.toml)."""
+        def op(roles: tuple[str, ...], handler: Handler) -> LegacyOperation:
+            return LegacyOperation(roles, self._legacy(handler))
 
-    def routes(self) -> list[Route]:
-        """The legacy routes (mounted under /legacy)."""
-        ep = self.endpoint
-        return [
-            Route("/ordinationer", ep("SkapaOrdinationVard", (PRESCRIBER,), self.skapa_ordination_vard),
-                  methods=["POST"]),
-            Route("/ordinationer/{ordinationId}/makulering",
-                  ep("MakuleraOrdination", BOTH, self.makulera_ordination), methods=["POST"]),
-            Route("/ordinationer/{ordinationId}/uttag", ep("GodkannUttag", (PHARMACY,), self.godkann_uttag),
-                  methods=["POST"]),
-            Route("/patienter/{personId}", ep("HamtaPatientInfo", BOTH, self.hamta_patient_info), methods=["GET"]),
-            Route("/patienter/{personId}/ordinationer/aktuella",
-                  ep("HamtaAktuellaOrdinationer", BOTH, self.hamta_aktuella), methods=["GET"]),
-            Route("/patienter/{personId}/ordinationer/historik",
-                  ep("HamtaOrdinationshistorik", BOTH, self.hamta_historik), methods=["GET"]),
-            Route("/patienter/{personId}/samtycke", ep("UppdateraSamtycke", BOTH, self.uppdatera_samtycke),
-                  methods=["PUT"]),
-            Route("/patienter/{personId}/lakemedelsforteckning",
-                  ep("HamtaLakemedelsforteckning", BOTH, self.hamta_lakemedelsforteckning), methods=["GET"]),
-            Route("/expeditionsid", ep("HamtaExpeditionsId", (PHARMACY,), self.hamta_expeditions_id),
-                  methods=["POST"]),
-            Route("/lakemedelsforteckning/expeditioner",
-                  ep("RapporteraExpeditionLF", (PHARMACY,), self.rapportera_expedition), methods=["POST"]),
-            Route("/arbetsplatskoder/{arbetsplatskod}",
-                  ep("KontrolleraArbetsplatskod", BOTH, self.kontrollera_arbetsplatskod), methods=["GET"]),
-        ]
+        return {
+            "SkapaOrdinationVard": op((PRESCRIBER,), self.skapa_ordination_vard),
+            "MakuleraOrdinationVard": op((PRESCRIBER,), self.makulera_ordination),
+            "MakuleraOrdinationApotek": op((PHARMACY,), self.makulera_ordination),
+            "GodkannUttag": op((PHARMACY,), self.godkann_uttag),
+            "HamtaPatientInfo": op(BOTH, self.hamta_patient_info),
+            "HamtaAktuellaOrdinationer": op(BOTH, self.hamta_aktuella),
+            "HamtaOrdinationshistorik": op(BOTH, self.hamta_historik),
+            "UppdateraSamtycke": op(BOTH, self.uppdatera_samtycke),
+            "HamtaLakemedelsforteckning": op(BOTH, self.hamta_lakemedelsforteckning),
+            "HamtaExpeditionsId": op((PHARMACY,), self.hamta_expeditions_id),
+            "RapporteraExpeditionLF": op((PHARMACY,), self.rapportera_expedition),
+            "KontrolleraArbetsplatskod": op(BOTH, self.kontrollera_arbetsplatskod),
+        }
