@@ -206,6 +206,12 @@ def _gate(args: argparse.Namespace) -> int:
     return 0 if verdict.go else 1
 
 
+def _fhir_snapshot(args: argparse.Namespace) -> int:
+    from rxverify.fhir.cli import snapshot_folder
+
+    return snapshot_folder(args.folder, args.check)
+
+
 def _fhir_validate(args: argparse.Namespace) -> int:
     from rxverify.fhir.cli import validate_files
 
@@ -294,6 +300,12 @@ def _parser() -> argparse.ArgumentParser:
     fhir_validate.add_argument("--profile", help="validate against this profile (canonical URL)")
     fhir_validate.add_argument("--package", help="package folder or .tgz (default contracts/fhir)")
     fhir_validate.set_defaults(func=_fhir_validate)
+    fhir_snapshot = fhir_sub.add_parser(
+        "snapshot", help="regenerate the profiles' snapshots from their differentials and the R4 base"
+    )
+    fhir_snapshot.add_argument("--folder", help="folder of StructureDefinitions (default contracts/fhir)")
+    fhir_snapshot.add_argument("--check", action="store_true", help="change nothing; exit 1 when a snapshot is stale")
+    fhir_snapshot.set_defaults(func=_fhir_snapshot)
     power = sub.add_parser("power", help="run the suite against every seeded fault: caught or missed, and the score")
     power.add_argument("--matrix", default="tests/power/matrix.toml", help="the power matrix")
     power.add_argument("--fault", action="append", default=[], metavar="NAME", help="only this fault (repeatable)")

@@ -108,6 +108,21 @@ def _parse(source: str, where: str, data: bytes) -> dict[str, Any]:
     return document
 
 
+def read_resource(path: Path) -> dict[str, Any]:
+    """One FHIR resource from a JSON file; an unreadable or malformed file is a UserError naming it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise UserError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise UserError(f"{path} is not a FHIR resource (not a JSON object)")
+    return document
+
+
 def _read_manifest(package: Package, manifest: dict[str, Any]) -> None:
     package.name = str(manifest.get("name")) if manifest.get("name") else None
     package.version = str(manifest.get("version")) if manifest.get("version") else None
