@@ -70,13 +70,23 @@ _SCALARS = (str, int, float, bool, Decimal)
 _JSON_VALUES = (dict, str, int, float, bool)
 
 
-def compile(expression: str) -> Callable[[Any], list[Any]] | None:
-    """A closure evaluating `expression` on a resource as fhirpathpy would, or None outside the subset."""
+def compile(
+    expression: str, base: str | None = None, model: dict[str, Any] | None = None
+) -> Callable[[Any], list[Any]] | None:
+    """A closure evaluating `expression` on a focus as fhirpathpy would, or None outside the subset.
+
+    With `base` and `model` (the focus typed as fhirpathpy's model sees it), the expression must
+    also mean the same with and without the model: None when a step reaches a choice element
+    (`value` is `valueString` only with the model) or a temporal or Quantity value (compared as
+    FP_DateTime / FP_Quantity only with the model); see `_model_free`.
+    """
     try:
         tree = parse(expression)
     except Exception:  # fhirpathpy raises bare Exceptions for syntax errors
         return None
     try:
+        if model is not None:
+            _model_free(tree["children"][0], base, model)
         body = _expression(tree["children"][0], _Kind.RAW, this_ok=False).fn
     except _Decline:
         return None
@@ -91,6 +101,57 @@ def compile(expression: str) -> Callable[[Any], list[Any]] | None:
             raise Unsupported(f"{type(exc).__name__}: {exc}") from exc
 
     return evaluate
+
+
+# Types fhirpathpy's model turns into FP_DateTime / FP_Time / FP_Quantity before comparing them.
+_MODEL_TYPED = frozenset(
+    {
+        "date", "dateTime", "instant", "time", "System.Date", "System.DateTime", "System.Time",
+        "Quantity", "SimpleQuantity", "MoneyQuantity", "Age", "Count", "Distance", "Duration", "Money",
+    }
+)  # fmt: skip
+
+
+def _child_path(path: str | None, key: str, model: dict[str, Any]) -> str | None:
+    """The model path of `key` below `path`, as fhirpathpy's member navigation computes it."""
+    if path is None:
+        return None
+    child = "Extension" if key == "extension" else f"{path}.{key}"
+    child = model["pathsDefinedElsewhere"].get(child, child)
+    if model["choiceTypePaths"].get(child):
+        raise _Decline(f"choice element {child}")
+    typed = model["path2Type"].get(child, child)
+    if typed in _MODEL_TYPED:
+        raise _Decline(f"{child} is a {typed}")
+    return str(typed)
+
+
+def _model_free(node: _Ast, path: str | None, model: dict[str, Any]) -> str | None:
+    """The model path of the node's result; _Decline where the model would change the result."""
+    node_type = node["type"]
+    children = node.get("children") or []
+    if node_type in ("TermExpression", "InvocationTerm", "ParenthesizedTerm"):
+        return _model_free(children[0], path, model)
+    if node_type == "InvocationExpression":
+        head = _model_free(children[0], path, model)
+        return _model_free(children[1], head, model)
+    if node_type == "MemberInvocation":
+        return _child_path(path, _identifier(children[0]).replace("`", ""), model)
+    if node_type == "ThisInvocation":
+        return path
+    if node_type == "FunctionInvocation":
+        functn = children[0]["children"]
+        name = _identifier(functn[0])
+        params = functn[1]["children"] if len(functn) > 1 else []
+        results = [_model_free(p, path, model) for p in params]
+        if name in ("where", "first", "ofType"):
+            return path
+        if name == "select" and results:
+            return results[0]
+        return None
+    for child in children:
+        _model_free(child, path, model)
+    return None
 
 
 def _expression(node: _Ast, kind: _Kind, this_ok: bool) -> _Compiled:

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 
+from rxverify.errors import UserError
+from rxverify.fhir.base import base_definitions
 from rxverify.fhir.package import Package, load_package
 
 ROOT = Path(__file__).resolve().parents[3]
 FHIR_DIR = ROOT / "contracts" / "fhir"
-INVALID_DIR = ROOT / "tests" / "unit" / "data" / "fhir-invalid"
+CORPUS_DIR = ROOT / "tests" / "unit" / "data" / "fhir-corpus"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Without the npm packages (the R4 base, Medplum) the FHIR tests cannot run: one line, what to run, exit 2."""
+    try:
+        base_definitions()
+    except UserError as exc:
+        pytest.exit(f"rxverify: {exc}", returncode=2)
+    if not (ROOT / "node_modules" / "@medplum" / "core").is_dir() or shutil.which("node") is None:
+        pytest.exit("rxverify: Medplum's validator (@medplum/core) or node is missing: run `npm ci`", returncode=2)
 
 
 @pytest.fixture(scope="session")
