@@ -293,10 +293,10 @@ def _parser() -> argparse.ArgumentParser:
     loadmodel.add_argument("--scale", type=float, default=1.0, help="scale factor of the national peak (default 1)")
     loadmodel.set_defaults(func=_loadmodel)
 
-    fhir = sub.add_parser("fhir", help="FHIR profile validation, offline, from the conformance resources")
+    fhir = sub.add_parser("fhir", help="FHIR R4 validation, offline, against the R4 base and the conformance resources")
     fhir_sub = fhir.add_subparsers(dest="fhir_command", required=True)
     fhir_validate = fhir_sub.add_parser("validate", help="validate resource files (exit 1 when any has an error)")
-    fhir_validate.add_argument("files", nargs="+", metavar="FILE", help="FHIR resources as JSON")
+    fhir_validate.add_argument("files", nargs="+", metavar="FILE", help="FHIR resources as JSON (a folder: its *.json)")
     fhir_validate.add_argument("--profile", help="validate against this profile (canonical URL)")
     fhir_validate.add_argument("--package", help="package folder or .tgz (default contracts/fhir)")
     fhir_validate.set_defaults(func=_fhir_validate)

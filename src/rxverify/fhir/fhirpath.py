@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, cast
 
@@ -148,11 +149,54 @@ def _quantities(a: list[Any], b: list[Any]) -> tuple[list[Any], list[Any]] | Non
     return None  # other units: fhirpathpy has no unit conversion to order them by, so not comparable
 
 
+_DATE = re.compile(r"\d{4}(-\d\d(-\d\d)?)?")
+_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
+_ORDER: dict[str, Callable[[Any, Any], bool]] = {
+    "=": lambda x, y: bool(x == y),
+    "!=": lambda x, y: bool(x != y),
+    "<": lambda x, y: bool(x < y),
+    "<=": lambda x, y: bool(x <= y),
+    ">": lambda x, y: bool(x > y),
+    ">=": lambda x, y: bool(x >= y),
+}
+
+
+def _temporal_text(items: list[Any]) -> str | None:
+    if len(items) != 1:
+        return None
+    item = items[0]
+    if isinstance(item, ResourceNode) and item.path in _TEMPORAL and isinstance(item.data, str):
+        return item.data
+    return None
+
+
+def _same_precision(op: str, a: list[Any], b: list[Any]) -> list[bool] | None:
+    """Two element dates, or two element dateTimes to the second with a zone, compared directly (None: not so).
+
+    Of one precision, FHIRPath's comparison is the comparison of the instants (fhirpath.html#comparison):
+    dates of one precision compare as their text; dateTimes as the moments they name, zones respected.
+    """
+    x, y = _temporal_text(a), _temporal_text(b)
+    if x is None or y is None:
+        return None
+    if _DATE.fullmatch(x) and _DATE.fullmatch(y) and len(x) == len(y):
+        return [_ORDER[op](x, y)]
+    if _DATETIME.fullmatch(x) and _DATETIME.fullmatch(y):
+        try:
+            return [_ORDER[op](datetime.fromisoformat(x), datetime.fromisoformat(y))]
+        except ValueError:
+            return None
+    return None
+
+
 def _operator(name: str) -> dict[str, Any]:
     entry: dict[str, Any] = cast(dict[str, Any], invocation_registry[name])
     fn = entry["fn"]
 
     def typed(ctx: dict[str, Any], a: list[Any], b: list[Any]) -> Any:
+        direct = _same_precision(name, a, b)
+        if direct is not None:
+            return direct
         pair = _quantities(a, b)
         if pair is None:
             return []
@@ -229,7 +273,13 @@ class Expression:
         """The result through fhirpathpy's engine (compiled, else interpreted)."""
         base = self.base
         constants.reset()
-        node = ResourceNode.create_node(focus, base) if base else focus
+        # A resource stays a plain dict: fhirpathpy types it from its resourceType all the same, and only on a
+        # plain dict does a leading type name select it (`Appointment.status` in app-4, fhirpath.html#path-selection:
+        # "the path may start with the type of the context"); on a ResourceNode that step finds nothing.
+        if base and not (isinstance(focus, dict) and focus.get("resourceType") == base):
+            node = ResourceNode.create_node(focus, base)
+        else:
+            node = focus
         data_root = arraify(node)
         ctx = {
             "dataRoot": data_root,

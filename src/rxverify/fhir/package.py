@@ -34,7 +34,7 @@ CONFORMANCE_TYPES = frozenset(
 )
 # NPM package bookkeeping, not resources.
 _NOT_RESOURCES = frozenset({"package.json", ".index.json", "package-lock.json"})
-# Canonical URLs of the base specification: fhir.resources models them, not the package.
+# Canonical URLs of the base specification: the R4 base definitions (base.py) hold them, not the package.
 BASE_PREFIX = "http://hl7.org/fhir/StructureDefinition/"
 
 

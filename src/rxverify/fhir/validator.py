@@ -1,7 +1,7 @@
 """Validate FHIR R4 resources against the R4 base specification and the profiles of a package, offline.
 
-Driven only by conformance resources: the R4 base definitions (base.py, from the installed
-registry package) and the package's own (package.py). Nothing here knows a profile by name, and
+Driven only by conformance resources: the R4 base definitions (base.py, from installed
+registry packages) and the package's own (package.py). Nothing here knows a profile by name, and
 no R4B model decides anything: fhir.resources is not used.
 
 One walk over the raw JSON per profile (the base definition when the resource claims none),
@@ -176,11 +176,12 @@ class _Run:
         self.seen: set[tuple[str, str, str, str]] = set()
         self.checked: set[tuple[int, str]] = set()
 
-    def add(self, severity: str, code: str, location: str, message: str) -> None:
+    def add(self, severity: str, code: str, location: str, message: str, key: str | None = None) -> None:
         found = (severity, code, location, message)
         if found not in self.seen:
             self.seen.add(found)
-            key = message.split(":", 1)[0] if code == "invariant" else ""
+            if key is None:
+                key = message.split(":", 1)[0] if code == "invariant" else ""
             self.issues.append(Issue(severity, code, location, message, key))
 
 
@@ -810,6 +811,7 @@ class Validator:
                     "not-supported",
                     loc,
                     f"constraint {invariant.key} could not be evaluated ({invariant.expression!r}: {exc})",
+                    invariant.key,
                 )
                 continue
             if not ok:

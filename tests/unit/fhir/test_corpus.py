@@ -36,6 +36,7 @@ GROUPS = {
     "profiles",
     "slicing",
     "conformance",
+    "base-r4",
 }
 DISCRIMINATORS = {"value", "pattern", "exists", "type", "profile"}
 
