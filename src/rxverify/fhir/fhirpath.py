@@ -235,6 +235,58 @@ def _plain(node: Any) -> Any:
     return data
 
 
+REF_1 = (
+    "reference.startsWith('#').not() or "
+    "(reference.substring(1).trace('url') in %rootResource.contained.id.trace('ids'))"
+)
+PER_1 = "start.hasValue().not() or end.hasValue().not() or (start <= end)"
+
+
+def _ref_1(focus: Any, resource: Any, root: Any) -> list[Any] | None:
+    """ref-1 (Reference) on plain JSON, fhirpathpy's result; None where the engine must say (odd input)."""
+    if not isinstance(focus, dict):
+        return None
+    reference = focus.get("reference")
+    if reference is None:
+        return []  # {}.startsWith() is {}; {} or ({} in ids) is {}
+    if not isinstance(reference, str) or len(reference) < 2 or not isinstance(root, dict):
+        return None
+    if not reference.startswith("#"):
+        return [True]
+    contained = root.get("contained", [])
+    if not isinstance(contained, list) or not all(isinstance(c, dict) for c in contained):
+        return None
+    ids = [c["id"] for c in contained if "id" in c]
+    if not all(isinstance(i, str) for i in ids):
+        return None
+    return [reference[1:] in ids]  # false or (x in ids); `in` an empty collection is false
+
+
+def _per_1(focus: Any, resource: Any, root: Any) -> list[Any] | None:
+    """per-1 (Period) on plain JSON where both ends are of one precision (as `<=` compares them); else None."""
+    if not isinstance(focus, dict):
+        return None
+    start, end = focus.get("start"), focus.get("end")
+    if start is None or end is None:
+        return [True]  # hasValue() is false for an absent value: its not() is true
+    if not (isinstance(start, str) and isinstance(end, str)):
+        return None
+    if _DATE.fullmatch(start) and _DATE.fullmatch(end) and len(start) == len(end):
+        return [start <= end]
+    if _DATETIME.fullmatch(start) and _DATETIME.fullmatch(end):
+        try:
+            return [datetime.fromisoformat(start) <= datetime.fromisoformat(end)]
+        except ValueError:
+            return None
+    return None
+
+
+# Base invariants evaluated on the plain JSON, by their exact R4 expressions: the two the validator meets most
+# (every Reference, every Period) and that the fast path cannot take (%rootResource; temporal comparison).
+# Each returns fhirpathpy's result or None (then the engine evaluates); test_fastpath checks the agreement.
+NATIVE_EXPRESSIONS: dict[str, Callable[[Any, Any, Any], list[Any] | None]] = {REF_1: _ref_1, PER_1: _per_1}
+
+
 class Expression:
     """One FHIRPath expression on a focus typed as `base`, parsed once, evaluated by the fastest path that agrees.
 
@@ -254,6 +306,7 @@ class Expression:
             raise FhirPathError(f"cannot parse {text!r}: {exc}") from None
         self._raw = fastpath.compile(text, base, R4_MODEL) if fast else None
         self._compiled = compiler.compile(text, R4_MODEL, _FHIR_FUNCTIONS) if fast else None
+        self._native = NATIVE_EXPRESSIONS.get(text.strip()) if fast else None
 
     @property
     def is_compiled(self) -> bool:
@@ -262,6 +315,10 @@ class Expression:
 
     def evaluate(self, focus: Any, resource: Any, root: Any) -> list[Any]:
         """The result on `focus` (typed as `base`), %resource and %rootResource given."""
+        if self._native is not None:
+            found = self._native(focus, resource, root)
+            if found is not None:
+                return found
         if self._raw is not None:
             try:
                 return self._raw(focus)
