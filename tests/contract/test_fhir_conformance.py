@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
+import requests
 import schemathesis
 from hypothesis import reject
 
 from rxverify.checks.fhir_rules import FHIR_CHECKS
 from rxverify.contract import label_case
-from rxverify.guard import GuardedSession, RequestRefused
+from rxverify.safety.guard import RequestRefused
 
 from .schemas import fhir
 
@@ -17,11 +20,16 @@ from .schemas import fhir
 @pytest.mark.platforms("new")
 @fhir.parametrize()
 def test_fhir_operation_conforms(
-    case: schemathesis.Case, platform: str, fhir_url: str, rx_session: GuardedSession
+    case: schemathesis.Case,
+    platform: str,
+    fhir_url: str,
+    rx_session: requests.Session,
+    rx_refused: Callable[[str, RequestRefused], None],
 ) -> None:
     """Every FHIR interaction answers as the contract declares (schemathesis's checks)."""
     label_case(case, platform)
     try:
         case.call_and_validate(base_url=fhir_url, session=rx_session, additional_checks=FHIR_CHECKS)
-    except RequestRefused:
+    except RequestRefused as refused:
+        rx_refused(case.operation.label, refused)  # counted and shown: the gate bounds refusals
         reject()

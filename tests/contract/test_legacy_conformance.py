@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
+import requests
 import schemathesis
 from hypothesis import reject
 
 from rxverify.checks.schemathesis_checks import LEGACY_CHECKS
 from rxverify.contract import label_case
-from rxverify.guard import GuardedSession, RequestRefused
+from rxverify.safety.guard import RequestRefused
 
 from .schemas import legacy
 
@@ -16,11 +19,16 @@ from .schemas import legacy
 @pytest.mark.acceptance
 @legacy.parametrize()
 def test_legacy_operation_conforms(
-    case: schemathesis.Case, platform: str, legacy_url: str, rx_session: GuardedSession
+    case: schemathesis.Case,
+    platform: str,
+    legacy_url: str,
+    rx_session: requests.Session,
+    rx_refused: Callable[[str, RequestRefused], None],
 ) -> None:
     """Every legacy operation answers as the contract declares: schemathesis's checks and our domain rules."""
     label_case(case, platform)
     try:
         case.call_and_validate(base_url=legacy_url, session=rx_session, additional_checks=LEGACY_CHECKS)
-    except RequestRefused:
-        reject()  # the guard kept a non-registered identity from leaving: nothing was sent
+    except RequestRefused as refused:
+        rx_refused(case.operation.label, refused)  # counted and shown: the gate bounds refusals
+        reject()

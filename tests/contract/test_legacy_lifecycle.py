@@ -7,14 +7,16 @@ our domain rules after every step.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import allure
 import pytest
+import requests
 from hypothesis import HealthCheck, reject, settings
 
 from rxverify.checks.schemathesis_checks import LEGACY_CHECKS
-from rxverify.guard import GuardedSession, RequestRefused
+from rxverify.safety.guard import RequestRefused
 
 from .schemas import legacy
 
@@ -29,7 +31,11 @@ STEPS_PER_SCENARIO = 10
 @allure.story("every rule holds after every step")
 @allure.severity(allure.severity_level.CRITICAL)
 def test_prescription_lifecycle(
-    platform: str, legacy_url: str, rx_session: GuardedSession, pytestconfig: pytest.Config
+    platform: str,
+    legacy_url: str,
+    rx_session: requests.Session,
+    pytestconfig: pytest.Config,
+    rx_refused: Callable[[str, RequestRefused], None],
 ) -> None:
     """Generated lifecycles keep every rule after every step (requirement: the contract's links)."""
 
@@ -40,7 +46,8 @@ def test_prescription_lifecycle(
         def call(self, case: Any, **kwargs: Any) -> Any:
             try:
                 return case.call(**kwargs)
-            except RequestRefused:
+            except RequestRefused as refused:
+                rx_refused(case.operation.label, refused)  # counted and shown: the gate bounds refusals
                 reject()
 
         def validate_response(self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any) -> None:

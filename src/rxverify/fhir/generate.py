@@ -32,7 +32,7 @@ from rxverify.fhir.base import BASE_PREFIX
 from rxverify.fhir.package import Package
 from rxverify.fhir.structure import Node, Plan
 from rxverify.fhir.validator import Invariant, Validator, validator_for
-from rxverify.registry import Registry, TestPatient, load_registry
+from rxverify.safety.registry import Registry, TestPatient, load_registry
 from rxverify.strategies import test_patients
 
 # The patient identifier systems (DOMAIN.md, Identifiers) by the registry's `kind`.

@@ -17,12 +17,12 @@ from rxverify.gate.inputs import (
     read_verification_summary,
 )
 from rxverify.gate.links import ReportLinks
-from rxverify.identity import mask, mask_identities
-from rxverify.ledger import LedgerRecord, read_ledger
-from rxverify.redact import redact_text
 from rxverify.report.categories import OLD_NEW_DIFFERENCE, SAFETY_REFUSAL, classify
 from rxverify.report.results import TestResult, read_results
 from rxverify.report.runs import RunRecord, read_run_records
+from rxverify.safety.identity import mask, mask_identities
+from rxverify.safety.ledger import LedgerRecord, read_ledger
+from rxverify.safety.redaction import redact_text
 
 BLOCKING = "blocking failures"
 DIFFERENCES = "old/new differences"
@@ -234,8 +234,8 @@ def _load_records(load: LoadSummary | None) -> list[RunRecord]:
             run=path.stem,
             target="",
             environment_class="",
-            sent=counts.get("passed", 0),
-            refused={k: v for k, v in counts.items() if k != "passed"},
+            sent=counts.get("sent", 0),
+            refused={k: v for k, v in counts.items() if k not in ("passed", "sent")},
         )
         for path, counts in load.guard.items()
     ]
@@ -247,6 +247,11 @@ def _safety(verdict: Verdict, records: list[RunRecord], load_records: list[RunRe
         verdict.reasons.append(
             Reason(SAFETY, "no run records (reports/runs/): what the guard refused in the runs is not known")
         )
+    for record in records + load_records:
+        for problem in record.egress_problems:  # a request around the guard is never acceptable
+            verdict.reasons.append(
+                Reason(SAFETY, f"the {record.suite} run {record.run}: {problem}", ref=str(record.path))
+            )
     records = [r for r in records + load_records if r.suite not in c.fuzzing_suites]
     total = sum(r.refusals for r in records)
     if total > c.max_refusals:

@@ -27,11 +27,12 @@ import requests
 
 from rxverify import __version__
 from rxverify.errors import UserError
-from rxverify.redact import redact_text
-from rxverify.registry import Registry
 from rxverify.report.categories import categories_json
 from rxverify.report.runs import RunRecord, read_run_records
 from rxverify.report.scan import Finding, scan_report, scan_results
+from rxverify.safety.guard import RequestRefused
+from rxverify.safety.redaction import redact_text
+from rxverify.safety.registry import Registry
 
 Out = Callable[[str], None]
 ALLURE_PACKAGE = "allure-commandline"
@@ -142,8 +143,12 @@ def _version_text(status: dict[str, Any]) -> str:
     return " ".join(parts) or json.dumps(status, sort_keys=True)
 
 
-def platform_versions(records: list[RunRecord], probe: bool = True) -> dict[str, str]:
-    """Each platform's version: from GET /status now when it answers, else what the latest run recorded."""
+def platform_versions(records: list[RunRecord], session: requests.Session | None = None) -> dict[str, str]:
+    """Each platform's version: from GET /status now when it answers, else what the latest run recorded.
+
+    `session` is a guarded session of the report's target (rxverify.target.run.open_run); without
+    one (the local platforms of earlier runs are gone) nothing is probed.
+    """
     latest: dict[str, dict[str, Any]] = {}
     for record in records:
         latest.update(record.platforms)
@@ -151,11 +156,11 @@ def platform_versions(records: list[RunRecord], probe: bool = True) -> dict[str,
     for platform, info in sorted(latest.items()):
         base = info.get("legacy") or info.get("fhir")
         status = None
-        if probe and isinstance(base, str):
+        if session is not None and isinstance(base, str):
             try:
-                answer = requests.get(status_url(base), timeout=STATUS_TIMEOUT_S)
+                answer = session.get(status_url(base), timeout=STATUS_TIMEOUT_S)
                 status = answer.json() if answer.ok else None
-            except (requests.RequestException, ValueError):
+            except (requests.RequestException, RequestRefused, ValueError):
                 status = None
         if isinstance(status, dict):
             versions[platform] = _version_text(status)
@@ -175,7 +180,9 @@ def _verification_summary(reports: Path) -> dict[str, Any]:
     return document if isinstance(document, dict) else {}
 
 
-def environment(reports: Path, records: list[RunRecord], release: str | None, probe: bool = True) -> dict[str, str]:
+def environment(
+    reports: Path, records: list[RunRecord], release: str | None, session: requests.Session | None = None
+) -> dict[str, str]:
     """environment.properties: target, platform versions, release, git commit, seed."""
     verification = _verification_summary(reports)
     targets = sorted({f"{r.target} ({r.environment_class})" for r in records if r.target})
@@ -190,7 +197,7 @@ def environment(reports: Path, records: list[RunRecord], release: str | None, pr
         "seed": ", ".join(seeds) or "not recorded",
         "rxverify": __version__,
     }
-    for platform, version in platform_versions(records, probe).items():
+    for platform, version in platform_versions(records, session).items():
         values[f"platform.{platform}"] = version
     return {key: redact_text(value) for key, value in values.items()}
 
@@ -251,14 +258,14 @@ def generate_report(
     tools: Path,
     release: str | None = None,
     out: Out = print,
-    probe: bool = True,
+    session: requests.Session | None = None,
 ) -> ReportOutcome:
     """Prepare the results, scan them, generate the single-file report, keep its history, scan the report."""
     if not results.is_dir() or not any(results.glob("*-result.json")):
         raise UserError(f"no Allure results in {results} (run the suites first: tox -e contract,load)")
     records = read_run_records(reports)
     outcome = ReportOutcome(results=len(list(results.glob("*-result.json"))))
-    outcome.environment = environment(reports, records, release, probe)
+    outcome.environment = environment(reports, records, release, session)
     (results / "environment.properties").write_text(_properties(outcome.environment), encoding="utf-8")
     (results / "executor.json").write_text(json.dumps(executor(outcome.environment), indent=1), encoding="utf-8")
     (results / "categories.json").write_text(json.dumps(categories_json(), indent=1), encoding="utf-8")

@@ -15,11 +15,16 @@ workers, pytest-xdist) never write the same file:
         "old": {"legacy": "http://127.0.0.1:40001/legacy", "status": {"product": "...", "version": "..."}},
         "new": {"legacy": "...", "fhir": "...", "status": {...}}
       },
-      "guard": {"sent": 6095, "refused": {"identity": 0, "plan": 0, "operation": 0, "window": 0}}
+      "guard": {"admitted": 6095, "sent": 6095, "refused": {"identity": 0, "plan": 0, "window": 0}},
+      "egressAudit": {"ran": true, "problems": []},   # local targets: every request received was sent
+      "refusedCases": {"tests/contract/test_x.py::test_y[new]": {"SkapaOrdinationVard": 1}}
     }
 
-`guard` is the guard's counts (`Guard.counts`): `passed` becomes `sent`, every other reason is
-a refusal. `write_run_record` writes this shape; the report and the gate read it with
+`guard` is the guard's counts (`Guard.counts`): `admitted` what the guard let through, `sent`
+what its transports wrote to a socket (what left, not what was passed), every other reason a
+refusal. `egressAudit` is the egress audit of a run against the local platforms
+(rxverify.safety.audit); `refusedCases` the generated cases the guard refused, per test and
+operation. `write_run_record` writes this shape; the report and the gate read it with
 `read_run_records`.
 """
 
@@ -53,6 +58,8 @@ class RunRecord:
     platforms: dict[str, dict[str, Any]] = field(default_factory=dict)
     sent: int = 0
     refused: dict[str, int] = field(default_factory=dict)
+    egress_problems: list[str] = field(default_factory=list)  # the egress audit's findings (empty: none)
+    refused_cases: dict[str, dict[str, int]] = field(default_factory=dict)  # test -> operation -> refused
 
     @property
     def refusals(self) -> int:
@@ -75,6 +82,8 @@ def write_run_record(
     seed: int | None = None,
     release: str | None = None,
     platforms: Mapping[str, Mapping[str, Any]] | None = None,
+    egress_audit: list[str] | None = None,
+    refused_cases: Mapping[str, Mapping[str, int]] | None = None,
 ) -> Path:
     """Write one run's record under reports/runs/ (see the module docstring for the shape)."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
@@ -90,9 +99,12 @@ def write_run_record(
         "release": release,
         "platforms": {name: dict(info) for name, info in (platforms or {}).items()},
         "guard": {
-            "sent": int(guard_counts.get("passed", 0)),
-            "refused": {k: int(v) for k, v in guard_counts.items() if k != "passed"},
+            "admitted": int(guard_counts.get("passed", 0)),
+            "sent": int(guard_counts.get("sent", 0)),
+            "refused": {k: int(v) for k, v in guard_counts.items() if k not in ("passed", "sent")},
         },
+        "egressAudit": {"ran": egress_audit is not None, "problems": list(egress_audit or [])},
+        "refusedCases": {test: dict(ops) for test, ops in (refused_cases or {}).items()},
     }
     directory = reports / RUNS_DIR
     directory.mkdir(parents=True, exist_ok=True)
@@ -118,6 +130,11 @@ def _record(path: Path, document: Any) -> RunRecord:
             platforms={str(k): dict(v) for k, v in (document.get("platforms") or {}).items()},
             sent=int(guard.get("sent", 0)),
             refused=refused,
+            egress_problems=[str(p) for p in (document.get("egressAudit") or {}).get("problems", [])],
+            refused_cases={
+                str(t): {str(o): int(n) for o, n in ops.items()}
+                for t, ops in (document.get("refusedCases") or {}).items()
+            },
         )
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise UserError(f"run record {path} is malformed ({type(exc).__name__}: {exc})") from None

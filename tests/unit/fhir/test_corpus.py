@@ -12,7 +12,7 @@ import json
 import pytest
 
 from rxverify.fhir.validator import Validator
-from rxverify.registry import Registry
+from rxverify.safety.registry import Registry
 
 from .corpus import CORPUS, Case, cases, corpus_package
 

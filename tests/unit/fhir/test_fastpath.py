@@ -30,7 +30,7 @@ from rxverify.fhir.fhirpath import NATIVE_EXPRESSIONS, PER_1, R4_MODEL, REF_1, E
 from rxverify.fhir.generate import resources
 from rxverify.fhir.package import Package
 from rxverify.fhir.validator import Invariant, _dom3_holds, _Facts, validator_for
-from rxverify.registry import Registry
+from rxverify.safety.registry import Registry
 
 from .conftest import FHIR_DIR, resource_profiles
 

@@ -16,8 +16,8 @@ from rxverify.cli import main
 from rxverify.errors import UserError
 from rxverify.gate.criteria import Criteria, DifferenceException, KnownIssue, load_criteria
 from rxverify.gate.evaluate import BLOCKING, DIFFERENCES, MINIMUM, SAFETY, SLOS, VERIFICATION, Verdict, evaluate
-from rxverify.ledger import Ledger
-from rxverify.registry import Registry
+from rxverify.safety.ledger import Ledger
+from rxverify.safety.registry import Registry
 
 from ..conftest import CONTRACTS
 from ..report import builders as b

@@ -15,8 +15,13 @@ from rxverify.cli import main
 from rxverify.errors import UserError
 from rxverify.report import generate
 from rxverify.report.runs import read_run_records
+from rxverify.safety.egress import guarded_session
+from rxverify.safety.guard import Guard
+from rxverify.safety.registry import load_registry
 
 from . import builders as b
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 class _Status(BaseHTTPRequestHandler):
@@ -49,15 +54,19 @@ def test_status_url_is_the_platform_root() -> None:
 def test_versions_come_from_the_platforms_when_they_answer(tmp_path: Path, status_server: str) -> None:
     b.run_record(tmp_path)  # the recorded platform (port 9) does not answer: its record is used
     records = read_run_records(tmp_path)
-    assert generate.platform_versions(records) == {"new": "ECP 0.1.0 (as recorded by the run)"}
+    guard = Guard(load_registry(ROOT / "contracts" / "testdata" / "test-patients.json"))
+    session = guarded_session(guard)
+    assert generate.platform_versions(records, session) == {"new": "ECP 0.1.0 (as recorded by the run)"}
     records[0].platforms["new"]["legacy"] = status_server + "/legacy"
-    assert generate.platform_versions(records) == {"new": "ECP 2.3.4 (release 21.0)"}
+    assert generate.platform_versions(records, session) == {"new": "ECP 2.3.4 (release 21.0)"}
+    assert guard.counts["passed"] == 2 and guard.counts["sent"] == 1  # both through the guard; port 9 never connected
+    assert generate.platform_versions(records) == {"new": "ECP 0.1.0 (as recorded by the run)"}  # no session: no probe
 
 
 def test_environment_names_target_release_commit_seed(tmp_path: Path) -> None:
     b.run_record(tmp_path, "contract", seed=1234)
     b.verification_summary(tmp_path, [{"id": "S1", "status": "passed"}])
-    values = generate.environment(tmp_path, read_run_records(tmp_path), None, probe=False)
+    values = generate.environment(tmp_path, read_run_records(tmp_path), None)
     assert values["target"] == "local (local)"
     assert values["release"] == "21.0"
     assert values["seed"] == "contract=1234"

@@ -19,8 +19,8 @@ import pytest
 
 from rxverify.gate.criteria import load_criteria
 from rxverify.gate.evaluate import evaluate
-from rxverify.registry import Registry
 from rxverify.report.generate import embedded_history, generate_report, missing_tools
+from rxverify.safety.registry import Registry
 
 from ..conftest import CONTRACTS, ROOT
 from . import builders as b
@@ -89,7 +89,7 @@ def report(tmp_path_factory: pytest.TempPathFactory, registry: Registry) -> Path
     b.run_record(reports)
     output = reports / "allure-report"
     for _ in range(2):
-        outcome = generate_report(results, output, reports, registry, ROOT, out=lambda _: None, probe=False)
+        outcome = generate_report(results, output, reports, registry, ROOT, out=lambda _: None)
         assert outcome.findings == [] and outcome.index is not None
     return output
 
