@@ -752,7 +752,10 @@ class Validator:
             codings = [(None, value)]
             shown = value
         elif isinstance(value, dict) and tcode == "CodeableConcept":
-            raw = [c for c in value.get("coding") or [] if isinstance(c, dict) and isinstance(c.get("code"), str)]
+            coding = value.get("coding") or []
+            if not isinstance(coding, list):
+                return  # not an array: the walk has said so (json.html); no code to check
+            raw = [c for c in coding if isinstance(c, dict) and isinstance(c.get("code"), str)]
             codings = [(c.get("system") if isinstance(c.get("system"), str) else "", c["code"]) for c in raw]
             shown = ", ".join(f"{s}#{c}" for s, c in codings) or "no coding"
             if not codings:
@@ -938,8 +941,9 @@ class Validator:
                             found.append(target)
                 elif step.startswith("extension("):
                     url = fhirpath_string(step[len("extension(") + 1 : -2])
-                    if isinstance(item, dict):
-                        found += [e for e in item.get("extension") or [] if isinstance(e, dict) and e.get("url") == url]
+                    extensions = item.get("extension") if isinstance(item, dict) else None
+                    if isinstance(extensions, list):  # anything else the walk reports (json.html#repeat)
+                        found += [e for e in extensions if isinstance(e, dict) and e.get("url") == url]
                 elif step.startswith("ofType("):
                     wanted = step[len("ofType(") : -1]
                     found += [item] if self._is_type(item, wanted) else []

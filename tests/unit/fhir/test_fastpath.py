@@ -265,6 +265,13 @@ def evaluations(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Invariant, Any, A
     return seen
 
 
+def _without_primitive_extensions(value: Any) -> Any:
+    """`value` less its `_element`s: a primitive's extensions do not change its value (FHIRPath's R4 model)."""
+    if isinstance(value, dict):
+        return {k: _without_primitive_extensions(v) for k, v in value.items() if not k.startswith("_")}
+    return value
+
+
 def _check_agreement(evaluations: list[tuple[Invariant, Any, Any, Any]]) -> set[str]:
     keys = set()
     for invariant, value, resource, root in evaluations:
@@ -274,6 +281,8 @@ def _check_agreement(evaluations: list[tuple[Invariant, Any, Any, Any]]) -> set[
         top = resource if root is None else root
         compiled = invariant.compiled
         fast = _verdict(lambda c=compiled, v=value, r=resource, t=top: c.evaluate(v, r, t))
+        if invariant.expression.strip() in NATIVE_EXPRESSIONS:
+            value = _without_primitive_extensions(value)  # fhirpathpy splits `reference` + `_reference` in two
         assert fast == _verdict(lambda s=slow, v=value, r=resource, t=top: s.interpret(v, r, t)), (
             invariant.key,
             invariant.base,
@@ -537,6 +546,8 @@ NATIVE_CASES = [
     (REF_1, "Reference", {"display": "x"}, {}),
     (REF_1, "Reference", {"reference": "#"}, {}),
     (REF_1, "Reference", {"reference": 5}, {}),
+    (REF_1, "Reference", {"reference": "#p1", "_reference": {"extension": [{"url": "http://example.org"}]}},
+     {"contained": [{"resourceType": "Patient", "id": "p1"}]}),
     (PER_1, "Period", {"start": "2024-01-01", "end": "2024-01-02"}, {}),
     (PER_1, "Period", {"start": "2024-01-02", "end": "2024-01-01"}, {}),
     (PER_1, "Period", {"start": "2024-01-01T10:00:00+02:00", "end": "2024-01-01T09:00:00Z"}, {}),
@@ -552,7 +563,8 @@ NATIVE_CASES = [
 def test_native_invariants_give_fhirpathpys_result(expression: str, base: str, value: Any, root: Any) -> None:
     """ref-1 and per-1 on plain JSON: where the native answer is given, it is fhirpathpy's, to the collection."""
     native = NATIVE_EXPRESSIONS[expression](value, root, root)
-    slow = _verdict(lambda: Expression(expression, base, fast=False).interpret(value, root, root))
+    plain = _without_primitive_extensions(value)  # fhirpathpy fails on `_reference` (two nodes for one primitive)
+    slow = _verdict(lambda: Expression(expression, base, fast=False).interpret(plain, root, root))
     if native is not None:
         assert ("result", repr(native)) == slow
     assert _verdict(lambda: Expression(expression, base).evaluate(value, root, root)) == slow

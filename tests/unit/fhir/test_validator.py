@@ -112,3 +112,13 @@ def test_malformed_meta_is_an_issue_not_a_crash(meta: Any, package: Package) -> 
     found = errors(validator_for(package).validate(document))
     assert any(i.location.startswith("MedicationRequest.meta") for i in found), found
     assert ("code-invalid", "MedicationRequest.status") in {(i.code, i.location) for i in found}
+
+
+def test_a_discriminator_path_through_a_malformed_extension_selects_nothing() -> None:
+    """`extension('url')` on an `extension` that is no array: nothing (the walk reports the JSON), no crash."""
+    validator = validator_for()
+    url = "http://electronichealth.se/fhir/StructureDefinition/nll-workplace-code"
+    for malformed in (5, "x", {"url": url}):
+        assert validator._values_at({"extension": malformed}, f"extension('{url}')", None) == []
+    found = validator._values_at({"extension": [{"url": url, "valueString": "1"}]}, f"extension('{url}')", None)
+    assert found == [{"url": url, "valueString": "1"}]
