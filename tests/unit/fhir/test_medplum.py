@@ -20,7 +20,7 @@ import pytest
 
 from rxverify.fhir.validator import Validator
 
-from .conftest import FHIR_DIR
+from .conftest import FHIR_DIR, ROOT
 from .corpus import CORPUS, cases, corpus_package
 
 SCRIPT = Path(__file__).with_name("medplum_validate.mjs")
@@ -34,6 +34,8 @@ def medplum() -> dict[str, Any]:
     """Medplum's findings on every corpus case and every contract example, in one node run."""
     node = shutil.which("node")
     assert node, "node is needed for the side-by-side check (Debian: apt-get install -y nodejs npm)"
+    installed = (ROOT / "node_modules" / "@medplum" / "core").is_dir()
+    assert installed, "Medplum's validator (npm @medplum/core) is not installed: run `npm ci` in the repository root"
     items = [{"id": c.id, "resource": c.resource, "profile": c.profile} for c in cases()]
     items += [{"id": f"example:{name}", "resource": resource, "profile": None} for name, resource in EXAMPLES.items()]
     payload = {"profiles": corpus_package().of_type("StructureDefinition"), "cases": items}

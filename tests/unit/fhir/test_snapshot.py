@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from rxverify.errors import UserError
-from rxverify.fhir.base import BASE_PREFIX, BaseDefinitions, base_definitions, definitions_folder, structures_folder
+from rxverify.fhir.base import BASE_PREFIX, BaseDefinitions, base_definitions, package_file
 from rxverify.fhir.snapshot import FolderResolver, generate_snapshot, stale
 
 from .conftest import CORPUS_DIR, FHIR_DIR
@@ -90,20 +90,13 @@ def test_a_required_binding_cannot_be_weakened() -> None:
 
 def test_base_index_is_cached_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The first load writes the compact index under the cache folder; the next load reads it back."""
-    folder, structures = definitions_folder(), structures_folder()
-    assert folder is not None and structures is not None
+    package = package_file()
+    assert package is not None
     monkeypatch.setenv("RXVERIFY_FHIR_CACHE", str(tmp_path))
-    first = BaseDefinitions(folder, structures)
+    first = BaseDefinitions(package)
     written = sorted(p.name for p in tmp_path.iterdir())
     assert any(n.startswith("index-") for n in written) and any(n.startswith("structures-") for n in written)
-    again = BaseDefinitions(folder, structures)
+    again = BaseDefinitions(package)
     assert again.index.structures.keys() == first.index.structures.keys()
     assert again.index.type_definition("Period") == first.index.type_definition("Period")
     assert again.full_structure(BASE_PREFIX + "Period") is not None
-
-
-def test_missing_base_package_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Without the installed package: one UserError saying to run `npm ci`."""
-    monkeypatch.setenv("RXVERIFY_FHIR_DEFINITIONS", str(tmp_path / "nowhere"))
-    with pytest.raises(UserError, match=r"not installed: run `npm ci`"):
-        base_definitions()
