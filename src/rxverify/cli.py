@@ -244,6 +244,85 @@ def _power(args: argparse.Namespace) -> int:
     )  # fmt: skip
 
 
+def _lanes(text: str) -> tuple[str, ...]:
+    lanes = tuple(x.strip() for x in text.split(",") if x.strip())
+    if not lanes or set(lanes) - {"legacy", "fhir"}:
+        raise UserError(f"--lanes {text!r}: legacy, fhir or legacy,fhir")
+    return lanes
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from rxverify import reconcile
+
+    contracts = contracts_dir(args.contracts)
+    reports = reports_dir(args.reports)
+    if args.reconcile_command == "local":
+        faults = tuple(args.fault)
+        rec = reconcile.run_local(contracts, reports, args.seed, faults, _lanes(args.lanes),
+                                  Path(args.data_dir) if args.data_dir else None)
+        return 1 if rec.differences else 0
+    from rxverify.operations import load_operations
+    from rxverify.plans import load_plan, plan_path
+    from rxverify.target.credentials import load_actors
+    from rxverify.target.run import open_run, registry_for
+    from rxverify.target.targets import resolve_target
+
+    target = resolve_target(
+        args.target, Path(args.targets or contracts / "targets.toml"), args.old_url, args.new_url, args.fhir_url
+    )
+    if target.is_local:
+        raise UserError("the local target's platforms start empty: run `rxverify reconcile local` for the whole round, "
+                        "or give running platforms (--old-url/--new-url with --ticket-key-file)")
+    plan = None
+    if args.plan:
+        plan = load_plan(plan_path(args.plan, contracts), load_operations(contracts), registry_for(target, contracts),
+                         load_actors(contracts / "testdata" / "test-actors.json"))
+    key_file = Path(args.ticket_key_file) if args.ticket_key_file else None
+    opened = {"suite": "reconcile", "reports": reports, "plan": plan, "ticket_key_file": key_file}
+    if args.reconcile_command == "snapshot":
+        with open_run(target, contracts, **opened) as run:  # type: ignore[arg-type]
+            reconcile.take_snapshot(run, contracts, Path(args.out), args.platform)
+        return 0
+    baseline = reconcile.read_snapshot(Path(args.baseline))
+    lanes = _lanes(args.lanes)
+    with open_run(target, contracts, **opened) as run:  # type: ignore[arg-type]
+        rec = reconcile.compare_with(run, contracts, baseline, args.baseline, reports, args.platform, lanes)
+    return 1 if rec.differences else 0
+
+
+def _reconcile_parser(sub: argparse._SubParsersAction) -> None:
+    reconcile = sub.add_parser(
+        "reconcile", help="before the migration snapshot what old serves every test patient; after it compare new"
+    )
+    commands = reconcile.add_subparsers(dest="reconcile_command", required=True)
+    snapshot = commands.add_parser("snapshot", help="read every test patient from the old platform (legacy reads)")
+    snapshot.add_argument("--out", required=True, help="the snapshot file to write (JSON)")
+    snapshot.add_argument("--platform", default="old", help="the platform read (default old)")
+    compare = commands.add_parser("compare", help="read every patient of a snapshot from the new platform and compare")
+    compare.add_argument("--baseline", required=True, help="the snapshot taken before the migration")
+    compare.add_argument("--platform", default="new", help="the platform read (default new)")
+    for command in (snapshot, compare):
+        command.add_argument("--target", default="local", help="target name from contracts/targets.toml")
+        command.add_argument("--targets", help="targets file (default contracts/targets.toml)")
+        command.add_argument("--plan", help="verification plan (required on a production-class target)")
+        command.add_argument("--old-url", help="base URL of a running old platform")
+        command.add_argument("--new-url", help="base URL of a running new platform")
+        command.add_argument("--fhir-url", help="base URL of the new platform's FHIR API, if not <new-url>/fhir")
+        command.add_argument("--ticket-key-file", help="ticket key of running local platforms (rxverify serve)")
+    local = commands.add_parser(
+        "local", help="the whole round on the embedded platforms: seed old, snapshot, migrate [--fault], compare"
+    )
+    local.add_argument("--seed", type=int, default=1, help="seed of the old platform's data (default 1)")
+    local.add_argument("--fault", action="append", default=[], metavar="NAME",
+                       help="a migration fault for the migration job (repeatable; python -m refplatform --list-faults)")
+    local.add_argument("--data-dir", help="keep the stores here (an empty or new folder; default a temporary one)")
+    for command in (compare, local):
+        command.add_argument("--lanes", default="legacy,fhir", help="what of the new platform is read: legacy,fhir")
+    for command in (snapshot, compare, local):
+        command.add_argument("--reports", help="reports folder (default ./reports)")
+    reconcile.set_defaults(func=_reconcile)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rxverify", description="Verification of the prescription-platform migration."
@@ -327,6 +406,7 @@ def _parser() -> argparse.ArgumentParser:
     power.add_argument("--reports", default=None, help="reports folder for power.json (default ./reports)")
     power.add_argument("--corpus", default=None, help="also write the faulted runs' failure texts here (JSON, merged)")
     power.set_defaults(func=_power)
+    _reconcile_parser(sub)
     return parser
 
 
