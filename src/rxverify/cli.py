@@ -290,6 +290,14 @@ def _reconcile(args: argparse.Namespace) -> int:
     return 1 if rec.differences else 0
 
 
+def _rehearse(args: argparse.Namespace) -> int:
+    from rxverify.rehearse import run_rehearsal
+
+    contracts = contracts_dir(args.contracts)
+    return run_rehearsal(args.plan, contracts, reports_dir(args.reports), tuple(args.fault), args.seed,
+                         lambda line: print(line, flush=True), args.patients)
+
+
 def _reconcile_parser(sub: argparse._SubParsersAction) -> None:
     reconcile = sub.add_parser(
         "reconcile", help="before the migration snapshot what old serves every test patient; after it compare new"
@@ -407,6 +415,17 @@ def _parser() -> argparse.ArgumentParser:
     power.add_argument("--corpus", default=None, help="also write the faulted runs' failure texts here (JSON, merged)")
     power.set_defaults(func=_power)
     _reconcile_parser(sub)
+    rehearse = sub.add_parser(
+        "rehearse", help="the service window on the embedded platforms: migrate, cut over, reconcile, verify, GO/NO-GO"
+    )
+    rehearse.add_argument("--plan", required=True, help="verification plan with decision points (release-21.0)")
+    rehearse.add_argument("--fault", action="append", default=[], metavar="NAME",
+                          help="a migration or platform fault, to rehearse a NO-GO (refplatform --list-faults)")
+    rehearse.add_argument("--seed", type=int, default=1, help="seed of the old platform's data (default 1)")
+    rehearse.add_argument("--patients", type=int, default=None, metavar="N",
+                          help="reconcile only the first N test patients (a short rehearsal; default every one)")
+    rehearse.add_argument("--reports", help="reports folder (default ./reports)")
+    rehearse.set_defaults(func=_rehearse)
     return parser
 
 

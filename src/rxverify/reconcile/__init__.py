@@ -61,13 +61,14 @@ def check_plan_covers(run: Run, lanes: tuple[str, ...], snapshot: bool) -> None:
                         f"production target {run.target.name!r} needs every read in the plan; nothing was sent")
 
 
-def take_snapshot(run: Run, contracts: Path, path: Path, platform: str = "old", say: Say = print) -> dict[str, Any]:
-    """Read every test patient from `platform` twice (the second read from old-secondary when there is one)."""
+def take_snapshot(run: Run, contracts: Path, path: Path, platform: str = "old", say: Say = print,
+                  limit: int | None = None) -> dict[str, Any]:
+    """Read every test patient (the first `limit`) from `platform` twice (the second from old-secondary if any)."""
     if platform not in run.target.platforms or run.target.platforms[platform].legacy is None:
         raise UserError(f"target {run.target.name!r} has no {platform} platform with a legacy interface")
     check_plan_covers(run, ("legacy",), snapshot=True)
     riv = load_riv(contracts)
-    patients = run.registry.patients
+    patients = run.registry.patients[:limit]
     say(f"reconcile snapshot: reading {len(patients)} test patients from the {platform} platform "
         f"({', '.join(READS)})")
     again = SECONDARY if SECONDARY in run.target.platforms else platform
@@ -164,6 +165,15 @@ def _refplatform(args: list[str], what: str, say: Say) -> None:
         say(lines[-1])
 
 
+def fault_platforms() -> dict[str, str]:
+    """Fault name -> the platform it belongs to (old, new, migration), from the platforms' own catalogue."""
+    out = subprocess.run([sys.executable, "-m", "refplatform", "--list-faults"], capture_output=True, text=True,
+                         timeout=60)
+    if out.returncode != 0:
+        raise UserError(f"cannot list the reference platforms' faults: {out.stderr.strip()[:200]}")
+    return {line.split("\t")[0]: line.split("\t")[1] for line in out.stdout.splitlines() if line.count("\t") >= 2}
+
+
 def seed_old(data_dir: Path, contracts: Path, seed: int, say: Say = print, secondary: bool = True) -> None:
     """Seed the old store in `data_dir/old` (and a copy for a second old instance, to learn noise from)."""
     _refplatform(["seed", "--platform", "old", "--data-dir", str(data_dir / "old"), "--contracts", str(contracts),
@@ -200,6 +210,11 @@ def run_local(contracts: Path, reports: Path, seed: int, faults: tuple[str, ...]
     """The whole round on the embedded platforms: seed old, snapshot, migrate (with `faults`), compare."""
     local = Target("local", "local", "embedded reference platforms")
     contracts = contracts.resolve()
+    known = fault_platforms()
+    wrong = [f for f in faults if known.get(f) != "migration"]
+    if wrong:
+        raise UserError(f"--fault {wrong[0]}: not a migration fault (known: "
+                        f"{', '.join(sorted(f for f, p in known.items() if p == 'migration'))})")
     with _data_dir(data_dir) as work:
         say(f"reconcile: seeding the old platform (seed {seed}) in {work}")
         seed_old(work, contracts, seed, say)

@@ -58,8 +58,9 @@ def start_platform(
     faults: tuple[str, ...] = (),
     port: int = 0,
     audit_log: Path | None = None,
+    admin_key_file: Path | None = None,
 ) -> StartedPlatform:
-    """Start one reference platform and wait until it prints its address."""
+    """Start one reference platform and wait until it prints its address (with the window's operator key, if given)."""
     cmd = [
         sys.executable,
         "-m",
@@ -78,6 +79,21 @@ def start_platform(
     cmd += ["--contracts", str(contracts_dir().resolve())]
     if audit_log is not None:
         cmd += ["--audit-log", str(audit_log)]
+    if admin_key_file is not None:
+        cmd += ["--admin-key-file", str(admin_key_file)]
+    return launch(cmd, platform)
+
+
+def start_gateway(upstreams: dict[str, str], route: str, admin_key_file: Path) -> StartedPlatform:
+    """Start the reference gateway (the callers' one address) in front of `upstreams`, routed to `route`."""
+    cmd = [sys.executable, "-m", "refplatform", "gateway", "--route", route, "--admin-key-file", str(admin_key_file)]
+    for name, url in upstreams.items():
+        cmd += ["--upstream", f"{name}={url}"]
+    return launch(cmd, "gateway")
+
+
+def launch(cmd: list[str], platform: str) -> StartedPlatform:
+    """Start a reference-platform process and wait until it prints `READY <name> <url>`."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout is not None and proc.stderr is not None
     tail: list[str] = []
