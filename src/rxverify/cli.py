@@ -298,6 +298,47 @@ def _rehearse(args: argparse.Namespace) -> int:
                          lambda line: print(line, flush=True), args.patients)
 
 
+def _watch(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from rxverify.operations import load_operations
+    from rxverify.plans import load_plan, plan_path
+    from rxverify.target.credentials import load_actors
+    from rxverify.target.run import open_run, registry_for
+    from rxverify.target.targets import resolve_target
+    from rxverify.watch import parse_every, watch, watch_plan
+
+    contracts = contracts_dir(args.contracts)
+    target = resolve_target(
+        args.target, Path(args.targets or contracts / "targets.toml"), args.old_url, args.new_url, args.fhir_url
+    )
+    actors = load_actors(contracts / "testdata" / "test-actors.json")
+    registry = registry_for(target, contracts)
+    full = load_plan(plan_path(args.plan, contracts), load_operations(contracts), registry, actors)
+    plan = watch_plan(full, contracts)
+    try:
+        until = datetime.fromisoformat(args.until) if args.until else None
+    except ValueError:
+        raise UserError(f"--until {args.until!r} is not an ISO 8601 time with its offset") from None
+    if until is not None and until.tzinfo is None:
+        raise UserError(f"--until {args.until!r}: give the offset (e.g. 2021-12-05T06:00:00+01:00)")
+    every = parse_every(args.every)
+    reports = reports_dir(args.reports)
+    key_file = Path(args.ticket_key_file) if args.ticket_key_file else None
+    with open_run(target, contracts, suite="verification", reports=reports, plan=plan, ticket_key_file=key_file,
+                  platforms=(args.platform,), faults=tuple(args.fault)) as run:
+        return watch(plan, run, args.platform, contracts, reports, every, args.rounds, until, args.max_latency_ms,
+                     lambda line: print(line, flush=True))
+
+
+def _running_platforms(command: argparse.ArgumentParser) -> None:
+    """The options naming platforms that are already running (instead of a target's)."""
+    command.add_argument("--old-url", help="base URL of an already running old platform")
+    command.add_argument("--new-url", help="base URL of an already running new platform")
+    command.add_argument("--fhir-url", help="base URL of the new platform's FHIR API, if not <new-url>/fhir")
+    command.add_argument("--ticket-key-file", help="ticket key of running local platforms (rxverify serve)")
+
+
 def _reconcile_parser(sub: argparse._SubParsersAction) -> None:
     reconcile = sub.add_parser(
         "reconcile", help="before the migration snapshot what old serves every test patient; after it compare new"
@@ -313,10 +354,7 @@ def _reconcile_parser(sub: argparse._SubParsersAction) -> None:
         command.add_argument("--target", default="local", help="target name from contracts/targets.toml")
         command.add_argument("--targets", help="targets file (default contracts/targets.toml)")
         command.add_argument("--plan", help="verification plan (required on a production-class target)")
-        command.add_argument("--old-url", help="base URL of a running old platform")
-        command.add_argument("--new-url", help="base URL of a running new platform")
-        command.add_argument("--fhir-url", help="base URL of the new platform's FHIR API, if not <new-url>/fhir")
-        command.add_argument("--ticket-key-file", help="ticket key of running local platforms (rxverify serve)")
+        _running_platforms(command)
     local = commands.add_parser(
         "local", help="the whole round on the embedded platforms: seed old, snapshot, migrate [--fault], compare"
     )
@@ -358,10 +396,7 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--dry-run", action="store_true", help="print the plan and what it would send; send nothing")
     verify.add_argument("--production", action="store_true", help="confirm a real run on a production-class target")
     verify.add_argument("--reports", help="reports folder (default ./reports)")
-    verify.add_argument("--old-url", help="base URL of an already running old platform")
-    verify.add_argument("--new-url", help="base URL of an already running new platform")
-    verify.add_argument("--fhir-url", help="base URL of the new platform's FHIR API, if not <new-url>/fhir")
-    verify.add_argument("--ticket-key-file", help="ticket key of running local platforms (rxverify serve)")
+    _running_platforms(verify)
     verify.set_defaults(func=_verify)
 
     ledger = sub.add_parser("ledger", help="print the writes in the ledger per test patient (rollback reconciliation)")
@@ -426,6 +461,19 @@ def _parser() -> argparse.ArgumentParser:
                           help="reconcile only the first N test patients (a short rehearsal; default every one)")
     rehearse.add_argument("--reports", help="reports folder (default ./reports)")
     rehearse.set_defaults(func=_rehearse)
+    watching = sub.add_parser("watch", help="after a GO: the plan's read-only steps in rounds, exit 1 at a breach")
+    watching.add_argument("--plan", required=True, help="verification plan with a [watch] section (release-21.0)")
+    watching.add_argument("--target", default="local", help="target name from contracts/targets.toml (default local)")
+    watching.add_argument("--targets", help="targets file (default contracts/targets.toml)")
+    watching.add_argument("--platform", choices=("old", "new"), default="new", help="platform watched (default new)")
+    watching.add_argument("--every", default="15m", help="time between rounds: 30s, 15m, 1h (default 15m)")
+    watching.add_argument("--rounds", type=int, help="stop after N rounds")
+    watching.add_argument("--until", help="stop at this ISO 8601 time (with its offset)")
+    watching.add_argument("--max-latency-ms", type=float, default=2000.0, help="a step slower than this is a breach")
+    watching.add_argument("--fault", action="append", default=[], metavar="NAME", help="local: a platform fault")
+    watching.add_argument("--reports", help="reports folder (default ./reports)")
+    _running_platforms(watching)
+    watching.set_defaults(func=_watch)
     return parser
 
 
