@@ -131,11 +131,12 @@ def compare_with(run: Run, contracts: Path, baseline: dict[str, Any], baseline_n
     legacy = legacy_reads(run, platform, riv, patients) if "legacy" in lanes else {}
     fhir = fhir_reads(run, platform, mapping, patients) if "fhir" in lanes else {}
     stop = _ms()
+    place = {p.id: n for n, p in enumerate(run.registry.patients, start=1)}
     for patient in patients:
         diffs = comparison.patient(patient.id, patient.kind, baseline["patients"][patient.id],
                                    legacy.get(patient.id) if "legacy" in lanes else None,
                                    fhir.get(patient.id) if "fhir" in lanes else None)
-        rec.patients.append(PatientResult(patient.id, patient.kind, diffs, start, stop))
+        rec.patients.append(PatientResult(patient.id, patient.kind, diffs, start, stop, place[patient.id]))
     folder = reports / "reconcile"
     write_allure(reports / "allure-results", rec)
     rec.written = {"result": write_json(folder / "result.json", rec), "page": write_html(folder / "index.html", rec)}

@@ -31,6 +31,7 @@ class PatientResult:
     differences: list[Difference]
     start_ms: int
     stop_ms: int
+    index: int = 0  # the patient's place in the registry: masks can coincide, this keeps each result its own
 
     @property
     def masked(self) -> str:
@@ -75,8 +76,8 @@ def write_allure(directory: Path, rec: Reconciliation) -> None:
         write_result(
             directory,
             AllureResult(
-                name=f"reconcile {p.masked} ({p.kind})",
-                full_name=f"reconcile.patient.{p.masked}",
+                name=f"reconcile {p.masked} ({p.kind}), registry #{p.index}",
+                full_name=f"reconcile.patient.{p.index}",
                 status="failed" if count else "passed",
                 start_ms=p.start_ms,
                 stop_ms=p.stop_ms,
@@ -87,7 +88,7 @@ def write_allure(directory: Path, rec: Reconciliation) -> None:
                             "(contracts/mapping/legacy-fhir.yaml).",
                 labels={"epic": EPIC, "feature": "reconcile", "story": p.kind, "severity": "blocker",
                         "suite": "reconcile", "framework": "rxverify"},
-                parameters={"target": rec.target, "patient": p.masked},
+                parameters={"target": rec.target, "patient": p.masked, "registry": str(p.index)},
             ),
             {"differences": [d.as_dict() for d in p.differences]} if count else None,
         )
