@@ -245,6 +245,18 @@ def _power(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _contracts_openapi(args: argparse.Namespace) -> int:
+    from rxverify.contracts.openapi import write_or_check
+
+    contracts = contracts_dir(args.contracts)
+    ok, path = write_or_check(contracts, Path(args.output) if args.output else None, check=args.check)
+    if args.check:
+        print(f"{path}: {'as the contracts give it' if ok else 'stale: run rxverify contracts openapi'}")
+        return 0 if ok else 1
+    print(f"written: {path}")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rxverify", description="Verification of the prescription-platform migration."
@@ -315,6 +327,12 @@ def _parser() -> argparse.ArgumentParser:
     fhir_validate.add_argument("--profile", help="validate against this profile (canonical URL)")
     fhir_validate.add_argument("--package", help="package folder or .tgz (default contracts/fhir)")
     fhir_validate.set_defaults(func=_fhir_validate)
+    contracts = sub.add_parser("contracts", help="files generated from the contracts")
+    contracts_sub = contracts.add_subparsers(dest="contracts_command", required=True)
+    openapi = contracts_sub.add_parser("openapi", help="the old interface's OpenAPI (legacy.yaml) from contracts/riv")
+    openapi.add_argument("--check", action="store_true", help="exit 1 when the committed file is stale; write nothing")
+    openapi.add_argument("--output", help="file to write (default contracts/openapi/legacy.yaml)")
+    openapi.set_defaults(func=_contracts_openapi)
     power = sub.add_parser("power", help="run the suite against every seeded fault: caught or missed, and the score")
     power.add_argument("--matrix", default="tests/power/matrix.toml", help="the power matrix")
     power.add_argument("--fault", action="append", default=[], metavar="NAME", help="only this fault (repeatable)")

@@ -37,6 +37,7 @@ def pytest_configure(config: pytest.Config) -> None:
         target = target_of(config, contracts)
         check_class(target, "contract")  # a production-class target: one line, exit 2, nothing opened
         ACTIVE.registry = registry_for(target, contracts)
+        ACTIVE.contracts = contracts
         key_file = config.getoption("--ticket-key-file")
         ACTIVE.tickets = tickets_for(
             target,
