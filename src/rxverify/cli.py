@@ -234,15 +234,14 @@ def _fhir_validate(args: argparse.Namespace) -> int:
 
 
 def _power(args: argparse.Namespace) -> int:
-    from rxverify.paths import reports_dir
-    from rxverify.power import catalogue, run_matrix, table, write_report
+    from rxverify.power import parse_seeds, run_power
 
     contracts_dir(args.contracts)
-    faulted, clean = run_matrix(Path(args.matrix), args.fault or None, args.workers, args.seed)
-    print(table(faulted, clean, catalogue()))
-    print(f"written: {write_report(reports_dir(args.reports), faulted, clean)}")
-    ok = all(o.caught for o in faulted) and all(o.exit_code == 0 for o in clean)
-    return 0 if ok else 1
+    seeds = parse_seeds(args.seeds, args.seed)
+    return run_power(
+        Path(args.matrix), args.fault or None, seeds, args.workers, reports_dir(args.reports),
+        lambda line: print(line, flush=True), Path(args.corpus) if args.corpus else None,
+    )  # fmt: skip
 
 
 def _contracts_openapi(args: argparse.Namespace) -> int:
@@ -333,12 +332,18 @@ def _parser() -> argparse.ArgumentParser:
     openapi.add_argument("--check", action="store_true", help="exit 1 when the committed file is stale; write nothing")
     openapi.add_argument("--output", help="file to write (default contracts/openapi/legacy.yaml)")
     openapi.set_defaults(func=_contracts_openapi)
-    power = sub.add_parser("power", help="run the suite against every seeded fault: caught or missed, and the score")
+    power = sub.add_parser(
+        "power", help="run the suite against every seeded fault over fresh seeds: caught k/K, false alarms, the score"
+    )
     power.add_argument("--matrix", default="tests/power/matrix.toml", help="the power matrix")
     power.add_argument("--fault", action="append", default=[], metavar="NAME", help="only this fault (repeatable)")
-    power.add_argument("--seed", type=int, default=None, help="seed of every run (default: the matrix's)")
+    power.add_argument("--seeds", type=int, default=None, metavar="K", help="fresh seeds per run (default 2)")
+    power.add_argument(
+        "--seed", action="append", default=[], metavar="S", help="run these seeds instead (repeatable or S1,S2,...)"
+    )
     power.add_argument("--workers", type=int, default=2, help="runs at a time (default 2: the machine's cores)")
     power.add_argument("--reports", default=None, help="reports folder for power.json (default ./reports)")
+    power.add_argument("--corpus", default=None, help="also write the faulted runs' failure texts here (JSON, merged)")
     power.set_defaults(func=_power)
     return parser
 

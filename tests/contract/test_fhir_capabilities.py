@@ -356,9 +356,14 @@ def test_unknown_id_is_404(rtype: str, api: Fhir) -> None:
     """GET [type]/[unknown id]: 404, application/fhir+json, an OperationOutcome."""
     allure.dynamic.feature(rtype)
     answer = api.get(f"{rtype}/{uuid.uuid4()}")
-    assert answer.status_code == 404, answer.status_code
-    assert answer.headers.get("content-type", "").startswith("application/fhir+json"), answer.headers
-    assert answer.json().get("resourceType") == "OperationOutcome", answer.text[:300]
+    assert answer.status_code == 404, f"GET {rtype}/<unknown id>: received {answer.status_code}, FHIR declares 404"
+    kind = answer.headers.get("content-type", "")
+    assert kind.startswith("application/fhir+json"), (
+        f"GET {rtype}/<unknown id>: 404 as {kind!r}; FHIR declares an OperationOutcome as application/fhir+json"
+    )
+    assert answer.json().get("resourceType") == "OperationOutcome", (
+        f"GET {rtype}/<unknown id>: 404 without an OperationOutcome: {answer.text[:300]}"
+    )
 
 
 @allure.feature("MedicationRequest/$monitoring")

@@ -167,7 +167,10 @@ def test_prescriber_sees_medication_list_only_with_consent(
     url = f"{legacy_url}/patienter/{patient}"
     assert rx_session.put(f"{url}/samtycke", json={"samtycke": False}, headers=pharmacy, timeout=30).status_code == 200
     refused = rx_session.get(f"{url}/lakemedelsforteckning", headers=prescriber, timeout=30)
-    assert refused.status_code == 403 and refused.json().get("kod") == "SAMTYCKE_SAKNAS", refused.text
+    assert refused.status_code == 403 and refused.json().get("kod") == "SAMTYCKE_SAKNAS", (
+        f"HamtaLakemedelsforteckning without consent: received {refused.status_code} {refused.text[:200]}; "
+        "the contract declares 403 SAMTYCKE_SAKNAS"
+    )
     assert rx_session.put(f"{url}/samtycke", json={"samtycke": True}, headers=pharmacy, timeout=30).status_code == 200
     served = rx_session.get(f"{url}/lakemedelsforteckning", headers=prescriber, timeout=30)
     assert served.status_code == 200, served.text

@@ -86,6 +86,8 @@ def add_options(parser: Any) -> None:
     group.add_argument("--step-seconds", type=float, default=30.0, help="stress: seconds per step")
     group.add_argument("--max-steps", type=int, default=10, help="stress: steps before giving up")
     group.add_argument("--seed-patients", type=int, default=24, help="test patients seeded with prescriptions")
+    group.add_argument("--seed", type=int, default=None, help="seed of the users' random draws (patients, actors, "
+                       "think times; default: drawn and printed)")  # fmt: skip
     group.add_argument("--think-scale", type=float, default=1.0, help="closed model: think times x this")
     group.add_argument("--max-vus", type=int, default=0, help="open model: virtual users of the pool, all "
                        "callers together (k6's maxVUs; 0, the default: the model's vu_budget_s x peak)")  # fmt: skip
@@ -127,6 +129,7 @@ class Settings:
     progress_s: float
     reports: Path
     faults: tuple[str, ...]
+    seed: int
     old_url: str | None
     new_url: str | None
     fhir_url: str | None
@@ -170,6 +173,7 @@ def settings_of(options: Any, profiles: Iterable[str]) -> Settings:
         progress_s=float(options.progress_seconds),
         reports=Path(options.reports),
         faults=tuple(options.fault or ()),
+        seed=options.seed if options.seed is not None else random.SystemRandom().randrange(1, 2**31),
         old_url=options.old_url,
         new_url=options.new_url,
         fhir_url=options.fhir_url,
@@ -261,6 +265,11 @@ def on_init(environment: Any, runner: Any, callers: list[type[Any]], shapes: dic
         users = {c: loads[c].per_second * (model.response_time_s + loads[c].think_time_s * settings.think_scale)
                  for c in loads}  # fmt: skip
         ACTIVE = LoadRun(settings, model, slos, role, callers, rates, pool, users)
+        # the users' draws (patient, actor, think time) follow the seed; the interleaving of
+        # concurrent users does not, so a load run is reproducible in what it draws, not to the request
+        random.seed(settings.seed)
+        if role != "worker":
+            print(f"rxverify load: seed {settings.seed}", file=sys.stderr, flush=True)
         ACTIVE.shape = shape
         environment.shape_class = shape
         for cls in callers:
@@ -659,6 +668,7 @@ def _finish(environment: Any, load: LoadRun, interrupted: bool) -> int:
         "target": run.target.name if run else s.target,
         "scale": s.scale,
         "interrupted": interrupted,
+        "seed": s.seed,
         "model": str(s.model_path),
         "slo_file": str(s.slo_path),
         "slo_thresholds": "assumptions (no response-time requirement is published)",

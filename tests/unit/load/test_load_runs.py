@@ -30,10 +30,11 @@ def test_slo_check_fails_on_a_latency_fault_and_names_the_breached_slo(reports: 
 
 
 def test_slo_check_passes_on_the_correct_platform_and_writes_every_report(reports: Path) -> None:
-    run = run_locust(reports, *SHORT, "--platform", "old")
+    run = run_locust(reports, *SHORT, "--platform", "old", "--seed", "4242")
     assert run.code == 0, run.stderr[-3000:]
     summary = run.summary
     assert summary["passed"] and summary["requests"] > 100 and summary["failures"] == 0
+    assert summary["seed"] == 4242 and "rxverify load: seed 4242" in run.stderr  # the users' draws follow it
     assert summary["requests_by_name"]["HamtaAktuellaOrdinationer"]["latency_from_send"]["p95_ms"] < 200
     assert (reports / "load" / "smoke_stats.csv").is_file() and (reports / "load" / "smoke.html").is_file()
     page = (reports / "load" / "smoke-report.html").read_text(encoding="utf-8")
