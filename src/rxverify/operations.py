@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import unquote
 
 import yaml
 
-from rxverify.contracts.riv import load_riv
+from rxverify.contracts.riv import Service, load_riv
 from rxverify.errors import UserError
 from rxverify.target.targets import Endpoints
 
@@ -40,6 +40,7 @@ class Operation:
     api: str  # legacy | fhir
     roles: tuple[str, ...]  # x-roles: ticket roles that may call it
     writes: bool | None = None  # whether it changes state, where the contract says (services.toml); else by method
+    service: Service | None = field(default=None, compare=False, repr=False)  # the old interface's: its WSDL/XSD
 
     @property
     def is_write(self) -> bool:
@@ -72,7 +73,8 @@ def _read_contract(path: Path, api: str) -> list[Operation]:
 
 def _legacy_operations(contracts: Path) -> list[Operation]:
     riv = load_riv(contracts)
-    return [Operation(s.operation_id, "POST", s.endpoint, "legacy", s.roles, s.writes) for s in riv.services.values()]
+    return [Operation(s.operation_id, "POST", s.endpoint, "legacy", s.roles, s.writes, s)
+            for s in riv.services.values()]
 
 
 @lru_cache(maxsize=8)
