@@ -9,8 +9,9 @@ import pytest
 import requests
 from hypothesis import HealthCheck, settings
 
-from rxverify.contract import ACTIVE, configure
+from rxverify.contract import ACTIVE, configure, legacy_client
 from rxverify.errors import UserError
+from rxverify.legacy.client import LegacyClient
 from rxverify.paths import contracts_dir
 from rxverify.pytest_plugin import local_key, target_of
 from rxverify.target.credentials import load_actors
@@ -70,6 +71,12 @@ def legacy_url(platform: str, rx_run: Run) -> str:
     if endpoints is None or endpoints.legacy is None:
         pytest.skip(f"target {rx_run.target.name!r} has no legacy interface on the {platform} platform")
     return endpoints.legacy
+
+
+@pytest.fixture(scope="session")
+def legacy(legacy_url: str, rx_session: requests.Session) -> LegacyClient:
+    """The one legacy client of `platform`, over the guarded session, with the run's tickets."""
+    return legacy_client(rx_session, legacy_url)
 
 
 @pytest.fixture(scope="session")
