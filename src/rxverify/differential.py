@@ -21,6 +21,7 @@ from typing import Any
 from hypothesis import strategies as st
 from lxml import etree
 
+from rxverify.contracts.xsdmodel import children, is_simple, repeats
 from rxverify.legacy.client import LegacyAnswer, LegacyClient
 from rxverify.mapping import Mapping
 from rxverify.safety.registry import Registry, TestPatient
@@ -153,8 +154,30 @@ def canonical(answer: LegacyAnswer) -> Any:
     body = answer.body
     if not isinstance(body, dict):
         return body
-    out = dict(body)
+    out = body if answer.fault is not None else _with_empty_lists(body, answer.service.element(response=True))
+    out = dict(out)
     out.update(_wire_leaves(element, "", None))
+    return out
+
+
+def _with_empty_lists(data: Any, decl: Any) -> Any:
+    """Decoded data with every absent element that may repeat as an empty list: none is a length of 0.
+
+    XML has no empty list: an answer with no prescriptions simply has no `ordination`; read as a
+    length it compares as 0 against the other platform's n, which names the list in the difference.
+    """
+    if not isinstance(data, dict) or decl is None or is_simple(decl.type):
+        return data
+    out = dict(data)
+    for child in children(decl.type):
+        name = child.local_name
+        if name not in out:
+            if repeats(child):
+                out[name] = []
+            continue
+        value = out[name]
+        out[name] = ([_with_empty_lists(v, child) for v in value] if isinstance(value, list)
+                     else _with_empty_lists(value, child))
     return out
 
 

@@ -42,3 +42,14 @@ def test_a_namespace_a_name_and_an_order_are_differences() -> None:
     first, second = "<r:expeditionsId>e1</r:expeditionsId>", "<r:x>y</r:x>"
     swapped = base.replace(first + second, second + first)
     assert _differ(_answer(base), _answer(swapped)) == ["#order"]
+
+
+def test_no_element_that_may_repeat_is_a_length_of_zero() -> None:
+    none = _answer(f'<r:HamtaExpeditionsIdResponse xmlns:r="{NS}"/>')
+    two = _answer(f'<r:HamtaExpeditionsIdResponse xmlns:r="{NS}"><r:expeditionsId>e1</r:expeditionsId>'
+                  "<r:expeditionsId>e2</r:expeditionsId></r:HamtaExpeditionsIdResponse>")
+    assert none["expeditionsId"] == []
+    [length] = [d for d in compare([Exchange("s", "HamtaExpeditionsId", 200, none)],
+                                   [Exchange("s", "HamtaExpeditionsId", 200, two)], Noise(frozenset()))
+                if d.path == "expeditionsId#len"]
+    assert (length.old, length.new) == (0, 2)
