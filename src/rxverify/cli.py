@@ -308,6 +308,18 @@ def _power(args: argparse.Namespace) -> int:
     )  # fmt: skip
 
 
+def _contracts_openapi(args: argparse.Namespace) -> int:
+    from rxverify.contracts.openapi import write_or_check
+
+    contracts = contracts_dir(args.contracts)
+    ok, path = write_or_check(contracts, Path(args.output) if args.output else None, check=args.check)
+    if args.check:
+        print(f"{path}: {'as the contracts give it' if ok else 'stale: run rxverify contracts openapi'}")
+        return 0 if ok else 1
+    print(f"written: {path}")
+    return 0
+
+
 def _lanes(text: str) -> tuple[str, ...]:
     lanes = tuple(x.strip() for x in text.split(",") if x.strip())
     if not lanes or set(lanes) - {"legacy", "fhir"}:
@@ -544,6 +556,12 @@ def _parser() -> argparse.ArgumentParser:
     fhir_snapshot.add_argument("--folder", help="folder of StructureDefinitions (default contracts/fhir)")
     fhir_snapshot.add_argument("--check", action="store_true", help="change nothing; exit 1 when a snapshot is stale")
     fhir_snapshot.set_defaults(func=_fhir_snapshot)
+    contracts = sub.add_parser("contracts", help="files generated from the contracts")
+    contracts_sub = contracts.add_subparsers(dest="contracts_command", required=True, metavar="COMMAND")
+    openapi = contracts_sub.add_parser("openapi", help="the old interface's OpenAPI (legacy.yaml) from contracts/riv")
+    openapi.add_argument("--check", action="store_true", help="exit 1 when the committed file is stale; write nothing")
+    openapi.add_argument("--output", help="file to write (default contracts/openapi/legacy.yaml)")
+    openapi.set_defaults(func=_contracts_openapi)
     power = sub.add_parser(
         "power", help="run the suite against every seeded fault over fresh seeds: caught k/K, false alarms, the score"
     )
