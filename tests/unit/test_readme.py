@@ -9,8 +9,9 @@ Each shell line of the README's ```bash blocks is checked by what its program is
 - long runs are checked without running them: the contract suite through `pytest ... --help`
   (every option of ours is checked and the target resolved, with its registry, in
   pytest_configure; nothing is collected or sent), the load tests through `locust ... --list`
-  (our options are checked as soon as Locust has parsed them), `rxverify power|report|gate`
-  by the command's own parser (and `--fault` names against the catalogue);
+  (our options are checked as soon as Locust has parsed them), `rxverify
+  power|report|gate|reconcile|rehearse|watch` by the command's own parser (and `--fault` names
+  against the catalogue);
 - `tox -e ENV -- ARGS` is each environment's command from tox.ini with ARGS, checked as above;
 - `pip install` by pip's own `install --help`, the extra it names and what this very install put
   on the PATH (the virtual environment running these tests was made by that command).
@@ -129,7 +130,9 @@ def _rxverify(args: list[str], clone: Path) -> None:
     if args and args[0] == "serve":
         _serve([str(BIN / "rxverify"), *args], clone)
         return
-    if args and args[0] in ("power", "report", "gate"):  # minutes of work, or Java: checked by the parser
+    # minutes of work, or Java: checked by the parser (the service window has its own tests: test_rehearse,
+    # test_reconcile_cli, test_watch)
+    if args and args[0] in ("power", "report", "gate", "reconcile", "rehearse", "watch"):
         try:
             parsed = _parser().parse_args(args)
         except SystemExit as exc:
