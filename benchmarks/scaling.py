@@ -26,9 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from rxverify.local import local_platforms
-
 from rxverify.loadmodel import caller_loads, load_model
+from rxverify.target.local import local_platforms
 
 ROOT = Path(__file__).resolve().parents[1]
 THINK_SCALE = 1e-6  # the model's think times scaled to nothing: the generator runs flat out

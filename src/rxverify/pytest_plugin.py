@@ -1,4 +1,12 @@
-"""pytest plugin: the suite's options (--target, --platform, --examples, --seed) and fixtures."""
+"""pytest plugin: the suite's options (--target, --platform, --examples, --seed, ...), their checks, and fixtures.
+
+Every option is checked before anything reads it (a bad one is one line, `Exit: rxverify: ...`,
+and exit code 2, as is every mistake found before the first test); the target is resolved,
+checked for its class and probed before collection (`prepare_target`, from the contract
+suite's conftest); `platform` is parametrized where the target has what a test needs
+(rxverify.conformance.applicability); a platform that stops answering ends the run
+(rxverify.conformance.liveness); the run ends with a table per area (rxverify.conformance.areas).
+"""
 
 from __future__ import annotations
 
@@ -10,36 +18,77 @@ from typing import Any
 import pytest
 import requests
 
+from rxverify.conformance import liveness
+from rxverify.conformance.applicability import (
+    drop_inapplicable,
+    left_out_lines,
+    planned_interfaces,
+    platforms_for,
+)
 from rxverify.errors import UserError
 from rxverify.paths import contracts_dir, reports_dir
 from rxverify.report.runs import write_run_record
 from rxverify.safety.audit import egress_line
 from rxverify.safety.guard import Guard, RequestRefused
 from rxverify.safety.redaction import redact_text
-from rxverify.target.local import SECONDARY, new_ticket_key
-from rxverify.target.run import Run, open_run
+from rxverify.safety.registry import Registry
+from rxverify.target.credentials import EnvironmentTickets, TicketMinter, load_actors
+from rxverify.target.local import SECONDARY, check_faults, new_ticket_key
+from rxverify.target.probe import require_reachable
+from rxverify.target.processes import stop_on_signals
+from rxverify.target.run import Run, check_class, open_run, registry_for, require_tickets, tickets_for
 from rxverify.target.targets import Target, resolve_target
+from rxverify.values import checked, one_of, positive_int, seed
+
+pytest_plugins = ("rxverify.conformance.liveness",)
 
 DEFAULT_EXAMPLES = 20  # per operation and platform: keeps `tox -e contract` within its 5-minute budget
+PLATFORM_CHOICES = ("old", "new", "both")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """Register rxverify's options."""
+    """Register rxverify's options (no argparse types: `checked_options` checks them, one line each)."""
     group = parser.getgroup("rxverify", "rxverify: target and generation")
     group.addoption("--target", default="local", help="target name from contracts/targets.toml (default: local)")
     group.addoption("--targets-file", default=None, help="targets file (default: contracts/targets.toml)")
     group.addoption("--contracts", default=None, help="contracts folder (default: ./contracts)")
     group.addoption("--old-url", default=None, help="base URL of an already running old platform")
+    group.addoption(
+        "--old-secondary-url", default=None, help="base URL of a second old instance (the differential's noise)"
+    )
     group.addoption("--new-url", default=None, help="base URL of an already running new platform")
     group.addoption("--fhir-url", default=None, help="base URL of the new platform's FHIR API, if not <new-url>/fhir")
     group.addoption("--ticket-key-file", default=None, help="ticket key of running local platforms (rxverify serve)")
-    group.addoption("--platform", default="both", choices=("old", "new", "both"), help="platform(s) to verify")
-    group.addoption("--examples", type=int, default=DEFAULT_EXAMPLES, help="generated examples per operation")
-    group.addoption("--seed", type=int, default=None, help="seed of the generated data (printed on every run)")
+    group.addoption("--platform", default="both", help="platform(s) to verify: old, new or both (default both)")
+    group.addoption("--examples", default=DEFAULT_EXAMPLES, help="generated examples per operation (default 20)")
+    group.addoption("--seed", default=None, help="seed of the generated data (printed on every run)")
     group.addoption("--fault", action="append", default=[], help="start the local platforms with a seeded fault")
 
 
+def checked_options(config: pytest.Config) -> None:
+    """Turn the options into their values in place; a bad one is a UserError naming it."""
+    option = config.option
+    option.examples = checked("--examples", positive_int, option.examples)
+    if option.seed is not None:
+        option.seed = checked("--seed", seed, option.seed)
+    option.platform = checked("--platform", one_of(PLATFORM_CHOICES), option.platform)
+    if option.fault:
+        check_faults(option.fault)
+
+
+@pytest.hookimpl(tryfirst=True, specname="pytest_configure")
+def pytest_configure_check_options(config: pytest.Config) -> None:
+    """Check every option of ours before any other configure hook reads it: one line, exit 2."""
+    try:
+        checked_options(config)
+    except UserError as exc:
+        pytest.exit(f"rxverify: {exc}", returncode=2)
+
+
 LOCAL_KEY = pytest.StashKey[bytes]()
+TARGET = pytest.StashKey[Target]()  # the target of a contract run, resolved and checked before collection
+PLANNED = pytest.StashKey[dict[str, frozenset[str]]]()  # the interfaces each platform of the run will have
+MINTS = pytest.StashKey[bool]()  # whether this run signs its own tickets (forged-ticket tests need it)
 RUN_GUARD = pytest.StashKey[Guard]()
 AUDIT = pytest.StashKey[list[str] | None]()  # the egress audit's problems once the platforms stopped
 # generated cases the guard refused, per test and operation: results, not silent rejections
@@ -79,11 +128,25 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    """Show the seed and the target at the top of the run."""
+    """Show the seed and the target at the top of the run (platforms given by URL: `adhoc`, with the URLs)."""
     return (
-        f"rxverify: target={config.getoption('--target')} platform={config.getoption('--platform')} "
+        f"rxverify: target={target_banner(config)} platform={config.getoption('--platform')} "
         f"examples={config.getoption('--examples')} seed={config.getoption('--seed')}"
     )
+
+
+def target_banner(config: pytest.Config) -> str:
+    """The target as the run's banner names it."""
+    target = config.stash.get(TARGET, None)
+    if target is None or target.name != "adhoc":
+        return str(config.getoption("--target"))
+    urls = ", ".join(f"{name} {e.legacy or e.fhir}" for name, e in target.platforms.items())
+    return f"adhoc ({urls})"
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
+    """After collection: what was not generated, and why (a platform without the interface a test needs)."""
+    return left_out_lines(config)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
@@ -141,19 +204,80 @@ def target_of(config: pytest.Config, contracts: Path) -> Target:
         opt("--old-url"),
         opt("--new-url"),
         opt("--fhir-url"),
+        opt("--old-secondary-url"),
     )
+
+
+def _wanted(config: pytest.Config) -> tuple[str, ...]:
+    """The platforms the run starts or talks to: the chosen ones, and old's second instance beside old and new."""
+    wanted = _platforms(config)
+    return (*wanted, SECONDARY) if wanted == ("old", "new") else wanted
+
+
+Tickets = TicketMinter | EnvironmentTickets
+
+
+def prepare_target(config: pytest.Config, contracts: Path) -> tuple[Target, Registry, Tickets]:
+    """The contract run's target, checked before collection; its registry and tickets.
+
+    Refuses (UserError) a production-class target, a registry unfit for the target's class,
+    platforms given by URL without their ticket key, a ticket variable that is not set, and,
+    unless the run only collects, a platform of an already running target that does not
+    answer (one probe each, through the guard). The embedded platforms are probed once
+    started (`rx_run`).
+    """
+    opt = config.getoption
+    target = target_of(config, contracts)
+    config.stash[TARGET] = target
+    check_class(target, "contract")  # a production-class target: one line, exit 2, nothing opened
+    if opt("--fault") and not target.is_local:
+        raise UserError("--fault applies to the embedded platforms only (--target local without URLs)")
+    absent = [p for p in _platforms(config) if not target.is_local and p not in target.platforms]
+    if absent:
+        choice = "--platform " + next(p for p in ("old", "new") if p not in absent) if len(absent) == 1 else "a target"
+        raise UserError(
+            f"target {target.name!r} has no {' or '.join(absent)} platform: choose {choice} that has it, "
+            f"or give it ({', '.join(f'--{p}-url' for p in absent)})"
+        )
+    registry = registry_for(target, contracts)
+    key_file = Path(opt("--ticket-key-file")) if opt("--ticket-key-file") else None
+    tickets = tickets_for(
+        target,
+        load_actors(contracts / "testdata" / "test-actors.json"),
+        key_file,
+        local_key(config) if target.is_local else None,
+    )
+    if not config.option.help:
+        require_tickets(target, tickets)  # an unset variable is one line now, not an error inside collection
+    config.stash[PLANNED] = planned_interfaces(target, _wanted(config))
+    config.stash[MINTS] = isinstance(tickets, TicketMinter)
+    if not target.is_local and not (config.option.help or config.option.collectonly):
+        with open_run(target, contracts, suite="contract", ticket_key_file=key_file, start_local=False) as probe:
+            require_reachable(probe, _wanted(config))
+    _register_areas(config)
+    return target, registry, tickets
+
+
+def _register_areas(config: pytest.Config) -> None:
+    import allure_commons
+
+    from rxverify.conformance.areas import Areas
+
+    if config.pluginmanager.get_plugin("rxverify-areas") is None:
+        areas = Areas()
+        config.pluginmanager.register(areas, "rxverify-areas")
+        allure_commons.plugin_manager.register(areas)
+        config.add_cleanup(lambda: allure_commons.plugin_manager.unregister(areas))
 
 
 @pytest.fixture(scope="session")
 def rx_run(pytestconfig: pytest.Config, rx_contracts: Path) -> Iterator[Run]:
-    """The target, made ready (local platforms started for the session, stopped after)."""
+    """The target, made ready (local platforms started for the session, stopped after); every platform answers."""
     opt = pytestconfig.getoption
+    restore = stop_on_signals()  # SIGTERM ends the run like Ctrl-C: the platforms are stopped, not orphaned
     try:
-        target = target_of(pytestconfig, rx_contracts)
+        target = pytestconfig.stash.get(TARGET, None) or target_of(pytestconfig, rx_contracts)
         key = opt("--ticket-key-file")
-        wanted = _platforms(pytestconfig)
-        if wanted == ("old", "new"):
-            wanted += (SECONDARY,)  # the differential's second old instance
         reports = reports_dir()
         with open_run(
             target,
@@ -162,11 +286,18 @@ def rx_run(pytestconfig: pytest.Config, rx_contracts: Path) -> Iterator[Run]:
             reports=reports,
             faults=tuple(opt("--fault")),
             ticket_key_file=Path(key) if key else None,
-            platforms=wanted,
-            key=local_key(pytestconfig),
+            platforms=_wanted(pytestconfig),
+            key=local_key(pytestconfig) if target.is_local else None,  # else the platforms' key (--ticket-key-file)
             audit=target.is_local,
         ) as run:
+            if target.is_local:
+                require_reachable(run)  # once, through the guard, before the first test
             pytestconfig.stash[RUN_GUARD] = run.guard
+            pytestconfig.stash[liveness.RUN] = run
+            areas = pytestconfig.pluginmanager.get_plugin("rxverify-areas")
+            if areas is not None:
+                areas.run = run
+                run.observers.append(areas.observe)
             platforms = platform_status(run)
             yield run
         pytestconfig.stash[AUDIT] = run.audit_problems
@@ -183,6 +314,10 @@ def rx_run(pytestconfig: pytest.Config, rx_contracts: Path) -> Iterator[Run]:
         )
     except UserError as exc:
         pytest.exit(f"rxverify: {exc}", returncode=2)
+    finally:
+        if liveness.RUN in pytestconfig.stash:
+            del pytestconfig.stash[liveness.RUN]  # the platforms are gone: no probe after this
+        restore()
 
 
 @pytest.fixture(scope="session")
@@ -216,13 +351,19 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     item.config.stash[CURRENT] = item.nodeid
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrize `platform` by --platform, so each result says which platform it is about."""
+    """Parametrize `platform` by --platform, last, so every test id ends with the platform it is about."""
     if "platform" in metafunc.fixturenames:
-        wanted = _platforms(metafunc.config)
-        marker = metafunc.definition.get_closest_marker("platforms")
-        allowed = tuple(marker.args) if marker else ("old", "new")
-        metafunc.parametrize("platform", [p for p in wanted if p in allowed], scope="session")
+        metafunc.parametrize("platform", platforms_for(metafunc, _platforms(metafunc.config)), scope="session")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Only tests that apply: a platform without the interface a test needs has no such test."""
+    planned = config.stash.get(PLANNED, None)
+    if planned is not None:
+        drop_inapplicable(items, config, planned, config.stash.get(MINTS, True))
 
 
 @pytest.hookimpl(hookwrapper=True, trylast=True)
@@ -241,6 +382,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     cleaned = _scrub(text, guard.registry if guard is not None else None)
     if cleaned != text:
         report.longrepr = cleaned
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_exception_interact(node: Any, call: pytest.CallInfo[None], report: Any) -> None:
+    """Redact again what schemathesis writes into a failed test's report here, after it was made and redacted."""
+    if isinstance(report, pytest.TestReport) and isinstance(report.longrepr, str):
+        guard = node.config.stash.get(RUN_GUARD, None)
+        report.longrepr = _scrub(report.longrepr, guard.registry if guard is not None else None)
 
 
 _REGISTRY: list[Any] = []

@@ -101,6 +101,7 @@ def _production_targets(tmp_path: Path, url: str, synthetic: bool = True) -> Pat
         document = json.loads((CONTRACTS / "testdata" / "test-patients.json").read_text())
         document["synthetic"] = False
         document["source"] = "test copy of the shipped registry, marked imported for a refusal test"
+        document["allowed_environment_classes"] = ["local", "test", "production"]  # as an import writes it
         (tmp_path / "registry.json").write_text(json.dumps(document))
         registry_line = f'registry = "{tmp_path / "registry.json"}"\n'
     path = tmp_path / "targets.toml"

@@ -22,7 +22,6 @@ import math
 import os
 import random
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -44,14 +43,16 @@ from rxverify.load.report import html_page, latency_chart, summary, write_allure
 from rxverify.load.slo import SloSet, Verdict, check, check_window, load_slos
 from rxverify.loadmodel import LoadModel, caller_loads, load_model
 from rxverify.paths import contracts_dir
-from rxverify.target.local import new_ticket_key
-from rxverify.target.run import Run, check_class, open_run
+from rxverify.target.credentials import load_actors
+from rxverify.target.local import check_faults, new_ticket_key
+from rxverify.target.probe import require_reachable
+from rxverify.target.run import Run, check_class, open_run, registry_for, require_tickets, tickets_for
 from rxverify.target.targets import resolve_target
+from rxverify.values import checked, non_negative_int, non_negative_number, one_of, positive_int, positive_number, seed
 
 PLATFORMS = ("old", "new", "fhir")
 MODES = ("open", "closed")
 SEED_PRESCRIPTIONS = 2  # per seeded patient, each with the most withdrawals a prescription allows
-PROBE_TIMEOUT_S = 5.0
 TICKET_REFRESH_S = 1800  # tickets live an hour (tickets.TICKET_LIFETIME_S): re-mint after half
 WEIGHT_UNIT = 1000  # task weights: requests per second x this, as integers
 MIN_VUS = 2  # per caller in the open model, so a rare caller still has a pool
@@ -59,8 +60,13 @@ FHIR_UNSENT = frozenset({"HamtaExpeditionsId", "MakuleraOrdination", "Kontroller
 REPORT_LAG_S = 3.5  # workers report every 3 s: a master judges a stress step, and prints progress, that much later
 
 
-def add_options(parser: Any) -> None:
-    """Register the project's options on Locust's own parser (shown by `locust --help`)."""
+def add_options(parser: Any, profiles: Iterable[str] = ()) -> None:
+    """Register the project's options on Locust's own parser (shown by `locust --help`), checked once parsed.
+
+    The options carry no argparse types: `settings_of` checks each (one line, exit 2). The check
+    runs as soon as Locust has parsed the command line (`check_when_parsed`), before Locust
+    opens its CSV files, so a mistake never empties the previous run's reports.
+    """
     group = parser.add_argument_group("rxverify", "rxverify: target, platform, load model, SLOs")
     group.add_argument("--target", default="local", help="target from contracts/targets.toml (default: local, "
                        "the embedded platforms started on loopback for the run)")  # fmt: skip
@@ -78,23 +84,74 @@ def add_options(parser: Any) -> None:
     group.add_argument("--fault", action="append", default=None, help="start the local platforms with a seeded fault")
     group.add_argument("--model", default="loadtests/model.toml", help="load model (default loadtests/model.toml)")
     group.add_argument("--slo", default="loadtests/slo.toml", help="SLO file (default loadtests/slo.toml)")
-    group.add_argument("--scale", type=float, default=1.0, help="scale factor of the national peak (default 1)")
+    group.add_argument("--scale", default=1.0, help="scale factor of the national peak (default 1)")
     group.add_argument("--shape", default="smoke", help="load profile (shapes.py): smoke, peak, morning, stress, soak")
     group.add_argument("--arrival", default="open", help="open: iterations at the model's arrival rate (k6's "
                        "arrival-rate executors); closed: Locust users with think times (default open)")  # fmt: skip
-    group.add_argument("--duration", type=float, default=0.0, help="seconds the profile runs (0: its default)")
-    group.add_argument("--step-seconds", type=float, default=30.0, help="stress: seconds per step")
-    group.add_argument("--max-steps", type=int, default=10, help="stress: steps before giving up")
-    group.add_argument("--seed-patients", type=int, default=24, help="test patients seeded with prescriptions")
-    group.add_argument("--think-scale", type=float, default=1.0, help="closed model: think times x this")
-    group.add_argument("--max-vus", type=int, default=0, help="open model: virtual users of the pool, all "
+    group.add_argument("--duration", default=0.0, help="seconds the profile runs (0: its default)")
+    group.add_argument("--step-seconds", default=30.0, help="stress: seconds per step")
+    group.add_argument("--max-steps", default=10, help="stress: steps before giving up")
+    group.add_argument("--seed-patients", default=24, help="test patients seeded with prescriptions")
+    group.add_argument("--seed", default=None, help="seed of the users' random draws (patients, actors, "
+                       "think times; default: drawn and printed)")  # fmt: skip
+    group.add_argument("--think-scale", default=1.0, help="closed model: think times x this")
+    group.add_argument("--max-vus", default=0, help="open model: virtual users of the pool, all "
                        "callers together (k6's maxVUs; 0, the default: the model's vu_budget_s x peak)")  # fmt: skip
-    group.add_argument("--start-timeout", type=float, default=5.0, help="open model: seconds a scheduled iteration "
+    group.add_argument("--start-timeout", default=5.0, help="open model: seconds a scheduled iteration "
                        "may wait for an idle virtual user; one that waited longer is dropped (default 5)")  # fmt: skip
-    group.add_argument("--progress-seconds", type=float, default=5.0,
+    group.add_argument("--progress-seconds", default=5.0,
                        help="seconds between progress lines on stderr (0: none; default 5)")  # fmt: skip
     group.add_argument("--reports", default="reports", help="reports folder (default ./reports)")
     group.add_argument("--rx-seeded", default="", help=argparse_suppress())
+    check_when_parsed(parser, profiles)
+
+
+def check_when_parsed(parser: Any, profiles: Iterable[str]) -> None:
+    """Check our options the moment Locust has parsed them: bad input is one line and exit 2.
+
+    Locust creates its CSV writers (opening `<csv>_stats.csv` & co. for writing, which empties
+    the previous run's) before its init event; a check there would come too late. So the
+    parser's `parse_args` is followed by `check_options`: options, profile, model, SLOs, the
+    target, its class and registry, and (not on a worker) a probe of an already running target.
+    """
+    parse = parser.parse_args
+    known = tuple(profiles)
+
+    def parse_and_check(*args: Any, **kwargs: Any) -> Any:
+        options = parse(*args, **kwargs)
+        try:
+            check_options(options, known)
+        except UserError as exc:
+            fail(str(exc))
+        return options
+
+    parser.parse_args = parse_and_check
+
+
+def check_options(options: Any, profiles: Iterable[str]) -> Settings:
+    """Everything about a run that can be checked before Locust writes or starts anything."""
+    settings = settings_of(options, profiles)
+    load_model(settings.model_path)
+    load_slos(settings.slo_path)
+    target = resolve_target(settings.target, settings.targets_file, settings.old_url, settings.new_url,
+                            settings.fhir_url)  # fmt: skip
+    check_class(target, "load")
+    if settings.faults:
+        if not target.is_local:
+            raise UserError("--fault applies to the embedded platforms only (--target local without URLs)")
+        check_faults(settings.faults)
+    side = "old" if settings.platform == "old" else "new"
+    if not target.is_local and side not in target.platforms:
+        raise UserError(f"target {target.name!r} has no {side} platform (--platform {settings.platform})")
+    key_file = Path(settings.ticket_key_file) if settings.ticket_key_file else None
+    if not target.is_local:
+        registry_for(target, settings.contracts)
+        actors = load_actors(settings.contracts / "testdata" / "test-actors.json")
+        require_tickets(target, tickets_for(target, actors, key_file))
+        if not getattr(options, "worker", False) and not getattr(options, "list_commands", False):
+            with open_run(target, settings.contracts, suite="load", ticket_key_file=key_file, start_local=False) as run:
+                require_reachable(run, (side,))
+    return settings
 
 
 def argparse_suppress() -> str:
@@ -127,6 +184,7 @@ class Settings:
     progress_s: float
     reports: Path
     faults: tuple[str, ...]
+    seed: int
     old_url: str | None
     new_url: str | None
     fhir_url: str | None
@@ -134,42 +192,36 @@ class Settings:
 
 
 def settings_of(options: Any, profiles: Iterable[str]) -> Settings:
-    """Check the options; a bad one is a UserError of one line."""
+    """Check the options (as typed, or as a conf file gives them); a bad one is a UserError of one line."""
     known = sorted(profiles)
     if options.shape not in known:
         raise UserError(f"unknown load profile {options.shape!r} (--shape) (known: {', '.join(known)})")
-    if options.platform not in PLATFORMS:
-        raise UserError(f"--platform {options.platform!r}: expected old, new or fhir")
-    if options.arrival not in MODES:
-        raise UserError(f"--arrival {options.arrival!r}: expected open or closed")
-    for name in ("scale", "think_scale", "step_seconds"):
-        if not getattr(options, name) > 0:
-            raise UserError(f"--{name.replace('_', '-')} must be a positive number")
-    if options.duration < 0 or options.seed_patients < 1 or options.max_steps < 1:
-        raise UserError("--duration must not be negative; --seed-patients and --max-steps must be at least 1")
-    if options.start_timeout < 0 or options.progress_seconds < 0 or options.max_vus < 0:
-        raise UserError("--start-timeout, --progress-seconds and --max-vus must not be negative")
+    platform = checked("--platform", one_of(PLATFORMS), options.platform)
+    arrival = checked("--arrival", one_of(MODES), options.arrival)
     contracts = contracts_dir(options.contracts)
     return Settings(
         target=options.target,
         targets_file=Path(options.targets_file or contracts / "targets.toml"),
         contracts=contracts,
-        platform=options.platform,
+        platform=platform,
         model_path=Path(options.model),
         slo_path=Path(options.slo),
-        scale=float(options.scale),
+        scale=checked("--scale", positive_number, options.scale),
         profile=options.shape,
-        arrival=options.arrival,
-        duration=float(options.duration),
-        step_s=float(options.step_seconds),
-        max_steps=int(options.max_steps),
-        seed_patients=int(options.seed_patients),
-        think_scale=float(options.think_scale),
-        max_vus=int(options.max_vus),
-        start_timeout_s=float(options.start_timeout),
-        progress_s=float(options.progress_seconds),
+        arrival=arrival,
+        duration=checked("--duration", non_negative_number, options.duration),
+        step_s=checked("--step-seconds", positive_number, options.step_seconds),
+        max_steps=checked("--max-steps", positive_int, options.max_steps),
+        seed_patients=checked("--seed-patients", positive_int, options.seed_patients),
+        think_scale=checked("--think-scale", positive_number, options.think_scale),
+        max_vus=checked("--max-vus", non_negative_int, options.max_vus),
+        start_timeout_s=checked("--start-timeout", non_negative_number, options.start_timeout),
+        progress_s=checked("--progress-seconds", non_negative_number, options.progress_seconds),
         reports=Path(options.reports),
         faults=tuple(options.fault or ()),
+        seed=checked("--seed", seed, options.seed) if options.seed is not None else random.SystemRandom().randrange(
+            1, 2**31
+        ),
         old_url=options.old_url,
         new_url=options.new_url,
         fhir_url=options.fhir_url,
@@ -261,6 +313,11 @@ def on_init(environment: Any, runner: Any, callers: list[type[Any]], shapes: dic
         users = {c: loads[c].per_second * (model.response_time_s + loads[c].think_time_s * settings.think_scale)
                  for c in loads}  # fmt: skip
         ACTIVE = LoadRun(settings, model, slos, role, callers, rates, pool, users)
+        # the users' draws (patient, actor, think time) follow the seed; the interleaving of
+        # concurrent users does not, so a load run is reproducible in what it draws, not to the request
+        random.seed(settings.seed)
+        if role != "worker":
+            print(f"rxverify load: seed {settings.seed}", file=sys.stderr, flush=True)
         ACTIVE.shape = shape
         environment.shape_class = shape
         for cls in callers:
@@ -375,37 +432,20 @@ def _open(environment: Any, load: LoadRun, seed: bool) -> None:
         cls.host = base
     environment.host = base
     if seed:
-        _probe(run, base)
+        if target.is_local:
+            require_reachable(run, (side,))  # a target already running was probed when the options were checked
         load.patients = _seed(load, run, base)
         # the workers take these from the options Locust sends them with every spawn message
         if target.is_local:
             options.new_url = options.new_url or (base.rsplit("/", 1)[0] if side == "new" else None)
             options.old_url = options.old_url or (base.rsplit("/", 1)[0] if side == "old" else None)
-            options.ticket_key_file = options.ticket_key_file or _key_file(load, key)
+            # the run's own key file (0600, in its temporary folder, removed with it)
+            options.ticket_key_file = options.ticket_key_file or str(run.local.key_file if run.local else "")
         options.rx_seeded = ",".join(load.patients)
     else:
         load.patients = [p for p in (options.rx_seeded or "").split(",") if p]
         if not load.patients:
             raise UserError("the master sent no seeded test patients")
-
-
-def _key_file(load: LoadRun, key: bytes | None) -> str:
-    """The local ticket key in a private file, for workers on this machine."""
-    assert key is not None
-    directory = Path(load.stack.enter_context(tempfile.TemporaryDirectory(prefix="rxverify-load-")))
-    path = directory / "ticket.key"
-    path.write_bytes(key)
-    path.chmod(0o600)
-    return str(path)
-
-
-def _probe(run: Run, base: str) -> None:
-    """One request to the platform: an unreachable target is one line, exit 2."""
-    try:
-        run.session().get(base + "/", timeout=PROBE_TIMEOUT_S)
-    except requests.RequestException as exc:
-        reason = type(exc).__name__
-        raise UserError(f"target {run.target.name!r} is unreachable at {base} ({reason})") from None
 
 
 def _seed(load: LoadRun, run: Run, base: str) -> list[str]:
@@ -426,7 +466,7 @@ def _seed(load: LoadRun, run: Run, base: str) -> list[str]:
     except SeedError as exc:
         raise UserError(f"seeding the test data on {base} failed: {exc}") from None
     except requests.RequestException as exc:
-        raise UserError(f"target {run.target.name!r} is unreachable at {base} ({type(exc).__name__})") from None
+        raise UserError(f"platform unreachable: {load.settings.platform} at {base} ({type(exc).__name__})") from None
     print(
         f"rxverify: seeded {len(patients)} test patients ({SEED_PRESCRIPTIONS} prescriptions and consent each) "
         f"in {time.monotonic() - started:.1f} s; ledger {run.guard.ledger.path if run.guard.ledger else '-'}",
@@ -659,6 +699,7 @@ def _finish(environment: Any, load: LoadRun, interrupted: bool) -> int:
         "target": run.target.name if run else s.target,
         "scale": s.scale,
         "interrupted": interrupted,
+        "seed": s.seed,
         "model": str(s.model_path),
         "slo_file": str(s.slo_path),
         "slo_thresholds": "assumptions (no response-time requirement is published)",

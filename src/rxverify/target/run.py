@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -73,6 +73,8 @@ class Run:
     # the egress audit's findings, known once the local platforms have stopped (None: no audit ran)
     audit_problems: list[str] | None = None
     credentials: Credentials | None = None  # client certificates, CAs and assertions ("Säker åtkomst")
+    # called with every response any session of this run receives (the contract run's per-area counts)
+    observers: list[Callable[[requests.Response], None]] = field(default_factory=list)
     _sessions: list[requests.Session] = field(default_factory=list)
     _tokens: TokenClient | None = None
 
@@ -81,8 +83,11 @@ class Run:
 
         Without `actor` it presents the target-wide certificate of targets.toml `tls`, if any.
         """
-        session = guarded_session(self.guard)
         tls = self.target.tls
+        missing = [f"tls.{name} {path}" for name, path in sorted(tls.items()) if not Path(path).is_file()]
+        if missing:
+            raise UserError(f"target {self.target.name!r}: {', '.join(missing)}: no such file (targets.toml)")
+        session = guarded_session(self.guard)
         if tls.get("cert"):
             session.cert = (tls["cert"], tls["key"]) if tls.get("key") else tls["cert"]
         if tls.get("ca"):
@@ -97,8 +102,13 @@ class Run:
         elif actor is not None or entry is not None:
             raise UserError(f"target {self.target.name!r} has no credentials of callers (targets.toml clients; "
                             "locally, a run opened with tls=True)")
+        session.hooks["response"].append(self._observe)
         self._sessions.append(session)
         return session
+
+    def _observe(self, response: requests.Response, *args: object, **kwargs: object) -> None:
+        for observer in self.observers:
+            observer(response)  # returns nothing: a response hook that returns a value replaces the response
 
     def ssl_context_factory(self, actor: Caller | str | None = None, entry: str | None = None) -> Any:
         """The `ssl_context_factory` of a FastHttpUser calling as `actor` (rxverify.target.tls)."""
@@ -138,6 +148,12 @@ class Run:
 def registry_for(target: Target, contracts: Path) -> Registry:
     """The test-patient registry `target` uses, checked as usable for its class."""
     registry_path = Path(target.registry) if target.registry else contracts / "testdata" / "test-patients.json"
+    if target.registry and not registry_path.exists():
+        raise UserError(
+            f"target {target.name!r} names the test-patient registry {registry_path}, which does not exist: import "
+            "Skatteverket's published test numbers into it first: "
+            f"rxverify registry import FILE --output {registry_path}"
+        )
     registry = load_registry(registry_path)
     registry.check_usable_for(target.environment_class, target.name)
     return registry
@@ -194,8 +210,8 @@ def open_run(
     entry points and read SAMBI assertions, and the run carries the local trust domain's credentials.
     """
     check_class(target, suite, plan)
-    check_files(target)
     registry = registry_for(target, contracts)
+    check_files(target)  # a missing certificate, key or CA is one line before anything is started or sent
     actors = load_actors(contracts / "testdata" / "test-actors.json")
     run_id = run_id or os.environ.get("RXVERIFY_RUN_ID") or new_run_id(suite)
     with ExitStack() as stack:
@@ -213,11 +229,9 @@ def open_run(
         audit_dir = None
         if target.is_local and start_local:
             key = key or new_ticket_key()
-            if audit:
-                audit_dir = Path(stack.enter_context(_private_dir()))
-            running = stack.enter_context(
-                local_platforms(data_dir, platforms, faults, ports, key=key, audit_dir=audit_dir, tls=tls)
-            )
+            running = stack.enter_context(local_platforms(data_dir, platforms, faults, ports, key=key, audit=audit,
+                                                                tls=tls))
+            audit_dir = running.audit_dir
             started = running.target()
             tickets: TicketMinter | EnvironmentTickets = TicketMinter(running.key, actors)
             credentials = local_credentials(running.trust, actors, contracts) if running.trust else None
@@ -316,3 +330,23 @@ def tickets_for(
         except OSError as exc:
             raise UserError(f"cannot read ticket key {ticket_key_file}: {exc.strerror}") from None
     return EnvironmentTickets(target.tickets, target.name)
+
+
+def require_tickets(
+    target: Target, tickets: TicketMinter | EnvironmentTickets, roles: tuple[str, ...] = ("prescriber", "pharmacy")
+) -> None:
+    """Refuse, before anything is sent, a run whose tickets are not there (one line naming what is missing).
+
+    Platforms given by URL have no ticket variables: they need the key they sign with
+    (`--ticket-key-file`, which `rxverify serve` prints); a named target needs each variable
+    its `tickets.<role>` names to be set.
+    """
+    if not isinstance(tickets, EnvironmentTickets):
+        return
+    if not target.tickets:
+        raise UserError(
+            f"target {target.name!r} has no tickets: give the platforms' ticket key with --ticket-key-file "
+            "(rxverify serve prints it), or name a target whose tickets.<role> name environment variables"
+        )
+    for role in roles:
+        tickets.ticket(role)

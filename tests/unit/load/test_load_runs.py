@@ -30,10 +30,11 @@ def test_slo_check_fails_on_a_latency_fault_and_names_the_breached_slo(reports: 
 
 
 def test_slo_check_passes_on_the_correct_platform_and_writes_every_report(reports: Path) -> None:
-    run = run_locust(reports, *SHORT, "--platform", "old")
+    run = run_locust(reports, *SHORT, "--platform", "old", "--seed", "4242")
     assert run.code == 0, run.stderr[-3000:]
     summary = run.summary
     assert summary["passed"] and summary["requests"] > 100 and summary["failures"] == 0
+    assert summary["seed"] == 4242 and "rxverify load: seed 4242" in run.stderr  # the users' draws follow it
     assert summary["requests_by_name"]["HamtaAktuellaOrdinationer"]["latency_from_send"]["p95_ms"] < 200
     assert (reports / "load" / "smoke_stats.csv").is_file() and (reports / "load" / "smoke.html").is_file()
     page = (reports / "load" / "smoke-report.html").read_text(encoding="utf-8")
@@ -133,7 +134,7 @@ def test_unreachable_target_is_one_line_exit_2(reports: Path, tmp_path: Path) ->
     key = tmp_path / "ticket.key"
     key.write_text("k" * 64, encoding="utf-8")
     run = run_locust(reports, "--platform", "old", "--old-url", "http://127.0.0.1:9", "--ticket-key-file", str(key))
-    _one_line(run, "is unreachable at http://127.0.0.1:9/legacy")
+    _one_line(run, "platform unreachable: old at http://127.0.0.1:9/legacy")
 
 
 def test_sigterm_still_writes_csv_summary_and_allure_results(reports: Path) -> None:
