@@ -271,6 +271,12 @@ def _gate(args: argparse.Namespace) -> int:
     return 0 if verdict.go else 1
 
 
+def _fhir_snapshot(args: argparse.Namespace) -> int:
+    from rxverify.fhir.cli import snapshot_folder
+
+    return snapshot_folder(args.folder, args.check)
+
+
 def _fhir_validate(args: argparse.Namespace) -> int:
     from rxverify.fhir.cli import validate_files
 
@@ -403,13 +409,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     registry_import.set_defaults(func=_registry_import)
 
-    fhir = sub.add_parser("fhir", help="FHIR profile validation, offline, from the conformance resources")
+    fhir = sub.add_parser("fhir", help="FHIR R4 validation, offline, against the R4 base and the conformance resources")
     fhir_sub = fhir.add_subparsers(dest="fhir_command", required=True, metavar="COMMAND")
     fhir_validate = fhir_sub.add_parser("validate", help="validate resource files (exit 1 when any has an error)")
-    fhir_validate.add_argument("files", nargs="+", metavar="FILE", help="FHIR resources as JSON")
+    fhir_validate.add_argument("files", nargs="+", metavar="FILE", help="FHIR resources as JSON (a folder: its *.json)")
     fhir_validate.add_argument("--profile", help="validate against this profile (canonical URL)")
     fhir_validate.add_argument("--package", help="package folder or .tgz (default contracts/fhir)")
     fhir_validate.set_defaults(func=_fhir_validate)
+    fhir_snapshot = fhir_sub.add_parser(
+        "snapshot", help="regenerate the profiles' snapshots from their differentials and the R4 base"
+    )
+    fhir_snapshot.add_argument("--folder", help="folder of StructureDefinitions (default contracts/fhir)")
+    fhir_snapshot.add_argument("--check", action="store_true", help="change nothing; exit 1 when a snapshot is stale")
+    fhir_snapshot.set_defaults(func=_fhir_snapshot)
     power = sub.add_parser(
         "power", help="run the suite against every seeded fault over fresh seeds: caught k/K, false alarms, the score"
     )
