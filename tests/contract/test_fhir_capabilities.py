@@ -29,6 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rxverify.checks.fhir_rules import profile_errors
+from rxverify.contract import legacy_client
 from rxverify.fhir import capability
 from rxverify.fhir.generate import resources, violations
 from rxverify.fhir.package import load_package
@@ -36,6 +37,8 @@ from rxverify.fhir.validator import errors, validator_for
 from rxverify.paths import contracts_dir
 from rxverify.strategies import contract_patients
 from rxverify.target.run import Run
+
+from .legacy_steps import prescribe
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.platforms("new"), allure.epic("FHIR")]
 
@@ -162,21 +165,9 @@ def registry(rx_run: Run) -> Any:
 
 def _prescription_for_dispense(api: Fhir, patient: dict[str, Any]) -> str:
     """An active prescription, as a care system creates it, for a dispense to refer to."""
-    pid = patient["value"]
-    body = {
-        "personId": pid,
-        "lakemedel": {"nplPackId": "19990101100001", "namn": "Alvedon"},
-        "doseringstext": "1 x 3",
-        "antalForpackningar": 99,
-        "antalUttag": 12,
-        "forskrivningstyp": "ELEKTRONISK",
-    }
     legacy = api.run.target.platforms["new"].legacy
-    created = api.session.post(
-        f"{legacy}/ordinationer", json=body, headers=api.run.auth_headers("prescriber"), timeout=30
-    )
-    assert created.status_code == 201, created.text
-    return str(created.json()["ordinationId"])
+    assert legacy is not None
+    return prescribe(legacy_client(api.session, legacy), patient["value"], packages=99, withdrawals=12)
 
 
 BORN_AS = {"MedicationRequest": "active", "MedicationDispense": "completed"}  # the platform's create rules (422)

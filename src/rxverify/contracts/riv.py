@@ -79,6 +79,7 @@ class Service:
     header_parts: tuple[str, ...]  # qualified names of the header elements the binding declares
     semantics: Semantics
     operation_id: str  # the service name; a second major of a service gets `<name>V<major>`
+    documentation: str = ""  # the WSDL's wsdl:documentation
 
     @property
     def endpoint(self) -> str:
@@ -95,9 +96,9 @@ class Service:
         """The qualified name of an answer's body element."""
         return f"{{{self.namespace}}}{self.name}Response"
 
-    @cached_property
+    @property
     def schema(self) -> xmlschema.XMLSchema10:
-        """The responder schema, compiled from local files (once per file)."""
+        """The responder schema, compiled from local files (once per file and version of it)."""
         return compile_schema(self.responder_xsd)
 
     def element(self, response: bool = False) -> XsdElement:
@@ -132,6 +133,8 @@ class RivContracts:
     application_exception: str
     system_exception: str
     logical_address: str  # the LogicalAddress a caller sends (the producer's address)
+    version: str = ""  # the release the contracts describe
+    areas: Mapping[str, str] = field(default_factory=dict)  # service area -> what it holds
     services: dict[str, Service] = field(default_factory=dict)  # by operation id
 
     def service(self, name: str, major: int | None = None) -> Service:
@@ -155,7 +158,7 @@ class RivContracts:
                 return s
         return None
 
-    @cached_property
+    @property
     def common(self) -> xmlschema.XMLSchema10:
         """The shared schema: the fault elements and the shared types."""
         return compile_schema(self.folder / "core_components" / "se.apotekensservice_common_1.0.xsd")
@@ -223,6 +226,7 @@ class _Wire:
     soap_action: str
     responder_xsd: Path
     header_parts: tuple[str, ...]
+    documentation: str
 
 
 def _read_wsdl(path: Path) -> _Wire:
@@ -271,8 +275,10 @@ def _read_wsdl(path: Path) -> _Wire:
     location = imports.get(body.namespace)
     if not location or "://" in location:
         raise UserError(f"contract {path}: no local xs:import of the responder schema {body.namespace}")
+    doc = root.find(f"{w}documentation")
+    documentation = " ".join((doc.text or "").split()) if doc is not None else ""
     return _Wire(name, int(match["major"]), match["domain"], body.namespace, soap_action,
-                 (path.parent / location).resolve(), header_parts)
+                 (path.parent / location).resolve(), header_parts, documentation)
 
 
 def _header_schema(wsdl: Path, qname: str) -> xmlschema.XMLSchema10:
@@ -326,7 +332,7 @@ def _services(folder: Path, operations: Mapping[str, Any], index: Path) -> dict[
             operation_id = name if wire.major == default else f"{name}V{wire.major}"
             services[operation_id] = Service(
                 wire.name, wire.major, wire.domain, wire.namespace, wire.soap_action, path, wire.responder_xsd,
-                wire.header_parts, _semantics(name, merged, index), operation_id,
+                wire.header_parts, _semantics(name, merged, index), operation_id, wire.documentation,
             )
     return services
 
@@ -362,12 +368,17 @@ def _load(folder: Path, _stamp: int) -> RivContracts:
             application_exception=str(faults["application_exception"]),
             system_exception=str(faults["system_exception"]),
             logical_address=str(data.get("headers", {}).get("logical_address", "")),
+            version=str(data.get("version", "")),
+            areas={str(k): str(v) for k, v in data.get("areas", {}).items()},
         )
         operations = data["operations"]
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UserError(f"{index} is malformed: {type(exc).__name__} {exc}") from None
     contracts.services = _services(folder, operations, index)
     for service in contracts.services.values():
+        if contracts.areas and service.semantics.area not in contracts.areas:
+            raise UserError(f"{index}: [operations.{service.name}] area {service.semantics.area!r} is not one of "
+                            f"[areas] ({', '.join(contracts.areas)})")
         for link in service.semantics.links:
             if not contracts.majors(link.operation):
                 raise UserError(f"{index}: link {link.name} of {service.name} names an unknown service "

@@ -13,81 +13,48 @@ by its local name.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 from lxml import etree
-from xmlschema.validators import XsdAnyElement, XsdElement, XsdGroup
+from xmlschema.validators import XsdElement
+
+from rxverify.contracts.xsdmodel import builtin, by_name, is_simple, repeats
 
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
 ENVELOPE, HEADER, BODY, FAULT = (f"{{{SOAP11}}}{n}" for n in ("Envelope", "Header", "Body", "Fault"))
-XSD = "http://www.w3.org/2001/XMLSchema"
 CONTENT_TYPE = "text/xml; charset=utf-8"
 APPLICATION, SYSTEM = "ApplicationException", "SystemException"
 # No entity expansion, no DTD, no network: an answer is data, never instructions to the parser.
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
 
 
-# ---- the XSD model ------------------------------------------------------------------------------
-
-
-def _element_particles(group: XsdGroup) -> Iterator[XsdElement]:
-    for item in group:
-        if isinstance(item, XsdGroup):
-            yield from _element_particles(item)
-        elif isinstance(item, XsdElement):
-            yield item
-
-
-@lru_cache(maxsize=1024)
-def children(xsd_type: Any) -> tuple[XsdElement, ...]:
-    """The child element declarations of a complex type, in the order its model gives them."""
-    content = getattr(xsd_type, "content", None)
-    if xsd_type.is_simple() or not isinstance(content, XsdGroup):
-        return ()
-    return tuple(_element_particles(content))
-
-
-@lru_cache(maxsize=1024)
-def _children_by_name(xsd_type: Any) -> dict[str, XsdElement]:
-    return {c.local_name: c for c in children(xsd_type)}
-
-
-def has_wildcard(xsd_type: Any) -> bool:
-    """Whether the type's content admits elements of other namespaces (xs:any)."""
-    content = getattr(xsd_type, "content", None)
-    return isinstance(content, XsdGroup) and any(isinstance(i, XsdAnyElement) for i in content.iter_model())
-
-
-def repeats(decl: XsdElement) -> bool:
-    """Whether an element may occur more than once."""
-    return decl.max_occurs is None or decl.max_occurs > 1
-
-
-@lru_cache(maxsize=1024)
-def builtin(xsd_type: Any) -> Any:
-    """The built-in XSD type a simple type restricts (xs:int for AntalForpackningarType), or None."""
-    current = xsd_type
-    while current is not None and not str(current.name or "").startswith(f"{{{XSD}}}"):
-        current = getattr(current, "base_type", None)
-    return current
-
-
-def _simple(xsd_type: Any) -> bool:
-    return bool(xsd_type.is_simple() or (not isinstance(getattr(xsd_type, "content", None), XsdGroup)
-                                          and xsd_type.has_simple_content()))
-
-
 # ---- writing ------------------------------------------------------------------------------------
 
 
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_NAME_START = re.compile(r"[A-Za-z_\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u02ff\u0370-\u037d\u037f-\u1fff]")
+_NAME_CHAR = re.compile(r"[-.0-9A-Za-z_\u00b7\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u037d\u037f-\u1fff]")
+
+
 def text_of(value: Any) -> str:
-    """A value as XML text: booleans as true/false, everything else as str()."""
+    """A value as XML text: booleans as true/false, everything else as str(); characters XML cannot carry
+    (negative data may hold them) become U+FFFD."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    return _NOT_XML.sub("\ufffd", str(value))
+
+
+def xml_name(key: str) -> str:
+    """A dict key as an element name: kept when it is an XML name, otherwise each character that may not
+    stand there written as _xHHHH_ (negative data may hold any key)."""
+    out = []
+    for i, c in enumerate(key):
+        ok = (_NAME_START if i == 0 else _NAME_CHAR).fullmatch(c)
+        out.append(c if ok else f"_x{ord(c):04X}_")
+    return "".join(out) or "_"
 
 
 def _namespace(tag: str) -> str | None:
@@ -109,7 +76,7 @@ def fill(node: etree._Element, decl: XsdElement | None, value: Any) -> None:
         if value is not None:
             node.text = text_of(value)
         return
-    known = _children_by_name(xsd_type) if xsd_type is not None and not _simple(xsd_type) else {}
+    known = by_name(xsd_type) if xsd_type is not None and not is_simple(xsd_type) else {}
     ns = _namespace(node.tag)
     for child in (known.values() if known else ()):
         if child.local_name not in value:
@@ -122,7 +89,8 @@ def fill(node: etree._Element, decl: XsdElement | None, value: Any) -> None:
         if key in known:
             continue
         # not in the model: written anyway, as a caller with another idea of the contract would
-        tag = key if key.startswith("{") else (f"{{{ns}}}{key}" if ns else key)
+        local = xml_name(str(key))
+        tag = f"{{{ns}}}{local}" if ns else local
         for item in given if isinstance(given, list) else [given]:
             if item is not None:
                 _append(node, tag, None, item)
@@ -248,11 +216,11 @@ def decode(node: etree._Element, decl: XsdElement | None) -> Any:
     """An element as data by its declaration's model (None: no model, kept by local names)."""
     xsd_type = decl.type if decl is not None else None
     elements = [c for c in node if isinstance(c.tag, str)]
-    if xsd_type is not None and _simple(xsd_type) and not elements:
+    if xsd_type is not None and is_simple(xsd_type) and not elements:
         return _value(node.text, xsd_type)
     if not elements:
-        return node.text or ("" if xsd_type is None or _simple(xsd_type) else {})
-    known = _children_by_name(xsd_type) if xsd_type is not None else {}
+        return node.text or ("" if xsd_type is None or is_simple(xsd_type) else {})
+    known = by_name(xsd_type) if xsd_type is not None else {}
     out: dict[str, Any] = {}
     for child in elements:
         name = _local(child)

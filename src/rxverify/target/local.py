@@ -93,10 +93,11 @@ def start_platform(
     audit_log: Path | None = None,
     processes: RunProcesses | None = None,
     label: str | None = None,
+    admin_key_file: Path | None = None,
     tls_dir: Path | None = None,
     issuer_cert: Path | None = None,
 ) -> StartedPlatform:
-    """Start one reference platform and wait until it prints its address (written down in `processes`).
+    """Start one reference platform (with the window's operator key, if given); wait for its address.
 
     With `tls_dir` (its --tls-dir) and `issuer_cert`, it serves mutual TLS on every entry point of
     ENTRY_POINTS (the default entry point on `port`) and reads SAMBI assertions (`--auth saml`),
@@ -125,6 +126,29 @@ def start_platform(
     cmd += ["--contracts", str(contracts_dir().resolve())]
     if audit_log is not None:
         cmd += ["--audit-log", str(audit_log)]
+    if admin_key_file is not None:
+        cmd += ["--admin-key-file", str(admin_key_file)]
+    return launch(cmd, platform, processes, label, len(ENTRY_POINTS) if tls_dir is not None else 1)
+
+
+def start_gateway(
+    upstreams: dict[str, str], route: str, admin_key_file: Path, processes: RunProcesses | None = None
+) -> StartedPlatform:
+    """Start the reference gateway (the callers' one address) in front of `upstreams`, routed to `route`."""
+    cmd = [sys.executable, "-m", "refplatform", "gateway", "--route", route, "--admin-key-file", str(admin_key_file)]
+    for name, url in upstreams.items():
+        cmd += ["--upstream", f"{name}={url}"]
+    return launch(cmd, "gateway", processes)
+
+
+def launch(
+    cmd: list[str], platform: str, processes: RunProcesses | None = None, label: str | None = None,
+    wanted: int = 1,
+) -> StartedPlatform:
+    """Start a reference-platform process (written down in `processes`); wait for `READY <name> <url>`.
+
+    `wanted` > 1: a platform on mutual TLS prints one READY line per entry point; all are waited for.
+    """
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if processes is not None:
         processes.started(label or platform, proc.pid)
@@ -132,7 +156,6 @@ def start_platform(
     tail: list[str] = []
     threading.Thread(target=_drain, args=(proc.stderr, tail), daemon=True).start()
     deadline = time.monotonic() + START_TIMEOUT_S
-    wanted = len(ENTRY_POINTS) if tls_dir is not None else 1
     entries: dict[str, str] = {}
     while time.monotonic() < deadline and len(entries) < wanted:
         line = proc.stdout.readline()
@@ -148,7 +171,7 @@ def start_platform(
         raise UserError(f"the {platform} reference platform did not start: {reason}")
     threading.Thread(target=_drain, args=(proc.stdout, []), daemon=True).start()
     default = entries.get(DEFAULT_ENTRY) or next(iter(entries.values()))
-    return StartedPlatform(platform, default, proc, tail, entries if tls_dir is not None else {})
+    return StartedPlatform(platform, default, proc, tail, entries if wanted > 1 else {})
 
 
 def _ready(line: str) -> tuple[str, str]:
