@@ -335,7 +335,7 @@ def _reconcile(args: argparse.Namespace) -> int:
     if args.reconcile_command == "local":
         faults = tuple(args.fault)
         rec = reconcile.run_local(contracts, reports, args.seed, faults, _lanes(args.lanes),
-                                  Path(args.data_dir) if args.data_dir else None)
+                                  Path(args.data_dir) if args.data_dir else None, patients=args.patients)
         return 1 if rec.differences else 0
     from rxverify.operations import load_operations
     from rxverify.plans import load_plan, plan_path
@@ -438,6 +438,8 @@ def _reconcile_parser(sub: argparse._SubParsersAction) -> None:
     local.add_argument("--fault", action="append", default=[], metavar="NAME",
                        help="a migration fault for the migration job (repeatable; python -m refplatform --list-faults)")
     local.add_argument("--data-dir", help="keep the stores here (an empty or new folder; default a temporary one)")
+    local.add_argument("--patients", type=argtype(positive_int), metavar="N",
+                       help="reconcile N test patients spread over the registry (every one is seeded and migrated)")
     for command in (compare, local):
         command.add_argument("--lanes", default="legacy,fhir", help="what of the new platform is read: legacy,fhir")
     for command in (snapshot, compare, local):

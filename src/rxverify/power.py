@@ -38,9 +38,9 @@ from rxverify.safety.redaction import redact_text
 KINDS = ("contract", "load", "reconcile")
 # reconcile: the old platform seeded, snapshot, migrated with the fault, new compared (`rxverify reconcile local`)
 PLATFORMS = {"contract": ("old", "new", "both"), "load": ("old", "new", "fhir"), "reconcile": ("both",)}
-RUN_KEYS = {"run", "tests", "k", "platform", "examples", "profile", "duration", "timeout"}
+RUN_KEYS = {"run", "tests", "k", "platform", "examples", "profile", "duration", "timeout", "patients"}
 FAULT_KEYS = {"run", "expect", "tests", "overlaps"}
-DEFAULT_KEYS = {"examples", "timeout"}
+DEFAULT_KEYS = {"examples", "timeout", "companions"}
 DEFAULT_EXAMPLES = 20  # `tox -e contract`'s default (pytest_plugin.DEFAULT_EXAMPLES)
 DEFAULT_TIMEOUT_S = 300  # per run: a contract run takes seconds, a load run its profile's duration
 LOAD_LANES = 1  # load runs at a time (see run_jobs)
@@ -64,6 +64,7 @@ class Run:
     profile: str = ""
     duration: float | None = None  # load: seconds, when shorter than the profile's
     timeout: float | None = None  # seconds, when this run needs another bound than [defaults] timeout
+    patients: int | None = None  # reconcile: the first N test patients read (every one is seeded and migrated)
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,8 @@ class Matrix:
     runs: dict[str, Run]
     faults: dict[str, Fault]
     timeout_s: float = DEFAULT_TIMEOUT_S
+    # faults whose rows live in a companion matrix ([defaults] companions): covered, not run here
+    elsewhere: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,29 @@ def load_matrix(path: Path) -> Matrix:
     faults = {name: _fault(name, spec, runs, where) for name, spec in _table(raw, "faults", where).items()}
     if not faults:
         raise UserError(f"{where} lists no faults")
-    return Matrix(path, runs, faults, timeout)
+    elsewhere = frozenset(_companion_faults(path, _strings(defaults, "companions", f"{where} [defaults]"), faults))
+    return Matrix(path, runs, faults, timeout, elsewhere)
+
+
+def _companion_faults(path: Path, companions: tuple[str, ...], own: dict[str, Fault]) -> set[str]:
+    """The fault names of the companion matrices (paths beside `path`); a fault has one row in all."""
+    names: set[str] = set()
+    for companion in companions:
+        other = path.parent / companion
+        try:
+            raw = tomllib.loads(other.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise UserError(f"power matrix {path}: companion {other}: {exc.strerror}") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise UserError(f"power matrix {path}: companion {other} is not valid TOML: {exc}") from None
+        theirs = raw.get("faults")
+        if not isinstance(theirs, dict):
+            raise UserError(f"power matrix {path}: companion {other} has no [faults] table")
+        twice = sorted(set(theirs) & set(own))
+        if twice:
+            raise UserError(f"power matrix {path}: fault(s) {', '.join(twice)} also have a row in {other}")
+        names |= set(theirs)
+    return names
 
 
 def _table(raw: dict[str, Any], key: str, where: str, required: bool = True) -> dict[str, Any]:
@@ -203,11 +228,12 @@ def _run(name: str, spec: Any, examples: int, where: str) -> Run:
         duration = _positive(spec["duration"], f"{at} duration", float) if "duration" in spec else None
         return Run(name, kind, platform, profile=profile, duration=duration)
     if kind == "reconcile":
-        extra = sorted(set(spec) - {"run", "platform", "timeout"})
+        extra = sorted(set(spec) - {"run", "platform", "timeout", "patients"})
         if extra:
             raise UserError(f"{at}: a reconcile run takes no {', '.join(extra)} (its seed seeds the old platform)")
         timeout = _positive(spec["timeout"], f"{at} timeout", float) if "timeout" in spec else None
-        return Run(name, kind, platform, timeout=timeout)
+        patients = _positive(spec["patients"], f"{at} patients", int) if "patients" in spec else None
+        return Run(name, kind, platform, timeout=timeout, patients=patients)
     tests = _strings(spec, "tests", at)
     if not tests:
         raise UserError(f"{at}: tests must list the pytest node ids (or files) the run selects")
@@ -260,14 +286,14 @@ def catalogue() -> dict[str, str]:
 
 
 def check_coverage(matrix: Matrix, known: Iterable[str]) -> None:
-    """Every fault of the catalogue has a row and every row a fault of the catalogue."""
+    """Every fault of the catalogue has a row (here or in a companion) and every row a fault of the catalogue."""
     known = set(known)
-    missing = sorted(known - set(matrix.faults))
+    missing = sorted(known - set(matrix.faults) - matrix.elsewhere)
     if missing:
         raise UserError(
             f"power matrix {matrix.path} has no row for fault(s) {', '.join(missing)}: every fault needs one"
         )
-    stray = sorted(set(matrix.faults) - known)
+    stray = sorted((set(matrix.faults) | matrix.elsewhere) - known)
     if stray:
         raise UserError(f"power matrix {matrix.path} names fault(s) the platforms do not have: {', '.join(stray)}")
 
@@ -323,8 +349,9 @@ def command(job: Job, work: Path) -> list[str]:
             "--seed", str(seed), "--alluredir", str(work / "allure-results"), *faults,
         ]  # fmt: skip
     if run.kind == "reconcile":  # the seed draws the old platform's data; the fault goes to the migration job
+        patients = ["--patients", str(run.patients)] if run.patients else []
         return [sys.executable, "-m", "rxverify", "reconcile", "local", "--seed", str(seed),
-                "--reports", str(work), *faults]  # fmt: skip
+                "--reports", str(work), *patients, *faults]  # fmt: skip
     duration = ["--duration", f"{run.duration:g}"] if run.duration else []
     return [
         sys.executable, "-m", "locust", "-f", "loadtests/locustfile.py", "--headless", "--config", run.profile,

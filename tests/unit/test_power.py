@@ -82,7 +82,28 @@ def test_every_fault_of_the_catalogue_has_a_row_and_every_row_a_fault(
 ) -> None:
     assert len(known) >= 24
     check_coverage(matrix, known)
-    assert set(matrix.faults) == set(known)
+    assert set(matrix.faults) | matrix.elsewhere == set(known)
+    blind = load_matrix(MATRIX.parent / "blind.toml")
+    check_coverage(blind, known)
+    assert not set(blind.faults) & set(matrix.faults)
+
+
+def test_a_fault_with_a_row_in_two_matrices_or_a_missing_companion_is_refused(tmp_path: Path) -> None:
+    fault = '[faults]\nx = { run = "r", expect = "y" }\n'
+    (tmp_path / "other.toml").write_text(fault, encoding="utf-8")
+    one = tmp_path / "m.toml"
+    one.write_text('[defaults]\ncompanions = ["other.toml"]\n' + GOOD_RUN + fault, encoding="utf-8")
+    with pytest.raises(UserError, match=r"fault\(s\) x also have a row in .*other.toml"):
+        load_matrix(one)
+    one.write_text('[defaults]\ncompanions = ["gone.toml"]\n' + GOOD_RUN + fault, encoding="utf-8")
+    with pytest.raises(UserError, match=r"companion .*gone.toml"):
+        load_matrix(one)
+    (tmp_path / "other.toml").write_text('[faults]\nz = { run = "r", expect = "y" }\n', encoding="utf-8")
+    one.write_text('[defaults]\ncompanions = ["other.toml"]\n' + GOOD_RUN + fault, encoding="utf-8")
+    both = load_matrix(one)
+    check_coverage(both, ["x", "z"])
+    with pytest.raises(UserError, match=r"no row for fault.*w"):
+        check_coverage(both, ["x", "z", "w"])
 
 
 def test_every_kind_of_regression_is_covered(known: dict[str, str]) -> None:
@@ -92,9 +113,9 @@ def test_every_kind_of_regression_is_covered(known: dict[str, str]) -> None:
 
 def test_a_fault_without_a_row_or_a_row_without_a_fault_is_refused(matrix: power.Matrix) -> None:
     with pytest.raises(UserError, match=r"no row for fault.*a-new-fault"):
-        check_coverage(matrix, [*matrix.faults, "a-new-fault"])
-    with pytest.raises(UserError, match="platforms do not have: transformer-mojibake"):
-        check_coverage(matrix, [f for f in matrix.faults if f != "transformer-mojibake"])
+        check_coverage(matrix, [*matrix.faults, *matrix.elsewhere, "a-new-fault"])
+    with pytest.raises(UserError, match=r"platforms do not have: transformer-mojibake$"):
+        check_coverage(matrix, [f for f in [*matrix.faults, *matrix.elsewhere] if f != "transformer-mojibake"])
 
 
 GOOD_RUN = '[runs.r]\nrun = "contract"\ntests = ["tests/contract/test_differential.py"]\nplatform = "both"\n'
@@ -278,7 +299,8 @@ from rxverify.cli import main
 
 SLEEPER = "import subprocess, sys, time; c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
 power.command = lambda job, work: [sys.executable, "-c", SLEEPER + f"open({PIDS!r} + str(c.pid), 'w'); time.sleep(60)"]
-power.catalogue = lambda: {f: "x" for f in power.load_matrix(Path("tests/power/matrix.toml")).faults}
+matrix = power.load_matrix(Path("tests/power/matrix.toml"))
+power.catalogue = lambda: {f: "x" for f in [*matrix.faults, *matrix.elsewhere]}
 sys.exit(main(["power", "--fault", "core-cancelled-withdrawable", "--seed", "1", "--reports", REPORTS]))
 """
 
@@ -408,7 +430,7 @@ def test_the_table_gives_rates_tests_seconds_and_each_miss() -> None:
 def test_power_prints_the_score_line_last_and_exits_0_only_on_a_full_score(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, matrix: power.Matrix
 ) -> None:
-    monkeypatch.setattr(power, "catalogue", lambda: {f: "mapping" for f in matrix.faults})
+    monkeypatch.setattr(power, "catalogue", lambda: {f: "mapping" for f in [*matrix.faults, *matrix.elsewhere]})
     for missed, expected_code in ((False, 0), (True, 1)):
 
         def fake_jobs(

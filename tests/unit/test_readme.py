@@ -140,6 +140,9 @@ def _rxverify(args: list[str], clone: Path) -> None:
     _run([str(BIN / "rxverify"), *args], clone)
 
 
+POSARGS = re.compile(r"\{posargs(?::([^}]*))?\}")
+
+
 def _tox(args: list[str], clone: Path) -> None:
     """Each named environment's commands from tox.ini, with the arguments after `--`, checked as their program."""
     config = configparser.ConfigParser(interpolation=None)
@@ -153,7 +156,9 @@ def _tox(args: list[str], clone: Path) -> None:
     for env in envs:
         assert config.has_section(f"testenv:{env}"), f"tox -e {env}: no such environment in tox.ini"
         for line in config[f"testenv:{env}"]["commands"].strip().splitlines():
-            words = shlex.split(line.replace("{posargs}", shlex.join(posargs)))
+            # tox's {posargs} and {posargs:DEFAULT}: the arguments after `--`, else the default
+            line = POSARGS.sub(lambda m: shlex.join(posargs) if posargs else (m.group(1) or ""), line)
+            words = shlex.split(line)
             check(words, clone)
 
 

@@ -62,13 +62,21 @@ def check_plan_covers(run: Run, lanes: tuple[str, ...], snapshot: bool) -> None:
 
 
 def take_snapshot(run: Run, contracts: Path, path: Path, platform: str = "old", say: Say = print,
-                  limit: int | None = None) -> dict[str, Any]:
-    """Read every test patient (the first `limit`) from `platform` twice (the second from old-secondary if any)."""
+                  limit: int | None = None, spread: bool = False) -> dict[str, Any]:
+    """Read every test patient (the first `limit`, or `limit` spread over the registry) from `platform` twice.
+
+    The second read comes from old-secondary if the target has one.
+    """
     if platform not in run.target.platforms or run.target.platforms[platform].legacy is None:
         raise UserError(f"target {run.target.name!r} has no {platform} platform with a legacy interface")
     check_plan_covers(run, ("legacy",), snapshot=True)
     riv = load_riv(contracts)
-    patients = run.registry.patients[:limit]
+    everyone = run.registry.patients
+    if spread and limit and limit < len(everyone):
+        # evenly over the registry's order, so every group of it (personnummer, samordningsnummer) is read
+        patients = tuple(everyone[i * len(everyone) // limit] for i in range(limit))
+    else:
+        patients = everyone[:limit]
     say(f"reconcile snapshot: reading {len(patients)} test patients from the {platform} platform "
         f"({', '.join(READS)})")
     again = SECONDARY if SECONDARY in run.target.platforms else platform
@@ -207,8 +215,8 @@ def _data_dir(given: Path | None) -> Iterator[Path]:
 
 
 def run_local(contracts: Path, reports: Path, seed: int, faults: tuple[str, ...] = (), lanes: tuple[str, ...] = LANES,
-              data_dir: Path | None = None, say: Say = print) -> Reconciliation:
-    """The whole round on the embedded platforms: seed old, snapshot, migrate (with `faults`), compare."""
+              data_dir: Path | None = None, say: Say = print, patients: int | None = None) -> Reconciliation:
+    """The whole round on the embedded platforms: seed old, snapshot (`patients` spread), migrate, compare."""
     local = Target("local", "local", "embedded reference platforms")
     contracts = contracts.resolve()
     known = fault_platforms()
@@ -222,7 +230,7 @@ def run_local(contracts: Path, reports: Path, seed: int, faults: tuple[str, ...]
         snapshot = reports / "reconcile" / "snapshot.json"
         with open_run(local, contracts, suite="reconcile", reports=reports, platforms=("old", SECONDARY),
                       data_dir=work) as run:
-            baseline = take_snapshot(run, contracts, snapshot, "old", say)
+            baseline = take_snapshot(run, contracts, snapshot, "old", say, patients, spread=True)
         say(f"reconcile: migrating old -> new (faults: {', '.join(faults) or 'none'})")
         migrate(work, contracts, faults, say)
         with open_run(local, contracts, suite="reconcile", reports=reports, platforms=("new",), data_dir=work) as run:
