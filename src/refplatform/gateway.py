@@ -198,7 +198,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     """`python -m refplatform gateway ...`: serve until terminated; the exit code."""
-    from refplatform.cli import StartError, bind, serve
+    from refplatform.cli import Listener, StartError, bind, serve
 
     try:
         args = _parser().parse_args(argv)
@@ -213,5 +213,5 @@ def main(argv: list[str]) -> int:
         return fail(str(exc))
     except (OperatorKeyError, StartError) as exc:
         return fail(f"gateway: {exc}")
-    serve(Gateway(upstreams, args.route, key, args.timeout), sock, "gateway")
+    serve(Gateway(upstreams, args.route, key, args.timeout), [Listener.plain(sock)], "gateway")
     return 0

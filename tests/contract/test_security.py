@@ -11,13 +11,15 @@ schemathesis from legacy.yaml.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import allure
 import pytest
 import requests
 from hypothesis import HealthCheck, given, reject, settings
+from lxml import etree
 
 from rxverify.contract import legacy_client, roles_of
 from rxverify.legacy.client import LegacyAnswer, LegacyClient
@@ -25,12 +27,13 @@ from rxverify.legacy.envelope import APPLICATION
 from rxverify.legacy.media import service_of
 from rxverify.safety.guard import RequestRefused
 from rxverify.strategies import contract_patients
-from rxverify.target.credentials import TicketMinter
+from rxverify.target.credentials import AssertionMinter, Caller, TicketMinter
 from rxverify.target.local import new_ticket_key
 from rxverify.target.run import Run
 
 from .legacy_steps import refusal, shown
 from .schemas import fhir, legacy
+from .secure_access import client_certificate, fault_code, secure_run, soap_call
 
 ROLES = ("prescriber", "pharmacy")
 
@@ -210,3 +213,167 @@ def test_prescriber_sees_medication_list_only_with_consent(platform: str, legacy
     assert given_.ok, f"UppdateraSamtycke: received {shown(given_)}"
     served = legacy.call("HamtaLakemedelsforteckning", patient, role="prescriber")
     assert served.ok, f"HamtaLakemedelsforteckning with consent: received {shown(served)}"
+
+
+# ---- Säker åtkomst 17.1 over mutual TLS: certificates, SAMBI assertions, bound access tokens ----
+
+PHARMACY, OTHER_PHARMACY = Caller("pharmacy", 0), Caller("pharmacy", 1)
+
+
+@pytest.fixture(scope="session")
+def rx_secure_run(pytestconfig: pytest.Config, rx_run: Run, rx_contracts: Path) -> Iterator[Run]:
+    """The run over mutual TLS with SAMBI assertions (tests/contract/secure_access.py)."""
+    with secure_run(pytestconfig, rx_run, rx_contracts) as run:
+        yield run
+
+SECURE_FHIR_HEADERS = {"x-request-id": "6f1c1c8e-3b0a-4d3e-9d59-0c1b2c3d4e5f",
+                       "x-context-id": "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d", "x-user-agent": "rxverify-contract/1"}
+
+
+def _status_url(run: Run, platform: str) -> str:
+    legacy = run.target.platforms[platform].legacy
+    assert legacy is not None
+    return legacy + "/HamtaPatientInfoResponder/V5"
+
+
+def _handshake_refused(session: requests.Session, url: str) -> str | None:
+    """None when the server refused the TLS handshake; otherwise what it answered."""
+    try:
+        answer = session.post(url, data=b"<x/>", headers={"Content-Type": "text/xml"}, timeout=15)
+    except (requests.exceptions.SSLError, requests.exceptions.ConnectionError):
+        return None
+    return f"HTTP {answer.status_code}"
+
+
+@pytest.mark.acceptance
+@allure.epic("security")
+@allure.feature("mutual TLS")
+@allure.story("a caller without a valid client certificate of the platform's CA gets no connection")
+@allure.severity(allure.severity_level.BLOCKER)
+@pytest.mark.parametrize("certificate", ["none", "foreign-ca", "expired"])
+def test_without_a_valid_client_certificate_the_handshake_is_refused(
+    certificate: str, platform: str, rx_secure_run: Run, tmp_path: Path
+) -> None:
+    """No client certificate, one of another CA, an expired one of the right CA: the TLS handshake fails."""
+    run = rx_secure_run
+    session = run.session()  # the entry point's CA, no client certificate
+    if certificate != "none":
+        trust = run.local.trust if run.local else None
+        if certificate == "expired" and trust is None:
+            pytest.skip("an expired certificate of the target's own CA can be made only locally")
+        ca = (trust.ca("internet").read_bytes(), (trust.root / "ca-internet.key").read_bytes()) if (
+            certificate == "expired" and trust is not None) else None
+        session.cert = tuple(str(p) for p in client_certificate(tmp_path, "pharmacy-1", ca=ca,
+                                                                 expired=certificate == "expired"))
+    answered = _handshake_refused(session, _status_url(run, platform))
+    assert answered is None, (
+        f"{platform} legacy with client certificate {certificate}: {answered}; mutual TLS refuses it")
+
+
+@pytest.mark.acceptance
+@allure.epic("security")
+@allure.feature("SAMBI assertion")
+@allure.story("an assertion is accepted only over the certificate it is bound to")
+@allure.severity(allure.severity_level.BLOCKER)
+def test_another_callers_certificate_with_this_callers_assertion_is_refused(
+    platform: str, rx_secure_run: Run, rx_contracts: Path
+) -> None:
+    """Pharmacy 1's assertion over pharmacy 2's certificate: SOAP fault EJ_AUTENTISERAD (holder of key)."""
+    run = rx_secure_run
+    patient = contract_patients(run.registry)[0].id
+    status, answer = soap_call(run, rx_contracts, platform, PHARMACY, "HamtaPatientInfo", {"personnummer": patient})
+    assert status == 200, f"HamtaPatientInfo with a valid assertion: received {status} {etree.tostring(answer)[:300]!r}"
+    mine = run.credentials_or_fail().assertion(PHARMACY, None, run.session(actor=PHARMACY))
+    status, answer = soap_call(run, rx_contracts, platform, OTHER_PHARMACY, "HamtaPatientInfo",
+                               {"personnummer": patient}, assertion=mine)
+    assert (status, fault_code(answer)) == (500, "EJ_AUTENTISERAD"), (
+        f"HamtaPatientInfo with another caller's certificate: received {status} {fault_code(answer)}; "
+        "the assertion is bound to its own certificate (SOAP fault EJ_AUTENTISERAD)")
+
+
+BAD_ASSERTIONS: dict[str, dict[str, Any]] = {
+    "unsigned": {"signed": False},
+    "expired": {"lifetime_s": -600},
+    "wrong-audience": {"audience": "urn:se:another:service"},
+    "wrong-issuer": {"issuer": "https://biljett.another.invalid/sambi"},
+}
+
+
+def _bad_assertion(run: Run, kind: str) -> bytes:
+    credentials = run.credentials_or_fail()
+    minter = credentials.source
+    if not isinstance(minter, AssertionMinter):
+        pytest.skip("bad assertions are made by the local ticket issuer only")
+    der = credentials.client(PHARMACY).der
+    if kind == "tampered":  # signed, then a bound attribute changed: the signature no longer holds
+        signed = minter.assertion(PHARMACY, der)
+        gln = str(PHARMACY.person(run.actors)["gln"])
+        other = str(OTHER_PHARMACY.person(run.actors)["gln"])
+        assert signed.count(gln.encode()) == 1
+        return signed.replace(gln.encode(), other.encode())
+    return minter.assertion(PHARMACY, der, **BAD_ASSERTIONS[kind])
+
+
+@pytest.mark.acceptance
+@allure.epic("security")
+@allure.feature("SAMBI assertion")
+@allure.story("an unsigned, tampered, expired, foreign or wrong-audience assertion is refused")
+@allure.severity(allure.severity_level.BLOCKER)
+@pytest.mark.parametrize("kind", [*BAD_ASSERTIONS, "tampered"])
+def test_a_bad_assertion_is_refused_on_the_old_interface(
+    kind: str, platform: str, rx_secure_run: Run, rx_contracts: Path
+) -> None:
+    """wsse:Security with a bad assertion: SOAP fault EJ_AUTENTISERAD on both platforms."""
+    run = rx_secure_run
+    status, answer = soap_call(run, rx_contracts, platform, PHARMACY, "HamtaPatientInfo",
+                               {"personnummer": contract_patients(run.registry)[0].id},
+                               assertion=_bad_assertion(run, kind))
+    assert (status, fault_code(answer)) == (500, "EJ_AUTENTISERAD"), (
+        f"HamtaPatientInfo with assertion {kind!r}: received {status} {fault_code(answer)}; "
+        "the platform refuses it (SOAP fault EJ_AUTENTISERAD)")
+
+
+@pytest.mark.acceptance
+@pytest.mark.platforms("new")
+@allure.epic("security")
+@allure.feature("token endpoint")
+@allure.story("the token endpoint exchanges only a valid assertion, bound to the connection's certificate")
+@allure.severity(allure.severity_level.BLOCKER)
+@pytest.mark.parametrize("kind", [*BAD_ASSERTIONS, "tampered", "another-certificate"])
+def test_a_bad_assertion_is_refused_at_the_token_endpoint(kind: str, platform: str, rx_secure_run: Run) -> None:
+    """RFC 7522 grant with a bad assertion, or over another caller's certificate: 400 invalid_grant."""
+    run = rx_secure_run
+    if kind == "another-certificate":
+        r = run.tokens.exchange(OTHER_PHARMACY, assertion=run.credentials_or_fail().assertion(
+            PHARMACY, None, run.session(actor=PHARMACY)))
+    else:
+        r = run.tokens.exchange(PHARMACY, assertion=_bad_assertion(run, kind))
+    error = r.json().get("error") if r.headers.get("content-type", "").startswith("application/json") else None
+    assert (r.status_code, error) == (400, "invalid_grant"), (
+        f"token endpoint with assertion {kind!r}: received {r.status_code} {error}; "
+        "RFC 7522 declares 400 invalid_grant")
+
+
+def _fhir_read(run: Run, caller: Caller, token: str, session: requests.Session) -> requests.Response:
+    fhir = run.target.platforms["new"].fhir
+    headers = {**SECURE_FHIR_HEADERS, "Authorization": f"Bearer {token}"}
+    return session.get(f"{fhir}/Consent?_count=1", headers=headers, timeout=30)
+
+
+@pytest.mark.acceptance
+@pytest.mark.platforms("new")
+@allure.epic("security")
+@allure.feature("access token")
+@allure.story("an access token is accepted only over the certificate it was issued over (RFC 8705)")
+@allure.severity(allure.severity_level.BLOCKER)
+def test_a_token_over_another_certificate_is_refused(platform: str, rx_secure_run: Run) -> None:
+    """Pharmacy 1's token over its own certificate: 200; over pharmacy 2's: 401."""
+    run = rx_secure_run
+    token = run.tokens.token(PHARMACY)
+    own = _fhir_read(run, PHARMACY, token, run.session(actor=PHARMACY))
+    assert own.status_code == 200, (
+        f"FHIR Consent search with a bound token: received {own.status_code} {own.text[:200]}")
+    other = _fhir_read(run, OTHER_PHARMACY, token, run.session(actor=OTHER_PHARMACY))
+    assert other.status_code == 401, (
+        f"FHIR Consent search with a token over another certificate: received {other.status_code}; "
+        "a token bound to a certificate (cnf x5t#S256) is refused over any other (401)")

@@ -16,8 +16,9 @@ from refplatform.common.tickets import Actor
 
 Answer = dict[str, Any]
 Handler = Callable[[Actor, dict[str, Any]], Answer | Awaitable[Answer]]
-# Reads the caller: (operation, HTTP headers, parsed SOAP envelope or None on REST) -> Actor, or TicketError.
-ActorReader = Callable[[str, Mapping[str, str], Any], Actor]
+# Reads the caller: (operation, HTTP headers, parsed SOAP envelope or None on REST, the DER client
+# certificate of the connection or None on plain HTTP) -> Actor, or TicketError.
+ActorReader = Callable[[str, Mapping[str, str], Any, bytes | None], Actor]
 
 
 class LegacyFault(Exception):

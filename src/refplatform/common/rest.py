@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from refplatform.common.legacy import ActorReader, LegacyFault, LegacyOperation, answer
 from refplatform.common.tickets import TicketError
+from refplatform.common.tls import peer_certificate
 from refplatform.common.validation import OpenApiValidator, RequestInvalid
 
 
@@ -28,7 +29,7 @@ def rest_endpoint(operation_id: str, operation: LegacyOperation, validator: Open
 
     async def run(request: Request) -> Response:
         try:
-            actor = read_actor(operation_id, request.headers, None)
+            actor = read_actor(operation_id, request.headers, None, peer_certificate(request.scope))
         except TicketError as exc:
             return fault_response(401, "EJ_AUTENTISERAD", exc.message)
         body = await request.body()

@@ -27,7 +27,9 @@ from starlette.routing import Route
 from refplatform.common import soap
 from refplatform.common.legacy import ActorReader, LegacyFault, LegacyOperation, answer
 from refplatform.common.riv import XSD, RivContracts, RivService
+from refplatform.common.sambi import SECURITY
 from refplatform.common.tickets import TicketError
+from refplatform.common.tls import peer_certificate
 
 LOG = logging.getLogger("refplatform.soap")
 WSDL_SOAP = "http://schemas.xmlsoap.org/wsdl/soap/"
@@ -83,7 +85,7 @@ class SoapBinding:
     """The SOAP endpoints of one platform's legacy operations, by service name."""
 
     def __init__(self, contracts: RivContracts, operations: Mapping[str, LegacyOperation],
-                 read_actor: ActorReader, wire: WireHooks | None = None) -> None:
+                 read_actor: ActorReader, wire: WireHooks | None = None, security_header: bool = False) -> None:
         missing = sorted(set(contracts.services) - set(operations))
         if missing:
             raise ValueError(f"no operation implements the service(s) {', '.join(missing)}")
@@ -94,6 +96,8 @@ class SoapBinding:
         ns = contracts.namespaces
         self.common = ns["common"]
         self.understood = {f"{{{ns['logical_address']}}}LogicalAddress", f"{{{ns['argos']}}}ArgosHeader"}
+        if security_header:  # --auth saml: wsse:Security (mustUnderstand="1" as WS-Security senders mark it) is ours
+            self.understood.add(SECURITY)
         self.nsmap: dict[str | None, str] = {prefix: ns[prefix] for prefix in _DECLARED}
         self.paths = {contracts.legacy_base + s.endpoint for s in contracts.services.values()}
 
@@ -144,7 +148,7 @@ class SoapBinding:
     async def _call(self, request: Request, service: RivService) -> etree._Element:
         envelope = soap.parse_envelope(await request.body(), request.headers.get("content-type"), self.understood)
         try:
-            actor = self.read_actor(service.name, request.headers, envelope)
+            actor = self.read_actor(service.name, request.headers, envelope, peer_certificate(request.scope))
         except TicketError as exc:
             raise soap.refusal("EJ_AUTENTISERAD", exc.message) from None
         action = _soap_action(request.headers.get("soapaction"))

@@ -1,12 +1,19 @@
-"""Access tickets ("Säker åtkomst"): HS256-signed JWTs carrying the actor's role and attributes."""
+"""Who calls: the Actor, read from an HS256 JWT ticket (`--auth jwt`) or a SAMBI assertion (`--auth saml`).
+
+The JWT ticket (`Authorization: Bearer`) is the stand-in the suite uses until it presents SAMBI
+assertions over mutual TLS; `read_actor` is the one place a legacy caller is read either way.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt
+
+if TYPE_CHECKING:
+    from refplatform.common.sambi import SambiVerifier
 
 ISSUER = "rxverify-local"
 ROLES = ("prescriber", "pharmacy")
@@ -31,6 +38,9 @@ class Actor:
     forskrivarkod: str | None = None
     arbetsplatskod: str | None = None
     gln: str | None = None
+    license: str | None = None  # healthcareProfessionalLicense of a SAMBI assertion (AP, LK)
+    legitimationskod: str | None = None
+    certificate: str | None = None  # x5t#S256 of the client certificate the credential is bound to
 
     @property
     def identifier(self) -> str:
@@ -79,11 +89,15 @@ def verify_ticket(authorization: str | None, key: bytes) -> Actor:
     )
 
 
-def read_actor(http_headers: Mapping[str, str], soap_header: Any, key: bytes) -> Actor:
-    """The caller of a legacy request, from whatever carries its ticket: the one reader both bindings use.
+def read_actor(http_headers: Mapping[str, str], envelope: Any, key: bytes, sambi: SambiVerifier | None = None,
+               peer_cert: bytes | None = None) -> Actor:
+    """The caller of a legacy request, from whatever carries its credential: the one reader both bindings use.
 
-    Today the ticket is the HTTP `Authorization: Bearer` header on REST and SOAP alike; `soap_header`
-    (the parsed envelope, refplatform.common.soap.Envelope, whose `header` holds the SOAP header
-    entries; None on REST) is where a SAML assertion in wsse:Security will be read.
+    With `sambi` (`--auth saml`) a SOAP request (`envelope`, refplatform.common.soap.Envelope) is read
+    from the signed SAML assertion in its wsse:Security header, bound to the connection's client
+    certificate `peer_cert` (DER). Otherwise, and on the REST rendering (`envelope` None, a stand-in
+    with no SOAP header, removed when the suite speaks SOAP), from the `Authorization: Bearer` JWT.
     """
+    if sambi is not None and envelope is not None:
+        return sambi.from_security_header(envelope.header, peer_cert)
     return verify_ticket(http_headers.get("authorization"), key)

@@ -24,6 +24,7 @@ from refplatform.common.soap_binding import SoapBinding
 from refplatform.common.validation import OpenApiValidator
 from refplatform.new.core import FhirCore
 from refplatform.new.fhir_api import FhirApi, outcome
+from refplatform.new.oauth import TokenService, signing_key
 from refplatform.new.transformer import Transformer
 from refplatform.new.wire import TransformerWire
 
@@ -149,12 +150,15 @@ def _prefixed(prefix: str, routes: list[Route]) -> list[Route]:
 def create_app(config: PlatformConfig) -> Starlette:
     """The ASGI application of the new platform (validators and store built once)."""
     core = FhirCore(config)
-    fhir_spec = config.contracts / "openapi" / "fhir.yaml"
-    fhir = FhirApi(core, OpenApiValidator(fhir_spec) if fhir_spec.exists() else None)
     legacy = Transformer(core)
+    tokens = None
+    if legacy.sambi is not None:  # --auth saml: the token endpoint, and tokens for the FHIR API
+        tokens = TokenService(config, legacy.sambi.profile, legacy.sambi, signing_key(config.token_key_file))
+    fhir_spec = config.contracts / "openapi" / "fhir.yaml"
+    fhir = FhirApi(core, OpenApiValidator(fhir_spec) if fhir_spec.exists() else None, tokens)
     operations = legacy.operations()
     soap_binding = SoapBinding(load_riv(config.contracts), operations, legacy.read_actor,
-                               TransformerWire(config.faults))
+                               TransformerWire(config.faults), security_header=tokens is not None)
     middleware = []
     if config.faults.on(FAULT_PERIODIC_STALL):
         middleware.append(Middleware(PeriodicStall))
@@ -170,6 +174,7 @@ def create_app(config: PlatformConfig) -> Starlette:
             *rest_routes("/legacy", operations, OpenApiValidator(config.contracts / "openapi" / "legacy-rest.yaml"),
                          legacy.read_actor),
             *soap_binding.routes(),
+            *([Route(tokens.profile.token_path, tokens.token, methods=["POST"])] if tokens is not None else []),
         ],
         exception_handlers={HTTPException: http_errors(soap_binding)},
     )

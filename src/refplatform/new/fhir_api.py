@@ -22,6 +22,7 @@ from refplatform.common.tickets import Actor, TicketError, verify_ticket
 from refplatform.common.validation import OpenApiValidator, RequestInvalid
 from refplatform.new import timefmt
 from refplatform.new.core import CoreError, FhirCore, Invalid, reference_id
+from refplatform.new.oauth import TokenService, challenge
 from refplatform.new.primitives import format_problem
 
 FAULT_DROPS_VALIDITY_PERIOD = register(
@@ -144,9 +145,10 @@ def _models() -> dict[str, Any]:
 class FhirApi:
     """The FHIR handlers: the order of checks, search, create, read, $monitoring, metadata."""
 
-    def __init__(self, core: FhirCore, validator: OpenApiValidator | None) -> None:
+    def __init__(self, core: FhirCore, validator: OpenApiValidator | None, tokens: TokenService | None = None) -> None:
         self.core = core
         self.validator = validator
+        self.tokens = tokens  # --auth saml: access tokens of the token endpoint; None: JWT tickets
         self.key = core.config.ticket_key
         self.faults = core.config.faults
         self.models = _models()
@@ -159,14 +161,13 @@ class FhirApi:
     def endpoint(
         self, operation_id: str, roles: tuple[str, ...], handler: Handler
     ) -> Callable[[Request], Awaitable[Response]]:
-        """Ticket (401), required headers (400), request validation (400), role (403), then the handler."""
-        key = self.key
+        """Ticket or token (401), required headers (400), request validation (400), role (403), then the handler."""
 
         async def run(request: Request) -> Response:
             try:
-                actor = verify_ticket(request.headers.get("authorization"), key)
+                actor = self.caller(request)
             except TicketError as exc:
-                return outcome(401, "security", exc.message, {"WWW-Authenticate": "Bearer"})
+                return outcome(401, "security", exc.message, {"WWW-Authenticate": self._challenge(request, exc)})
             problem = _header_problem(request)
             if problem:
                 return outcome(400, "required", problem)
@@ -187,6 +188,17 @@ class FhirApi:
 
         run.__name__ = operation_id.replace(".", "_").replace("$", "")
         return run
+
+    def caller(self, request: Request) -> Actor:
+        """Who calls: from the access token (`--auth saml`) or the JWT ticket (`--auth jwt`)."""
+        if self.tokens is not None:
+            return self.tokens.actor(request)
+        return verify_ticket(request.headers.get("authorization"), self.key)
+
+    def _challenge(self, request: Request, exc: TicketError) -> str:
+        if self.tokens is None:
+            return "Bearer"
+        return challenge(exc.message, bool(request.headers.get("authorization")))
 
     def _validate(self, operation_id: str, request: Request, body: bytes) -> Any:
         content_type = request.headers.get("content-type")

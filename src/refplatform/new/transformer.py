@@ -17,6 +17,7 @@ from typing import Any
 
 from refplatform.common.faults import register
 from refplatform.common.legacy import Handler, LegacyFault, LegacyOperation, answer
+from refplatform.common.sambi import SECURITY, platform_verifier
 from refplatform.common.tickets import Actor, TicketError, read_actor
 from refplatform.new import timefmt
 from refplatform.new.core import (
@@ -232,6 +233,7 @@ class Transformer:
         self.core = core
         self.faults = core.config.faults
         self.key = core.config.ticket_key
+        self.sambi = platform_verifier(core.config)
         self.shared_connection = asyncio.Lock()  # fault transformer-aktuella-slow-under-load only
         self.aktuella_cache: dict[str, dict[str, Any]] = {}  # fault transformer-aktuella-stale-cache only
         self.aktuella_reads = 0
@@ -671,15 +673,21 @@ class Transformer:
 
     # ---- bindings ----
 
-    def read_actor(self, operation: str, http_headers: Mapping[str, str], envelope: Any) -> Actor:
-        """The caller, from the ticket (REST and SOAP alike)."""
+    def read_actor(self, operation: str, http_headers: Mapping[str, str], envelope: Any,
+                   peer_cert: bytes | None) -> Actor:
+        """The caller, from its credential (refplatform.common.tickets.read_actor)."""
         try:
-            return read_actor(http_headers, envelope, self.key)
+            return read_actor(http_headers, envelope, self.key, self.sambi, peer_cert)
         except TicketError:
-            if (operation == "HamtaPatientInfo" and not http_headers.get("authorization")
+            if (operation == "HamtaPatientInfo" and self._without_credential(http_headers, envelope)
                     and self.faults.on(FAULT_PATIENT_INFO_WITHOUT_TICKET)):
                 return ANONYMOUS
             raise
+
+    def _without_credential(self, http_headers: Mapping[str, str], envelope: Any) -> bool:
+        if self.sambi is not None and envelope is not None:
+            return not any(entry.tag == SECURITY for entry in envelope.header)
+        return not http_headers.get("authorization")
 
     def _legacy(self, handler: Handler) -> Handler:
         # A core refusal the legacy interface has no own fault for is a KONFLIKT.

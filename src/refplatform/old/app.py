@@ -25,6 +25,7 @@ from refplatform.common.config import PlatformConfig
 from refplatform.common.legacy import Handler, LegacyFault, LegacyOperation, answer
 from refplatform.common.rest import fault_response, rest_routes
 from refplatform.common.riv import load_riv
+from refplatform.common.sambi import platform_verifier
 from refplatform.common.soap import SoapFault
 from refplatform.common.soap_binding import SoapBinding
 from refplatform.common.store import Store
@@ -201,6 +202,7 @@ class OldPlatform:
     def __init__(self, config: PlatformConfig) -> None:
         self.config = config
         self.validator = OpenApiValidator(config.contracts / "openapi" / "legacy-rest.yaml")
+        self.sambi = platform_verifier(config)
         self.store = Store(config.data_dir / "old.sqlite", SCHEMA)
         if "utfardad" not in {c["name"] for c in self.store.conn().execute("PRAGMA table_info(ordination)")}:
             self.store.conn().execute("ALTER TABLE ordination ADD COLUMN utfardad TEXT")  # a store from before it
@@ -216,9 +218,9 @@ class OldPlatform:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def read_actor(self, operation: str, http_headers: Any, envelope: Any) -> Actor:
-        """The caller, from the ticket (REST and SOAP alike)."""
-        return read_actor(http_headers, envelope, self.config.ticket_key)
+    def read_actor(self, operation: str, http_headers: Any, envelope: Any, peer_cert: bytes | None) -> Actor:
+        """The caller, from its credential (refplatform.common.tickets.read_actor)."""
+        return read_actor(http_headers, envelope, self.config.ticket_key, self.sambi, peer_cert)
 
     def in_window(self, operation: str, handler: Handler) -> Handler:
         """`handler`, refused while the service window is open if `operation` writes (after ticket, request, role)."""
@@ -518,7 +520,7 @@ def create_app(config: PlatformConfig) -> Starlette:
     """The old platform's ASGI application: the legacy interface as SOAP, and its REST rendering."""
     p = OldPlatform(config)
     ops = operations(p)
-    soap = SoapBinding(load_riv(config.contracts), ops, p.read_actor)
+    soap = SoapBinding(load_riv(config.contracts), ops, p.read_actor, security_header=p.sambi is not None)
 
     async def status(request: Request) -> Response:
         return JSONResponse(

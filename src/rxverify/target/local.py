@@ -2,6 +2,10 @@
 
 The suite never imports the reference platforms; it starts them as processes
 (`python -m refplatform`) and reads the address each prints, as it would any vendor's server.
+With `tls`, each platform serves mutual TLS on both entry points (internet, sjunet) with the
+certificates of the local trust domain (rxverify.target.trust) and reads its callers from SAMBI
+assertions (`--auth saml`, trusting the local ticket issuer); it prints one READY line per entry
+point: `READY <platform> https://127.0.0.1:<port> (entry <name>)`.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from pathlib import Path
 from rxverify.errors import UserError
 from rxverify.paths import contracts_dir
 from rxverify.target.processes import RUN_DIR_PREFIX, RunProcesses, clean_orphans
-from rxverify.target.targets import Endpoints, Target
+from rxverify.target.targets import DEFAULT_ENTRY, Endpoints, Target
+from rxverify.target.trust import ENTRY_POINTS, TrustDomain
 
 START_TIMEOUT_S = 60.0
 SECONDARY = "old-secondary"  # a second instance of the old platform (Diffy's secondary)
@@ -57,9 +62,10 @@ class StartedPlatform:
     """One reference-platform process."""
 
     platform: str
-    base_url: str
+    base_url: str  # the default entry point's
     process: subprocess.Popen[str]
     stderr_tail: list[str] = field(default_factory=list)
+    entries: dict[str, str] = field(default_factory=dict)  # entry point -> base URL (mutual TLS only)
 
     def stop(self) -> None:
         """Terminate the process and wait for it."""
@@ -88,8 +94,15 @@ def start_platform(
     processes: RunProcesses | None = None,
     label: str | None = None,
     admin_key_file: Path | None = None,
+    tls_dir: Path | None = None,
+    issuer_cert: Path | None = None,
 ) -> StartedPlatform:
-    """Start one reference platform (with the window's operator key, if given); wait for its address."""
+    """Start one reference platform (with the window's operator key, if given); wait for its address.
+
+    With `tls_dir` (its --tls-dir) and `issuer_cert`, it serves mutual TLS on every entry point of
+    ENTRY_POINTS (the default entry point on `port`) and reads SAMBI assertions (`--auth saml`),
+    printing one address per entry point.
+    """
     cmd = [
         sys.executable,
         "-m",
@@ -100,9 +113,14 @@ def start_platform(
         str(data_dir),
         "--ticket-key-file",
         str(key_file),
-        "--port",
-        str(port),
     ]
+    if tls_dir is None:
+        cmd += ["--port", str(port)]
+    else:
+        assert issuer_cert is not None
+        cmd += ["--tls-dir", str(tls_dir), "--auth", "saml", "--issuer-cert", str(issuer_cert)]
+        for entry in ENTRY_POINTS:
+            cmd += ["--entry", f"{entry}={port if entry == DEFAULT_ENTRY else 0}"]
     for fault in faults:
         cmd += ["--fault", fault]
     cmd += ["--contracts", str(contracts_dir().resolve())]
@@ -110,7 +128,7 @@ def start_platform(
         cmd += ["--audit-log", str(audit_log)]
     if admin_key_file is not None:
         cmd += ["--admin-key-file", str(admin_key_file)]
-    return launch(cmd, platform, processes, label)
+    return launch(cmd, platform, processes, label, len(ENTRY_POINTS) if tls_dir is not None else 1)
 
 
 def start_gateway(
@@ -124,9 +142,13 @@ def start_gateway(
 
 
 def launch(
-    cmd: list[str], platform: str, processes: RunProcesses | None = None, label: str | None = None
+    cmd: list[str], platform: str, processes: RunProcesses | None = None, label: str | None = None,
+    wanted: int = 1,
 ) -> StartedPlatform:
-    """Start a reference-platform process (written down in `processes`); wait for `READY <name> <url>`."""
+    """Start a reference-platform process (written down in `processes`); wait for `READY <name> <url>`.
+
+    `wanted` > 1: a platform on mutual TLS prints one READY line per entry point; all are waited for.
+    """
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if processes is not None:
         processes.started(label or platform, proc.pid)
@@ -134,19 +156,29 @@ def launch(
     tail: list[str] = []
     threading.Thread(target=_drain, args=(proc.stderr, tail), daemon=True).start()
     deadline = time.monotonic() + START_TIMEOUT_S
-    line = ""
-    while time.monotonic() < deadline:
+    entries: dict[str, str] = {}
+    while time.monotonic() < deadline and len(entries) < wanted:
         line = proc.stdout.readline()
-        if not line or line.startswith("READY"):
+        if not line:
             break
-    if not line.startswith("READY"):
+        if line.startswith("READY"):
+            entries.update([_ready(line)])
+    if len(entries) < wanted:
         proc.kill()
         proc.wait()
         time.sleep(0.1)
         reason = tail[-1] if tail else "no output"
         raise UserError(f"the {platform} reference platform did not start: {reason}")
     threading.Thread(target=_drain, args=(proc.stdout, []), daemon=True).start()
-    return StartedPlatform(platform, line.split()[2], proc, tail)
+    default = entries.get(DEFAULT_ENTRY) or next(iter(entries.values()))
+    return StartedPlatform(platform, default, proc, tail, entries if wanted > 1 else {})
+
+
+def _ready(line: str) -> tuple[str, str]:
+    """(entry point, base URL) of a READY line: `READY <platform> <url>` or `... <url> (entry <name>)`."""
+    parts = line.split()
+    entry = parts[4].rstrip(")") if len(parts) >= 5 and parts[3] == "(entry" else DEFAULT_ENTRY
+    return entry, parts[2]
 
 
 @dataclass
@@ -162,16 +194,33 @@ class LocalPlatforms:
     # the run's temporary folder holds the ticket key (0600) and the audit logs: both gone with the run
     key_file: Path | None = None
     audit_dir: Path | None = None
+    trust: TrustDomain | None = None  # the local trust domain, when they serve mutual TLS
+    token_path: str = ""  # the new platform's token endpoint below its base URL (with `trust`)
+
+    def _endpoints(self, started: StartedPlatform, fhir: bool) -> Endpoints:
+        def at(base: str, entry: str) -> Endpoints:
+            tls = self.trust is not None
+            return Endpoints(
+                legacy=base + "/legacy", fhir=base + "/fhir" if fhir else None,
+                token=base + self.token_path if fhir and tls else None,
+                ca=str(self.trust.ca(entry)) if self.trust is not None else None, name=entry,
+            )
+
+        if not started.entries:
+            return at(started.base_url, DEFAULT_ENTRY)
+        points = {e: at(url, e) for e, url in started.entries.items()}
+        first = points.pop(DEFAULT_ENTRY)
+        return Endpoints(first.legacy, first.fhir, first.token, first.ca, first.name, points)
 
     def target(self) -> Target:
-        """A Target pointing at the started platforms."""
+        """A Target pointing at the started platforms (every entry point, with its CA, under mutual TLS)."""
         platforms = {}
         if self.old:
-            platforms["old"] = Endpoints(legacy=self.old.base_url + "/legacy")
+            platforms["old"] = self._endpoints(self.old, fhir=False)
         if self.new:
-            platforms["new"] = Endpoints(legacy=self.new.base_url + "/legacy", fhir=self.new.base_url + "/fhir")
+            platforms["new"] = self._endpoints(self.new, fhir=True)
         if self.secondary:
-            platforms[SECONDARY] = Endpoints(legacy=self.secondary.base_url + "/legacy")
+            platforms[SECONDARY] = self._endpoints(self.secondary, fhir=False)
         return Target(
             name="local", environment_class="local", description="embedded reference platforms", platforms=platforms
         )
@@ -196,6 +245,7 @@ def local_platforms(
     ports: dict[str, int] | None = None,
     key: bytes | None = None,
     audit: bool = False,
+    tls: bool = False,
 ) -> Iterator[LocalPlatforms]:
     """Start the reference platforms for the duration of a `with` block.
 
@@ -203,7 +253,9 @@ def local_platforms(
     stores (unless `data_dir` keeps them), the ticket key and, with `audit`, the audit logs
     (each platform writes a digest of every request it receives to `<audit_dir>/<platform>.jsonl`,
     the egress audit of rxverify.safety.audit). Orphans of killed runs are cleaned up first
-    (rxverify.target.processes).
+    (rxverify.target.processes). With `tls`, they serve mutual TLS on both entry points with the
+    local trust domain, made in that temporary folder (gone with the run), or kept and reused in
+    `<data_dir>/trust`.
     """
     clean_orphans()
     with tempfile.TemporaryDirectory(prefix=RUN_DIR_PREFIX) as tmp:
@@ -217,6 +269,16 @@ def local_platforms(
         if audit_dir is not None:
             audit_dir.mkdir(mode=0o700)
         processes = RunProcesses(Path(tmp))
+        trust = None
+        token_path = ""
+        if tls:
+            from rxverify.target.credentials import load_actors, load_profile
+            from rxverify.target.trust import trust_domain
+
+            contracts = contracts_dir().resolve()
+            actors = load_actors(contracts / "testdata" / "test-actors.json")
+            trust = trust_domain((data_dir / "trust") if data_dir else Path(tmp) / "trust", platforms, actors)
+            token_path = load_profile(contracts).token_path
         started: dict[str, StartedPlatform] = {}
         try:
             for platform in platforms:
@@ -224,10 +286,12 @@ def local_platforms(
                 audit_log = audit_dir / f"{platform}.jsonl" if audit_dir is not None else None
                 started[platform] = start_platform(
                     kind, run_dir / platform, key_file, faults, (ports or {}).get(platform, 0), audit_log, processes,
-                    label=platform,
+                    label=platform, tls_dir=trust.server_dir(platform) if trust else None,
+                    issuer_cert=trust.issuer_cert if trust else None,
                 )
             running = LocalPlatforms(
-                started.get("old"), started.get("new"), key, run_dir, started.get(SECONDARY), key_file, audit_dir
+                started.get("old"), started.get("new"), key, run_dir, started.get(SECONDARY), key_file, audit_dir,
+                trust, token_path,
             )
             yield running
         finally:

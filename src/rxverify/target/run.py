@@ -5,6 +5,11 @@ connection is opened, what may run at all (the contract and load suites never to
 production-class target; a production verification needs its plan), and it fixes the guard's
 registry, plan, window, rate limit, ledger and operation index for the whole run. The contract
 suite, the load runtime, `verify`, `serve`, `report` and the CLI all take their run from here.
+
+A run also carries the target's credentials ("Säker åtkomst"): `Run.session(actor=...)` presents
+that caller's client certificate and trusts the entry point's CA, `Run.credentials` mints or
+fetches its SAMBI assertions, `Run.tokens` exchanges them for access tokens. Locally, `tls=True`
+starts the platforms on mutual TLS with the local trust domain.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -27,12 +32,26 @@ from rxverify.safety.egress import guarded_session
 from rxverify.safety.guard import Guard
 from rxverify.safety.ledger import Ledger
 from rxverify.safety.registry import Registry, load_registry
-from rxverify.target.credentials import EnvironmentTickets, TestActors, TicketMinter, load_actors
+from rxverify.target.credentials import (
+    AssertionFiles,
+    AssertionMinter,
+    Caller,
+    Credentials,
+    EnvironmentTickets,
+    TestActors,
+    TicketMinter,
+    TicketService,
+    as_caller,
+    load_actors,
+    load_profile,
+)
 from rxverify.target.local import LocalPlatforms, local_platforms, new_ticket_key
-from rxverify.target.targets import Target
+from rxverify.target.targets import DEFAULT_ENTRY, Target, check_files
+from rxverify.target.trust import ENTRY_POINTS, ClientCertificate, TrustDomain
 
 if TYPE_CHECKING:
     from rxverify.plans import Plan
+    from rxverify.target.tokens import TokenClient
 
 # What each part of rxverify may do with a target of each class.
 SUITES = ("contract", "load", "verification", "reconcile", "rehearse", "serve", "report", "cli")
@@ -55,12 +74,17 @@ class Run:
     local: LocalPlatforms | None = None
     # the egress audit's findings, known once the local platforms have stopped (None: no audit ran)
     audit_problems: list[str] | None = None
+    credentials: Credentials | None = None  # client certificates, CAs and assertions ("Säker åtkomst")
     # called with every response any session of this run receives (the contract run's per-area counts)
     observers: list[Callable[[requests.Response], None]] = field(default_factory=list)
     _sessions: list[requests.Session] = field(default_factory=list)
+    _tokens: TokenClient | None = None
 
-    def session(self) -> requests.Session:
-        """A new guarded HTTP session for this run (the target's TLS settings applied)."""
+    def session(self, actor: Caller | str | None = None, entry: str | None = None) -> requests.Session:
+        """A new guarded HTTP session for this run: `actor`'s client certificate, the entry point's CA.
+
+        Without `actor` it presents the target-wide certificate of targets.toml `tls`, if any.
+        """
         tls = self.target.tls
         missing = [f"tls.{name} {path}" for name, path in sorted(tls.items()) if not Path(path).is_file()]
         if missing:
@@ -70,6 +94,16 @@ class Run:
             session.cert = (tls["cert"], tls["key"]) if tls.get("key") else tls["cert"]
         if tls.get("ca"):
             session.verify = tls["ca"]
+        if self.credentials is not None:
+            ca = self.credentials.ca(entry)
+            if ca is not None:
+                session.verify = str(ca)
+            if actor is not None:
+                client = self.credentials.client(as_caller(actor), entry)
+                session.cert = (str(client.cert), str(client.key))
+        elif actor is not None or entry is not None:
+            raise UserError(f"target {self.target.name!r} has no credentials of callers (targets.toml clients; "
+                            "locally, a run opened with tls=True)")
         session.hooks["response"].append(self._observe)
         self._sessions.append(session)
         return session
@@ -77,6 +111,30 @@ class Run:
     def _observe(self, response: requests.Response, *args: object, **kwargs: object) -> None:
         for observer in self.observers:
             observer(response)  # returns nothing: a response hook that returns a value replaces the response
+
+    def ssl_context_factory(self, actor: Caller | str | None = None, entry: str | None = None) -> Any:
+        """The `ssl_context_factory` of a FastHttpUser calling as `actor` (rxverify.target.tls)."""
+        from rxverify.target.tls import fasthttp_ssl_context_factory
+
+        credentials = self.credentials_or_fail()
+        client = credentials.client(as_caller(actor), entry) if actor is not None else None
+        return fasthttp_ssl_context_factory(client, credentials.ca(entry))
+
+    def credentials_or_fail(self) -> Credentials:
+        """The run's credentials (UserError when the target configures none)."""
+        if self.credentials is None:
+            raise UserError(f"target {self.target.name!r} has no credentials of callers (targets.toml clients and "
+                            "assertions; locally, a run opened with tls=True)")
+        return self.credentials
+
+    @property
+    def tokens(self) -> TokenClient:
+        """The run's access tokens (the new platform's token endpoint), held per caller and certificate."""
+        if self._tokens is None:
+            from rxverify.target.tokens import TokenClient
+
+            self._tokens = TokenClient(self)
+        return self._tokens
 
     def auth_headers(self, role: str, index: int = 0) -> dict[str, str]:
         """`Authorization` header for a test actor of `role`."""
@@ -144,6 +202,7 @@ def open_run(
     data_dir: Path | None = None,
     ports: dict[str, int] | None = None,
     start_local: bool = True,
+    tls: bool = False,
 ) -> Iterator[Run]:
     """Prepare `target` for the `with` block: class checked, guard built, local platforms started (`start_local`).
 
@@ -151,10 +210,12 @@ def open_run(
     class of target: on production and test targets because the release needs it, on local ones
     so that a rehearsal reads the same. With `audit`, the local platforms record every request
     they receive and, once they have stopped, `Run.audit_problems` says whether each was one the
-    guard let through (the egress audit).
+    guard let through (the egress audit). With `tls`, the local platforms serve mutual TLS on both
+    entry points and read SAMBI assertions, and the run carries the local trust domain's credentials.
     """
     check_class(target, suite, plan)
     registry = registry_for(target, contracts)
+    check_files(target)  # a missing certificate, key or CA is one line before anything is started or sent
     actors = load_actors(contracts / "testdata" / "test-actors.json")
     run_id = run_id or os.environ.get("RXVERIFY_RUN_ID") or new_run_id(suite)
     with ExitStack() as stack:
@@ -172,23 +233,31 @@ def open_run(
         audit_dir = None
         if target.is_local and start_local:
             key = key or new_ticket_key()
-            running = stack.enter_context(local_platforms(data_dir, platforms, faults, ports, key=key, audit=audit))
+            running = stack.enter_context(local_platforms(data_dir, platforms, faults, ports, key=key, audit=audit,
+                                                                tls=tls))
             audit_dir = running.audit_dir
             started = running.target()
             tickets: TicketMinter | EnvironmentTickets = TicketMinter(running.key, actors)
+            credentials = local_credentials(running.trust, actors, contracts) if running.trust else None
         else:
             started = target
             tickets = tickets_for(target, actors, ticket_key_file, key)
+            credentials = None
+            if target.clients or target.assertions:
+                bundles = Path(stack.enter_context(_private_dir()))
+                credentials = configured_credentials(target, actors, contracts, bundles)
         guard = Guard(
             registry,
             environment_class=target.environment_class,
             plan=plan,
             ledger=ledger,
-            operations=OperationIndex.for_endpoints(contracts, started.platforms.values()),
+            operations=OperationIndex.for_endpoints(
+                contracts, [point for e in started.platforms.values() for point in e.entry_points()]
+            ),
             target_name=target.name,
             audit=audit_dir is not None,
         )
-        run = Run(started, registry, actors, tickets, guard, suite, run_id, running)
+        run = Run(started, registry, actors, tickets, guard, suite, run_id, running, credentials=credentials)
         stack.callback(run.close_sessions)
         try:
             yield run
@@ -196,6 +265,61 @@ def open_run(
             if running is not None and audit_dir is not None:
                 running.stop()  # every answer is given and every received request written down
                 run.audit_problems = compare_egress(guard, audit_dir)
+
+
+@contextmanager
+def _private_dir() -> Iterator[str]:
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="rxverify-run-") as tmp:  # 0700, removed with the run
+        yield tmp
+
+
+def local_credentials(trust: TrustDomain, actors: TestActors, contracts: Path) -> Credentials:
+    """The credentials of the local trust domain: its certificates, its CAs, the local ticket issuer."""
+    profile = load_profile(contracts)
+    minter = AssertionMinter(trust.issuer_key.read_bytes(), trust.issuer_cert.read_bytes(), actors, profile)
+    cas: dict[str, Path | None] = {entry: trust.ca(entry) for entry in ENTRY_POINTS}
+    return Credentials(
+        actors,
+        lambda caller, entry: trust.client(caller.holder(actors), entry),
+        cas,
+        minter,
+        profile.grant_type,
+    )
+
+
+def configured_credentials(target: Target, actors: TestActors, contracts: Path, bundles: Path) -> Credentials:
+    """The credentials targets.toml names for a target (files checked already): certificates, CAs, assertions."""
+    profile = load_profile(contracts)
+    cas: dict[str, Path | None] = {}
+    for entry in ENTRY_POINTS:
+        files = [p.ca for e in target.platforms.values() for p in e.entry_points() if p.name == entry and p.ca]
+        if not any(p.name == entry for e in target.platforms.values() for p in e.entry_points()):
+            continue
+        if len(set(files)) > 1:  # one session talks to every platform of an entry point: one bundle of their CAs
+            bundle = bundles / f"ca-{entry}.pem"
+            bundle.write_bytes(b"\n".join(Path(f).read_bytes().strip() for f in dict.fromkeys(files)) + b"\n")
+            cas[entry] = bundle
+        else:
+            cas[entry] = Path(files[0]) if files else (Path(target.tls["ca"]) if target.tls.get("ca") else None)
+
+    def certificate(caller: Caller, entry: str) -> ClientCertificate:
+        for name in caller.names(actors):
+            client = target.clients.get(name)
+            files = client.files(entry) if client is not None else None
+            if files is not None:
+                return ClientCertificate(name, entry, Path(files[0]), Path(files[1]))
+        raise UserError(f"target {target.name!r} names no client certificate for {' or '.join(caller.names(actors))}"
+                        f" on entry point {entry} (clients)")
+
+    source: AssertionFiles | TicketService | None = None
+    if "files" in target.assertions:
+        source = AssertionFiles(target.assertions["files"], target.name, contracts.resolve().parent)
+    elif "service" in target.assertions:
+        source = TicketService(target.assertions["service"], target.name)
+    default = DEFAULT_ENTRY if DEFAULT_ENTRY in cas else next(iter(cas), DEFAULT_ENTRY)
+    return Credentials(actors, certificate, cas, source, profile.grant_type, default)
 
 
 def tickets_for(

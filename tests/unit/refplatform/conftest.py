@@ -41,13 +41,18 @@ class RunningPlatform:
         return self.base_url + "/fhir"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
+
+
+def stop_process(process: subprocess.Popen[str]) -> None:
+    """Terminate a platform process and wait for it (killed when it does not stop in 10 s)."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def start_ready(args: list[str], what: str) -> tuple[subprocess.Popen[str], str]:
