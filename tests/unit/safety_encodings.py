@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 import brotli
 
-from rxverify.safety.identity import check_digit
+from rxverify.safety.identity import check_digit, find_identities
 from rxverify.safety.registry import Registry
 
 BASE = "http://127.0.0.1:9/legacy"
@@ -162,7 +162,8 @@ def xml_forms(rng: random.Random, ident: str) -> Request:
     elif choice == 2:
         text = SOAP.format(f"<personnummer><![CDATA[{ident}]]></personnummer>")
     elif choice == 3:  # split inside the birth number, where no shorter reading of the text is an identity
-        cut = len(ident) - rng.randint(1, 3)
+        cuts = [c for c in range(len(ident) - 3, len(ident)) if not find_identities(ident[:c])]
+        cut = rng.choice(cuts) if cuts else len(ident) - 1  # 2007122282|79 reads as 200712-2282 by itself
         text = SOAP.format(f"<personnummer>{ident[:cut]}<!-- x -->{ident[cut:]}</personnummer>")
     else:
         text = SOAP.format(f'<patient id="{ident}"/>')
