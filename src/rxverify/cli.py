@@ -108,7 +108,7 @@ def _verify(args: argparse.Namespace) -> int:
     reports = reports_dir(args.reports)
     key_file = Path(args.ticket_key_file) if args.ticket_key_file else None
     with open_run(target, contracts, ticket_key_file=key_file, platforms=(args.platform,)) as run:
-        outcome = execute(plan, run, args.platform, contracts, reports)
+        outcome = execute(plan, run, args.platform, contracts, reports, embedded=target.is_local)
     return 0 if outcome.passed else 1
 
 
@@ -167,7 +167,7 @@ def _report(args: argparse.Namespace) -> int:
     reports = Path(args.reports or reports_dir())
     target = resolve_target(args.target, Path(args.targets or contracts / "targets.toml"))
     outcome = generate_report(
-        Path(args.results) if args.results else reports / "allure-results",
+        Path(args.results) if args.results else None,
         Path(args.output) if args.output else reports / "allure-report",
         reports,
         registry_for(target, contracts),
@@ -199,7 +199,7 @@ def _gate(args: argparse.Namespace) -> int:
         today = date.fromisoformat(args.today) if args.today else None
     except ValueError:
         raise UserError(f"--today {args.today!r} is not an ISO 8601 date") from None
-    verdict = evaluate(reports, Path(args.results) if args.results else reports / "allure-results", criteria, today)
+    verdict = evaluate(reports, criteria, today, release_run=args.release_run)
     print_verdict(verdict, reports)
     json_path, html_path = write_outputs(verdict, reports)
     print(f"written: {json_path}, {html_path}")
@@ -263,9 +263,9 @@ def _parser() -> argparse.ArgumentParser:
     ledger.add_argument("--reports", help="reports folder (default ./reports)")
     ledger.set_defaults(func=_ledger)
 
-    report = sub.add_parser("report", help="the Allure HTML report of reports/allure-results (one self-contained file)")
+    report = sub.add_parser("report", help="the Allure HTML report of the release run's results (one file)")
     report.add_argument("--reports", help="reports folder (default ./reports)")
-    report.add_argument("--results", help="Allure results folder (default <reports>/allure-results)")
+    report.add_argument("--results", help="one Allure results folder instead of the release run's (default: its runs)")
     report.add_argument("--output", help="report folder (default <reports>/allure-report)")
     report.add_argument("--tools", help="folder with package-lock.json for the Allure command line (default .)")
     report.add_argument("--target", default="local", help="target whose test-patient registry the scan uses")
@@ -275,7 +275,9 @@ def _parser() -> argparse.ArgumentParser:
 
     gate = sub.add_parser("gate", help="apply contracts/release-criteria.toml: GO (exit 0) or NO-GO (exit 1)")
     gate.add_argument("--reports", help="reports folder (default ./reports)")
-    gate.add_argument("--results", help="Allure results folder (default <reports>/allure-results)")
+    gate.add_argument(
+        "--release-run", help="the release run to judge (default $RXVERIFY_RELEASE_RUN, else <reports>/release.json)"
+    )
     gate.add_argument("--criteria", help="release criteria (default contracts/release-criteria.toml)")
     gate.add_argument("--today", help="the date known issues expire against (default today)")
     gate.set_defaults(func=_gate)

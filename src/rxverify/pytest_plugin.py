@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,13 @@ from rxverify.guard import Guard
 from rxverify.local import SECONDARY, new_ticket_key
 from rxverify.paths import contracts_dir, reports_dir
 from rxverify.redact import redact_text
+from rxverify.report.pytest_evidence import record_platforms, writer_of
 from rxverify.report.runs import write_run_record
 from rxverify.session import Run, open_run
 from rxverify.targets import Target, resolve_target
+
+# the run's evidence (manifest, results folder, test ids): rxverify.report.pytest_evidence
+pytest_plugins = ["rxverify.report.pytest_evidence"]
 
 DEFAULT_EXAMPLES = 20  # per operation and platform: keeps `tox -e contract` within its 5-minute budget
 
@@ -89,15 +94,35 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
             f"{guard.counts['identity']} refused (identity outside the test-patient registry)"
         )
     if exitstatus not in (0, 5) and config.getoption("--seed", default=None) is not None:
-        args = [a for a in config.invocation_params.args if not str(a).startswith("--seed")]
-        terminalreporter.write_line(
-            f"rxverify: reproduce with: pytest {' '.join(map(str, args))} --seed {config.getoption('--seed')}"
-        )
+        terminalreporter.write_line(f"rxverify: reproduce with: {reproduce_command(config)}")
+
+
+# Options the reproducing run must not repeat: the seed is given anew, and the results go to
+# the new run's own folder (a results folder of an earlier run is refused).
+_NOT_REPEATED = ("--seed", "--alluredir")
+
+
+def reproduce_command(config: pytest.Config) -> str:
+    """The command that runs this session again with its seed (its own arguments, shell-quoted)."""
+    args = [str(a) for a in config.invocation_params.args]
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in _NOT_REPEATED:
+            skip = True  # `--seed 78`: the value is the next argument
+        elif not arg.startswith(tuple(f"{o}=" for o in _NOT_REPEATED)) and arg != "--clean-alluredir":
+            kept.append(arg)
+    return shlex.join(["pytest", *kept, "--seed", str(config.getoption("--seed"))])
 
 
 def _platforms(config: pytest.Config) -> tuple[str, ...]:
     choice = config.getoption("--platform")
     return ("old", "new") if choice == "both" else (choice,)
+
+
+selected_platforms = _platforms  # public: the evidence plugin records them in the run's manifest
 
 
 @pytest.fixture(scope="session")
@@ -157,9 +182,12 @@ def rx_run(pytestconfig: pytest.Config, rx_contracts: Path) -> Iterator[Run]:
         ) as run:
             pytestconfig.stash[RUN_GUARD] = run.guard
             platforms = platform_status(run)
+            record_platforms(pytestconfig, platforms)
             yield run
+            writer = writer_of(pytestconfig)
             write_run_record(
                 reports_dir(),
+                run_id=writer.run if writer else None,
                 suite="contract",
                 target=run.target.name,
                 environment_class=run.target.environment_class,

@@ -3,8 +3,10 @@
 Every step goes through the guarded session with its participant's ticket: identities from
 the registry only, on production only the plan's operations inside its window, at its rate,
 every write in the ledger. The run stops at the first failed blocking step, writes one Allure
-result per step (redacted request and response attached) and reports/verification/summary.json,
-which the gate reads.
+result per step (redacted request and response attached) and verification/summary.json, which
+the gate reads, into its own run folder (reports/runs/<run id>/, rxverify.report.evidence),
+whose manifest says `in-progress` from before the first step: a killed run never leaves an
+earlier run's summary as the last word.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +33,7 @@ from rxverify.operations import Operation, OperationIndex, load_operations
 from rxverify.plans import Plan, Step, resolve
 from rxverify.redact import redact_headers, redact_text
 from rxverify.registry import Registry
+from rxverify.report.evidence import COMPLETE, FAILED, INTERRUPTED, RunWriter, begin_run
 from rxverify.report.runs import write_run_record
 from rxverify.session import Run
 from rxverify.targets import Endpoints, Target
@@ -239,15 +242,60 @@ def execute(
     contracts: Path,
     reports: Path,
     out: Out = print,
+    embedded: bool = False,
 ) -> Outcome:
-    """Run the plan's steps in order on `run` (whose target is started); write the reports."""
+    """Run the plan's steps in order on `run` (whose target is started); write the reports.
+
+    `embedded`: the target is the embedded reference platforms, started for the run.
+    """
     target = run.target
     endpoints = target.platforms.get(platform)
     if endpoints is None:
         raise UserError(f"target {target.name!r} has no {platform} platform")
     operations = load_operations(contracts)
     bases = {s.id: base_url(operations[s.operation], endpoints, platform) or "" for s in plan.steps}
-    ledger = Ledger(reports / "ledger", target=target.name, environment_class=target.environment_class)
+    evidence = begin_run(
+        reports,
+        "verification",
+        target=target.name,
+        environment_class=target.environment_class,
+        embedded=embedded,
+        platforms=[platform],
+        selection={"plan": plan.name, "planFile": str(plan.path)},
+        collected=[_full_name(plan, step) for step in plan.steps],
+    )
+    try:
+        return _execute(plan, run, platform, contracts, reports, out, evidence, operations, bases)
+    except KeyboardInterrupt:
+        evidence.finish(INTERRUPTED, interruption="KeyboardInterrupt")
+        raise
+    except BaseException as exc:
+        if evidence.document["status"] == "in-progress":
+            evidence.finish(FAILED, error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def _full_name(plan: Plan, step: Step) -> str:
+    """A step's Allure full name, and its test id in the run's manifest."""
+    return f"verification.{plan.name}.{step.id}"
+
+
+def _execute(
+    plan: Plan,
+    run: Run,
+    platform: str,
+    contracts: Path,
+    reports: Path,
+    out: Out,
+    evidence: RunWriter,
+    operations: Mapping[str, Operation],
+    bases: dict[str, str],
+) -> Outcome:
+    target = run.target
+    endpoints = target.platforms[platform]
+    ledger = Ledger(
+        reports / "ledger", target=target.name, environment_class=target.environment_class, run_id=evidence.run
+    )
     run.guard = Guard(
         run.registry,
         environment_class=target.environment_class,
@@ -285,12 +333,13 @@ def execute(
         session.close()
         ledger.close()
     finished = _now_ms()
-    allure_dir = reports / "allure-results"
+    allure_dir = evidence.results
     for result in outcome.results:
         _write_allure(allure_dir, result, plan, target, platform, scrub)
-    outcome.summary_path = _write_summary(reports, plan, target, platform, outcome, started, finished, scrub)
+    outcome.summary_path = _write_summary(evidence, plan, target, platform, outcome, started, finished, scrub)
     write_run_record(
         reports,
+        run_id=evidence.run,
         suite="verification",
         target=target.name,
         environment_class=target.environment_class,
@@ -298,6 +347,7 @@ def execute(
         release=plan.release,
         platforms={platform: {"legacy": endpoints.legacy, "fhir": endpoints.fhir}},
     )
+    evidence.finish(COMPLETE, summary=str(outcome.summary_path.relative_to(evidence.folder)))
     passed = sum(r.status == "passed" for r in outcome.results)
     verdict = "passed" if outcome.passed else "failed"
     out(
@@ -321,7 +371,7 @@ def _write_allure(
         directory,
         AllureResult(
             name=f"{step.id} {step.operation}{about}",
-            full_name=f"verification.{plan.name}.{step.id}",
+            full_name=_full_name(plan, step),
             status=result.status,
             start_ms=result.start_ms,
             stop_ms=result.stop_ms,
@@ -342,7 +392,7 @@ def _write_allure(
 
 
 def _write_summary(
-    reports: Path,
+    evidence: RunWriter,
     plan: Plan,
     target: Target,
     platform: str,
@@ -353,6 +403,7 @@ def _write_summary(
 ) -> Path:
     first = outcome.first_blocking_failure
     summary = {
+        "run": evidence.run,
         "plan": plan.name,
         "planFile": str(plan.path),
         "release": plan.release,
@@ -384,7 +435,7 @@ def _write_summary(
             for r in outcome.results
         ],
     }
-    path = reports / "verification" / "summary.json"
+    path = evidence.folder / "verification" / "summary.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
     return path

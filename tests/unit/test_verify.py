@@ -20,12 +20,15 @@ import pytest
 import requests
 
 from rxverify import redact
+from rxverify.gate.criteria import load_criteria
+from rxverify.gate.evaluate import evaluate
 from rxverify.guard import Guard, GuardedSession, RateLimiter, RequestRefused
 from rxverify.ledger import UNKNOWN, read_ledger
 from rxverify.local import LocalPlatforms, local_platforms
 from rxverify.operations import OperationIndex, load_operations
 from rxverify.plans import Plan, load_plan
 from rxverify.registry import Registry
+from rxverify.report.evidence import Manifest, latest_run
 from rxverify.targets import Endpoints
 from rxverify.tickets import TicketMinter, load_actors
 
@@ -44,6 +47,13 @@ def _rxverify(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[s
     return subprocess.run(
         [sys.executable, "-m", "rxverify", *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout
     )
+
+
+def _run(reports: Path) -> Manifest:
+    """The verification run in `reports` (its evidence is in its own run folder)."""
+    run = latest_run(reports, "verification")
+    assert run is not None, f"no verification run in {reports}"
+    return run
 
 
 def _production_guard(registry: Registry, legacy: str, plan: Plan | None) -> GuardedSession:
@@ -201,16 +211,18 @@ def test_shipped_plan_runs_green_on_local_target(registry: Registry, tmp_path: P
     print(done.stdout)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "verdict: passed: 14 of 14 steps passed" in done.stdout
-    summary = json.loads((reports / "verification" / "summary.json").read_text())
-    assert summary["verdict"] == "passed" and summary["firstBlockingFailure"] is None
+    run = _run(reports)
+    assert run.status == "complete" and run.embedded and len(run.collected) == 14
+    summary = json.loads((run.folder / "verification" / "summary.json").read_text())
+    assert summary["verdict"] == "passed" and summary["firstBlockingFailure"] is None and summary["run"] == run.run
     assert [s["status"] for s in summary["steps"]] == ["passed"] * 14
-    results = [json.loads(p.read_text()) for p in (reports / "allure-results").glob("*-result.json")]
-    assert len(results) == 14
+    results = [json.loads(p.read_text()) for p in run.results.glob("*-result.json")]
+    assert len(results) == 14 and sorted(r["fullName"] for r in results) == sorted(run.collected)
     for result in results:
         labels = {label["name"]: label["value"] for label in result["labels"]}
         assert labels["epic"] == "production verification" and labels["severity"] in ("blocker", "normal")
         [attachment] = result["attachments"]
-        assert (reports / "allure-results" / attachment["source"]).is_file()
+        assert (run.results / attachment["source"]).is_file()
         assert attachment["source"].endswith("-attachment.json")
     writes = read_ledger(reports / "ledger")
     assert [r.operation for r in writes].count("SkapaOrdinationVard") == 2
@@ -298,7 +310,7 @@ def test_failed_blocking_step_stops_the_run(
         "--reports", str(reports),
     )  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr
-    summary = json.loads((reports / "verification" / "summary.json").read_text())
+    summary = json.loads((_run(reports).folder / "verification" / "summary.json").read_text())
     assert summary["verdict"] == "failed" and summary["firstBlockingFailure"]["step"] == "S1"
     assert "received 201, the plan expects 422" in summary["firstBlockingFailure"]["message"]
     assert [s["status"] for s in summary["steps"]] == ["failed", "skipped"]
@@ -365,6 +377,12 @@ expect = { status = 200 }
         )
     attempts = [r for r in records if r.operation == "SkapaOrdinationVard"]
     assert len(attempts) >= len(on_platform)
+    # the killed run's evidence says incomplete, and the gate names every write of unknown outcome
+    assert _run(reports).status == "in-progress"
+    verdict = evaluate(reports, load_criteria(CONTRACTS / "release-criteria.toml"))
+    reasons = [r.text for r in verdict.reasons]
+    assert any(f"the verification run {_run(reports).run} is incomplete" in r for r in reasons)
+    assert sum(UNKNOWN in r for r in reasons) == len(unknown) >= 1 and not verdict.go
     print(
         f"killed after {len(records)} ledgered writes; platform has {len(on_platform)} prescriptions, "
         f"{len(withdrawals)} withdrawals; {len(unknown)} writes with unknown outcome"

@@ -12,7 +12,7 @@ from xml.sax.saxutils import escape
 from rxverify.allure_results import AllureResult, write_result
 from rxverify.load.histogram import Histogram
 from rxverify.load.recorder import OVERALL, Recorder
-from rxverify.load.slo import Verdict
+from rxverify.load.slo import Slo, Verdict
 
 EPIC = "load"
 PERCENTILES = (0.50, 0.95, 0.99)
@@ -143,6 +143,11 @@ def latency_chart(recorder: Recorder, title: str, width: int = 900, height: int 
     return "".join(out)
 
 
+def slo_result_name(slo: Slo) -> str:
+    """The full name (and test id) of an SLO's Allure result: what a load run's manifest lists it as."""
+    return f"rxverify.load.slo.{slo.scope}.{slo.key}"
+
+
 def write_allure(
     directory: Path,
     verdicts: list[Verdict],
@@ -160,7 +165,7 @@ def write_allure(
         shown = "n/a" if v.measured is None else f"{v.measured:.4g}"
         result = AllureResult(
             name=f"SLO {slo.title}",
-            full_name=f"rxverify.load.slo.{slo.scope}.{slo.key}",
+            full_name=slo_result_name(slo),
             status="passed" if v.passed else "failed",
             start_ms=start_ms,
             stop_ms=stop_ms,

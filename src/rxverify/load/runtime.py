@@ -12,6 +12,12 @@ process, with `--processes N`, and as master plus workers:
 - every request is recorded exactly; workers report their part to the master.
 - quitting (also after SIGTERM): the SLOs are checked, the summary, chart and Allure results
   written, the exit code set, and the embedded platforms stopped.
+
+The master (or the single process) keeps the run's evidence (rxverify.report.evidence): its
+manifest is written `in-progress` when the target is known, before the platforms start; the
+summary and the Allure results go to the run's own folder (reports/runs/<run id>/), and the
+manifest ends `complete`, `interrupted` (SIGTERM, or stopped before the profile's end) or
+`failed` (bad input after it began).
 """
 
 from __future__ import annotations
@@ -40,12 +46,13 @@ from rxverify.load.histogram import Histogram
 from rxverify.load.interfaces import INTERFACES, Fhir, Legacy, SeedError
 from rxverify.load.openmodel import ArrivalSchedule
 from rxverify.load.recorder import OVERALL, Recorder
-from rxverify.load.report import latency_chart, summary, write_allure
-from rxverify.load.slo import Slo, SloSet, Verdict, check, load_slos
+from rxverify.load.report import latency_chart, slo_result_name, summary, write_allure
+from rxverify.load.slo import DRIFT_KEYS, Slo, SloSet, Verdict, check, load_slos
 from rxverify.loadmodel import LoadModel, caller_loads, load_model
 from rxverify.local import new_ticket_key
 from rxverify.operations import OperationIndex
 from rxverify.paths import contracts_dir
+from rxverify.report.evidence import COMPLETE, FAILED, INTERRUPTED, RunWriter, begin_run
 from rxverify.session import Run, open_run
 from rxverify.targets import resolve_target
 
@@ -201,6 +208,7 @@ class LoadRun:
     finished: bool = False
     workers: int = 0  # the master's workers at the start
     interrupted: bool = False  # by SIGTERM
+    evidence: RunWriter | None = None  # the run's manifest (master or single process)
 
 
 ACTIVE: LoadRun | None = None
@@ -254,8 +262,42 @@ def on_init(environment: Any, runner: Any, callers: list[type[Any]], shapes: dic
             _open(environment, ACTIVE, seed=True)
             _on_sigterm(runner, ACTIVE)
     except UserError as exc:
+        if ACTIVE is not None and ACTIVE.evidence is not None:
+            ACTIVE.evidence.finish(FAILED, error=str(exc))
         _close_quietly()
         fail(str(exc))
+
+
+def planned_slos(load: LoadRun) -> list[str]:
+    """The SLO results the run will write (its manifest's test ids): what `check`, or a stress step, judges."""
+    profile = load.settings.profile
+    return [
+        slo_result_name(slo)
+        for slo in load.slos.slos
+        if (slo.key not in DRIFT_KEYS or profile == "soak") and (profile != "stress" or slo.scope == OVERALL)
+    ]
+
+
+def _begin_evidence(load: LoadRun, target: Any) -> None:
+    """The run's manifest, in progress, before the platforms start."""
+    s = load.settings
+    load.evidence = begin_run(
+        s.reports,
+        "load",
+        target=target.name,
+        environment_class=target.environment_class,
+        embedded=target.is_local,
+        platforms=["old" if s.platform == "old" else "new"],
+        selection={
+            "profile": s.profile,
+            "interface": s.platform,
+            "arrival": s.arrival,
+            "scale": s.scale,
+            "duration_s": s.duration,
+            "faults": list(s.faults),
+        },
+        collected=planned_slos(load),
+    )
 
 
 def _on_sigterm(runner: Any, load: LoadRun) -> None:
@@ -311,6 +353,8 @@ def _open(environment: Any, load: LoadRun, seed: bool) -> None:
         raise UserError(f"target {target.name!r} has no {side} platform (--platform {s.platform})")
     key_file = Path(options.ticket_key_file) if options.ticket_key_file else None
     key = new_ticket_key() if target.is_local else None
+    if seed:
+        _begin_evidence(load, target)
     run = load.stack.enter_context(open_run(target, s.contracts, s.faults, key_file, (side,), key))
     load.run = run
     atexit.register(_close_quietly)
@@ -323,7 +367,12 @@ def _open(environment: Any, load: LoadRun, seed: bool) -> None:
     load.base_url = base
     load.interface = INTERFACES[s.platform]()
     reports = s.reports
-    ledger = Ledger(reports / "ledger", target=run.target.name, environment_class=run.target.environment_class)
+    ledger = Ledger(
+        reports / "ledger",
+        target=run.target.name,
+        environment_class=run.target.environment_class,
+        run_id=load.evidence.run if load.evidence else "",
+    )
     load.stack.callback(ledger.close)
     run.guard.ledger = ledger
     run.guard.operations = OperationIndex.for_endpoints(s.contracts, run.target.platforms.values())
@@ -533,6 +582,10 @@ def on_quitting(environment: Any) -> None:
             load.recorder.guard_s += _guard_busy() - load.guard_mark
         code = _finish(environment, load, interrupted)
         environment.process_exit_code = code
+    except BaseException as exc:
+        if load.evidence is not None:
+            load.evidence.finish(FAILED, error=f"the reports could not be written: {type(exc).__name__}: {exc}")
+        raise
     finally:
         load.stack.close()
 
@@ -556,6 +609,7 @@ def _finish(environment: Any, load: LoadRun, interrupted: bool) -> int:
         verdicts = check(load.slos, rec, offered, soak=s.profile == "soak")
     run = load.run
     context: dict[str, Any] = {
+        "run": load.evidence.run if load.evidence else None,
         "profile": s.profile,
         "arrival": s.arrival,
         "platform": s.platform,
@@ -576,7 +630,8 @@ def _finish(environment: Any, load: LoadRun, interrupted: bool) -> int:
 
     context["drift"] = {k: (round(v, 4) if v is not None else None) for k, v in drift(rec).items()}
     data = summary(rec, verdicts, context, offered)
-    out = s.reports / "load"
+    folder = load.evidence.folder if load.evidence else s.reports
+    out = folder / "load"
     out.mkdir(parents=True, exist_ok=True)
     summary_path = out / f"{s.profile}-summary.json"
     summary_path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -586,13 +641,22 @@ def _finish(environment: Any, load: LoadRun, interrupted: bool) -> int:
     params = {"profile": s.profile, "platform": s.platform, "target": str(data["target"]), "arrival": s.arrival,
               "scale": f"{s.scale:g}"}  # fmt: skip
     figs = {"overall": data["overall"], "iterations": data["iterations"], "generator": data["generator"]}
-    write_allure(s.reports / "allure-results", verdicts, chart, figs, params, load.started_ms, int(time.time() * 1000))
+    results = load.evidence.results if load.evidence else s.reports / "allure-results"
+    write_allure(results, verdicts, chart, figs, params, load.started_ms, int(time.time() * 1000))
     _print(data, verdicts, summary_path)
     exceptions = len(environment.runner.exceptions) if environment.runner else 0
     if exceptions:
         print(f"rxverify: {exceptions} task errors (see Locust's error report): the run fails", file=sys.stderr)
     if interrupted:
         print("rxverify: the run was interrupted before its profile completed: it fails", file=sys.stderr)
+    if load.evidence is not None:
+        stopped = "SIGTERM" if load.interrupted else "stopped before the profile's end" if interrupted else None
+        load.evidence.finish(
+            INTERRUPTED if interrupted else COMPLETE,
+            summary=str(summary_path.relative_to(load.evidence.folder)),
+            interruption=stopped,
+            taskErrors=exceptions,
+        )
     return 0 if data["passed"] and not exceptions and not interrupted else 1
 
 

@@ -1,8 +1,8 @@
 """Run records: what each suite run was about, for the report's environment and the gate's safety criterion.
 
-Every run of a suite (contract, load, verify) writes one file, `reports/runs/<suite>-<UTC
-stamp>-<pid>.json`, when it ends; one file per run so that parallel processes (Locust
-workers, pytest-xdist) never write the same file:
+Every run of a suite (contract, verify) writes one file when it ends, in its own run folder
+(`reports/runs/<run id>/run-record.json`, rxverify.report.evidence); without a run id it is
+`reports/runs/<suite>-<UTC stamp>-<pid>.json`, which the gate refuses as evidence of no run:
 
     {
       "suite": "contract",                 # contract | load | verify | ...
@@ -15,7 +15,8 @@ workers, pytest-xdist) never write the same file:
         "old": {"legacy": "http://127.0.0.1:40001/legacy", "status": {"product": "...", "version": "..."}},
         "new": {"legacy": "...", "fhir": "...", "status": {...}}
       },
-      "guard": {"sent": 6095, "refused": {"identity": 0, "plan": 0, "operation": 0, "window": 0}}
+      "guard": {"sent": 6095, "refused": {"identity": 0, "plan": 0, "operation": 0, "window": 0}},
+      "refused_cases": {"<test id>": {"<operation>": 2}}   # generated cases the guard refused, when counted
     }
 
 `guard` is the guard's counts (`Guard.counts`): `passed` becomes `sent`, every other reason is
@@ -34,8 +35,10 @@ from pathlib import Path
 from typing import Any
 
 from rxverify.errors import UserError
+from rxverify.report.evidence import refused_cases_of
 
 RUNS_DIR = "runs"
+RECORD = "run-record.json"
 
 
 @dataclass
@@ -53,6 +56,7 @@ class RunRecord:
     platforms: dict[str, dict[str, Any]] = field(default_factory=dict)
     sent: int = 0
     refused: dict[str, int] = field(default_factory=dict)
+    refused_cases: dict[str, dict[str, int]] = field(default_factory=dict)  # test id -> operation -> count
 
     @property
     def refusals(self) -> int:
@@ -75,10 +79,11 @@ def write_run_record(
     seed: int | None = None,
     release: str | None = None,
     platforms: Mapping[str, Mapping[str, Any]] | None = None,
+    run_id: str | None = None,
 ) -> Path:
-    """Write one run's record under reports/runs/ (see the module docstring for the shape)."""
+    """Write one run's record: in its run folder when `run_id` is given (see the module docstring)."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    run = f"{stamp}-{os.getpid()}"
+    run = run_id or f"{stamp}-{os.getpid()}"
     document = {
         "suite": suite,
         "run": run,
@@ -94,9 +99,9 @@ def write_run_record(
             "refused": {k: int(v) for k, v in guard_counts.items() if k != "passed"},
         },
     }
-    directory = reports / RUNS_DIR
+    directory = reports / RUNS_DIR / run_id if run_id else reports / RUNS_DIR
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{suite}-{run}.json"
+    path = directory / (RECORD if run_id else f"{suite}-{run}.json")
     path.write_text(json.dumps(document, ensure_ascii=False, indent=1), encoding="utf-8")
     return path
 
@@ -118,21 +123,34 @@ def _record(path: Path, document: Any) -> RunRecord:
             platforms={str(k): dict(v) for k, v in (document.get("platforms") or {}).items()},
             sent=int(guard.get("sent", 0)),
             refused=refused,
+            refused_cases=refused_cases_of(
+                document.get("refused_cases", document.get("refusedCases")), f"run record {path}"
+            ),
         )
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise UserError(f"run record {path} is malformed ({type(exc).__name__}: {exc})") from None
 
 
-def read_run_records(reports: Path) -> list[RunRecord]:
-    """Every run record under reports/runs/, oldest first; a malformed one is a UserError naming it."""
+def read_run_record(path: Path) -> RunRecord:
+    """One run record; a malformed one is a UserError naming it."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"run record {path} cannot be read: {exc}") from None
+    if not isinstance(document, dict):
+        raise UserError(f"run record {path} is not a JSON object")
+    return _record(path, document)
+
+
+def stray_run_records(reports: Path) -> list[Path]:
+    """Run records written outside any run folder (by no run the gate knows)."""
     directory = reports / RUNS_DIR
-    records = []
-    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
-        try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise UserError(f"run record {path} cannot be read: {exc}") from None
-        if not isinstance(document, dict):
-            raise UserError(f"run record {path} is not a JSON object")
-        records.append(_record(path, document))
+    return sorted(directory.glob("*.json")) if directory.is_dir() else []
+
+
+def read_run_records(reports: Path) -> list[RunRecord]:
+    """Every run record under reports/runs/ (run folders and stray ones), oldest first; malformed: UserError."""
+    directory = reports / RUNS_DIR
+    paths = stray_run_records(reports) + (sorted(directory.glob(f"*/{RECORD}")) if directory.is_dir() else [])
+    records = [read_run_record(path) for path in paths]
     return sorted(records, key=lambda r: (r.finished, r.path.name))

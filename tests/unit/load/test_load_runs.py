@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
+
+from rxverify.gate.criteria import load_criteria
+from rxverify.gate.evaluate import evaluate
 
 from . import stall_server
 from .conftest import ROOT, RUN_TIMEOUT_S, LoadRun, locust_args, run_locust
@@ -30,8 +34,10 @@ def test_slo_check_passes_on_the_correct_platform_and_writes_every_report(report
     assert summary["passed"] and summary["requests"] > 100 and summary["failures"] == 0
     assert summary["requests_by_name"]["HamtaAktuellaOrdinationer"]["latency_from_send"]["p95_ms"] < 200
     assert (reports / "load" / "smoke_stats.csv").is_file() and (reports / "load" / "smoke.html").is_file()
-    results = list((reports / "allure-results").glob("*-result.json"))
-    assert len(results) == len(summary["slo"]) and list((reports / "allure-results").glob("*.svg"))
+    results = list(run.results.glob("*-result.json"))
+    assert len(results) == len(summary["slo"]) and list(run.results.glob("*.svg"))
+    assert run.manifest.status == "complete" and summary["run"] == run.manifest.run
+    assert sorted(run.manifest.collected) == sorted(json.loads(p.read_text())["fullName"] for p in results)
     ledger = list((reports / "ledger").glob("ledger-*.jsonl"))
     assert ledger and "SkapaOrdinationVard" in ledger[0].read_text(encoding="utf-8")
 
@@ -113,8 +119,15 @@ def test_sigterm_still_writes_csv_summary_and_allure_results(reports: Path) -> N
     assert run.summary["interrupted"] and run.summary["requests"] > 0, stderr[-2000:]
     assert run.code == 1 and "interrupted" in stderr
     assert "Aggregated" in stats.read_text(encoding="utf-8")
-    assert list((reports / "allure-results").glob("*-result.json"))
+    assert list(run.results.glob("*-result.json"))
     assert (reports / "load" / "smoke.html").is_file()
+    # its SLO results may all say passed: the gate says NO-GO, naming the interruption
+    assert run.manifest.status == "interrupted" and run.manifest.interruption == "SIGTERM"
+    verdict = evaluate(reports, load_criteria(ROOT / "contracts" / "release-criteria.toml"))
+    assert f"the load run {run.manifest.run} was interrupted (SIGTERM) before its end" in [
+        r.text for r in verdict.reasons
+    ]
+    assert not verdict.go
 
 
 def test_one_master_and_two_workers_combine_exact_percentiles_and_drops(reports: Path) -> None:
