@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import requests
 
+from rxverify.distinct_failures import FailureCollector, TestFailures
 from rxverify.errors import UserError
 from rxverify.guard import Guard
 from rxverify.local import SECONDARY, new_ticket_key
@@ -212,6 +213,30 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         marker = metafunc.definition.get_closest_marker("platforms")
         allowed = tuple(marker.args) if marker else ("old", "new")
         metafunc.parametrize("platform", [p for p in wanted if p in allowed], scope="session")
+
+
+TEST_FAILURES = TestFailures()
+
+
+@pytest.fixture(scope="session")
+def rx_failures() -> TestFailures:
+    """Keeps every distinct check failure of the running test's examples; the test fails at its end with all of them.
+
+    Use `with rx_failures.collect(): case.call_and_validate(...)` (rxverify.distinct_failures).
+    """
+    return TEST_FAILURES
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
+    """Give the test a fresh failure collector; when all its examples have run, fail it with every one it kept."""
+    TEST_FAILURES.current = collector = FailureCollector()
+    try:
+        result = yield
+    finally:
+        TEST_FAILURES.current = None
+    collector.raise_collected(pyfuncitem.name)
+    return result
 
 
 @pytest.hookimpl(hookwrapper=True, trylast=True)

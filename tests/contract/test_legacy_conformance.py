@@ -8,6 +8,7 @@ from hypothesis import reject
 
 from rxverify.checks.schemathesis_checks import LEGACY_CHECKS
 from rxverify.contract import label_case
+from rxverify.distinct_failures import TestFailures
 from rxverify.guard import GuardedSession, RequestRefused
 
 from .schemas import legacy
@@ -16,11 +17,12 @@ from .schemas import legacy
 @pytest.mark.acceptance
 @legacy.parametrize()
 def test_legacy_operation_conforms(
-    case: schemathesis.Case, platform: str, legacy_url: str, rx_session: GuardedSession
+    case: schemathesis.Case, platform: str, legacy_url: str, rx_session: GuardedSession, rx_failures: TestFailures
 ) -> None:
     """Every legacy operation answers as the contract declares: schemathesis's checks and our domain rules."""
     label_case(case, platform)
     try:
-        case.call_and_validate(base_url=legacy_url, session=rx_session, additional_checks=LEGACY_CHECKS)
+        with rx_failures.collect():  # every distinct failure of every example is reported, not only the first
+            case.call_and_validate(base_url=legacy_url, session=rx_session, additional_checks=LEGACY_CHECKS)
     except RequestRefused:
         reject()  # the guard kept a non-registered identity from leaving: nothing was sent
