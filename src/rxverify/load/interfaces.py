@@ -139,6 +139,12 @@ class Legacy(_Interface):
     """The old service interface (REST/JSON rendering, contracts/openapi/legacy.yaml)."""
 
     name = "legacy"
+    # every request name it sends: the SLO file's objectives of other names are not this run's
+    request_names = frozenset({
+        "HamtaAktuellaOrdinationer", "HamtaOrdinationshistorik", "HamtaPatientInfo", "HamtaExpeditionsId",
+        "GodkannUttag", "RapporteraExpeditionLF", "UppdateraSamtycke", "HamtaLakemedelsforteckning",
+        "SkapaOrdinationVard", "MakuleraOrdination", "KontrolleraArbetsplatskod",
+    })  # fmt: skip
 
     def _headers(self, vu: Vu) -> dict[str, str]:
         return {"Authorization": vu.auth(), "Content-Type": "application/json", "Accept": "application/json"}
@@ -263,6 +269,10 @@ class Fhir(_Interface):
     """The new platform's FHIR API (contracts/openapi/fhir.yaml)."""
 
     name = "fhir"
+    request_names = frozenset({
+        "MedicationRequest?patient&status", "MedicationRequest?patient", "MedicationRequest", "MedicationDispense",
+        "MedicationDispense?patient", "MedicationDispense (report)", "Consent", "Consent?patient",
+    })  # fmt: skip
 
     def _headers(self, vu: Vu) -> dict[str, str]:
         return {

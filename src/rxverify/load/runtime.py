@@ -47,7 +47,7 @@ from rxverify.load.interfaces import INTERFACES, Fhir, Legacy, SeedError
 from rxverify.load.openmodel import ArrivalSchedule
 from rxverify.load.recorder import OVERALL, Recorder
 from rxverify.load.report import latency_chart, slo_result_name, summary, write_allure
-from rxverify.load.slo import DRIFT_KEYS, Slo, SloSet, Verdict, check, load_slos
+from rxverify.load.slo import DRIFT_KEYS, Slo, SloSet, Verdict, applicable, check, load_slos
 from rxverify.loadmodel import LoadModel, caller_loads, load_model
 from rxverify.local import new_ticket_key
 from rxverify.operations import OperationIndex
@@ -239,7 +239,7 @@ def on_init(environment: Any, runner: Any, callers: list[type[Any]], shapes: dic
     try:
         settings = settings_of(environment.parsed_options, shapes)
         model = load_model(settings.model_path)
-        slos = load_slos(settings.slo_path)
+        slos = applicable(load_slos(settings.slo_path), INTERFACES[settings.platform].request_names)
         skip = FHIR_UNSENT if settings.platform == "fhir" else frozenset()
         rates = _weigh(callers, model, skip)
         shape = shapes[settings.profile]()
