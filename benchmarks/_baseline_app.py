@@ -20,7 +20,7 @@ async def ping(request: Request) -> JSONResponse:
 app = Starlette(routes=[Route("/ping", ping)])
 
 if __name__ == "__main__":
-    # IPPROTO_TCP as the platforms bind (refplatform.cli._bind): asyncio sets TCP_NODELAY only on
+    # IPPROTO_TCP as the platforms bind (refplatform.cli.bind): asyncio sets TCP_NODELAY only on
     # accepted sockets whose proto is TCP; without it every answer waits ~40 ms for a delayed ACK
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))

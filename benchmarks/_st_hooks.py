@@ -16,8 +16,8 @@ from pathlib import Path
 import schemathesis
 from hypothesis import strategies as st
 
-from rxverify.guard import Guard
-from rxverify.registry import load_registry
+from rxverify.safety.guard import Guard
+from rxverify.safety.registry import load_registry
 from rxverify.strategies import contract_patients
 
 REGISTRY = load_registry(Path("contracts/testdata/test-patients.json"))

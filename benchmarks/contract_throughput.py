@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from rxverify.local import local_platforms
-from rxverify.tickets import TicketMinter, load_actors
+from rxverify.target.credentials import TicketMinter, load_actors
+from rxverify.target.local import local_platforms
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from rxverify.fhir.generate import resources
 from rxverify.fhir.package import load_package
 from rxverify.fhir.validator import Validator, errors
-from rxverify.registry import load_registry
+from rxverify.safety.registry import load_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 FHIR_DIR = ROOT / "contracts" / "fhir"

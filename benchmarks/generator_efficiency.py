@@ -6,7 +6,7 @@ interleaved rounds, Locust drives it with
   ticket, nothing else: Locust's own cost per request;
 - mix: loadtests/locustfile.py, the three callers with the model's weights, closed model with
   the think times scaled to nothing (saturation), every request through the guard (identity
-  scan, ledger of writes), every response time recorded exactly for the SLO check.
+  scan, ledger of writes), every response time recorded (1 % buckets) for the SLO check.
 Generator CPU is the Locust process's CPU time from test start to its end (the SLO check at the
 end included for the mix). Prints requests per CPU second of each and the ratio (aim: >= 0.6).
 Loopback only; each run is bounded.
@@ -27,8 +27,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from rxverify.local import local_platforms
-from rxverify.tickets import TicketMinter, load_actors
+from rxverify.target.credentials import TicketMinter, load_actors
+from rxverify.target.local import local_platforms
 
 ROOT = Path(__file__).resolve().parents[1]
 AIM = 0.6  # issue 6: the realistic mix at least 0.6 of a bare FastHttpUser's requests per core

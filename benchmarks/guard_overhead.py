@@ -1,7 +1,7 @@
 """The guard's cost per request, as a ratio to an unguarded request in the same run.
 
 One local reference platform (new, legacy interface), one request mix of the load test's kind
-(mostly reads, a few writes), sent by a plain requests.Session and by a GuardedSession with the
+(mostly reads, a few writes), sent by a plain requests.Session and by a requests.Session with the
 operation index and the ledger on, in interleaved rounds so drift in the platform hits both
 alike. Prints microseconds per request of each, the overhead ratio (aim, issue 3: under 5 %),
 and the pure `Guard.inspect` cost per request (the mix repeated, so with the guard's cache of
@@ -20,12 +20,11 @@ from pathlib import Path
 
 import requests
 
-from rxverify.guard import Guard, GuardedSession
-from rxverify.ledger import Ledger
-from rxverify.local import local_platforms
-from rxverify.operations import OperationIndex
-from rxverify.registry import load_registry
-from rxverify.tickets import TicketMinter, load_actors
+from rxverify.safety.guard import Guard
+from rxverify.safety.registry import load_registry
+from rxverify.target.credentials import load_actors
+from rxverify.target.run import open_run
+from rxverify.target.targets import Target
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTRACTS = ROOT / "contracts"
@@ -78,21 +77,16 @@ def main() -> None:
     actors = load_actors(CONTRACTS / "testdata" / "test-actors.json")
     patients = [p.id for p in registry.patients[:40]]
     units = [u["arbetsplatskod"] for u in actors.care_units]
-    with tempfile.TemporaryDirectory(prefix="rxverify-bench-") as tmp, local_platforms(platforms=("new",)) as running:
-        assert running.new is not None
-        target = running.target()
-        legacy = target.platforms["new"].legacy or ""
-        minter = TicketMinter(running.key, actors)
-        auth = {role: {"Authorization": f"Bearer {minter.ticket(role)}"} for role in ("prescriber", "pharmacy")}
-        ledger = Ledger(Path(tmp) / "ledger", target="local", environment_class="local")
-        guard = Guard(
-            registry,
-            ledger=ledger,
-            operations=OperationIndex.for_endpoints(CONTRACTS, target.platforms.values()),
-            target_name="local",
-        )
+    local = Target("local", "local")
+    with tempfile.TemporaryDirectory(prefix="rxverify-bench-") as tmp, open_run(
+        local, CONTRACTS, suite="load", reports=Path(tmp), platforms=("new",)
+    ) as run:
+        legacy = run.target.platforms["new"].legacy or ""
+        auth = {role: run.auth_headers(role) for role in ("prescriber", "pharmacy")}
         mix = _mix(legacy, patients, units, args.requests)
-        plain, guarded = requests.Session(), GuardedSession(guard)
+        # the baseline: the same requests with no guard at all (requests' own transport)
+        plain, guarded = requests.Session(), run.session()
+        plain.trust_env = False  # as the guarded session: no proxy lookup from the environment per request
         _timed(plain, mix, auth)  # warm-up: connections, caches, the platform's first queries
         _timed(guarded, mix, auth)
         plain_us: list[float] = []
@@ -101,7 +95,6 @@ def main() -> None:
             order = [(plain, plain_us), (guarded, guarded_us)]
             for session, sink in order if r % 2 == 0 else reversed(order):
                 sink.append(_timed(session, mix, auth) * 1e6)
-        ledger.close()
 
         prepared = [requests.Request(m, u, json=b, headers=auth["pharmacy"]).prepare() for m, u, b in mix]
         inspect_guard = Guard(registry)
@@ -117,7 +110,7 @@ def main() -> None:
     writes = sum(1 for m, _, _ in mix if m == "POST")
     print(f"guard overhead: {args.rounds} interleaved rounds of {len(mix)} requests ({writes} writes) per session")
     print(f"  plain requests.Session      {p:8.1f} µs/request (median of rounds)")
-    print(f"  GuardedSession (+index, +ledger) {g:8.1f} µs/request")
+    print(f"  guarded session (+ledger)   {g:8.1f} µs/request")
     print(f"  overhead ratio              {ratio:+8.1%}  (aim: under {AIM:.0%})")
     print(f"  Guard.inspect alone         {inspect_us:8.1f} µs/request ({inspect_us / p:.1%} of a plain request)")
 

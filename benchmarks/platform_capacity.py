@@ -17,10 +17,10 @@ from pathlib import Path
 
 from _httpload import Req, Result, run_load
 from rxverify.loadmodel import load_model
-from rxverify.local import local_platforms
-from rxverify.registry import load_registry
-from rxverify.session import Run
-from rxverify.tickets import TicketMinter, load_actors
+from rxverify.safety.registry import load_registry
+from rxverify.target.credentials import TicketMinter, load_actors
+from rxverify.target.local import local_platforms
+from rxverify.target.run import Run
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_CORE, GENERATOR_CORE = 0, 1
@@ -68,6 +68,28 @@ def _legacy_mix(run: Run, legacy: str, patients: list[str], units: list[str]) ->
         mix.append(Req("HamtaPatientInfo", "GET", f"{legacy}/patienter/{pid}", auth))
         mix.append(Req("HamtaOrdinationshistorik", "GET", f"{legacy}/patienter/{pid}/ordinationer/historik", auth))
         mix.append(Req("KontrolleraArbetsplatskod", "GET", f"{legacy}/arbetsplatskoder/{units[i % len(units)]}", auth))
+    return mix
+
+
+def _soap(legacy: str, service: str, major: int, ns: str, child: str, auth: dict[str, str]) -> Req:
+    namespace = f"urn:riv:se.apotekensservice:{ns}:{service}Responder:{major}"
+    body = (f'<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><r:{service} '
+            f'xmlns:r="{namespace}">{child}</r:{service}></s:Body></s:Envelope>').encode()
+    headers = auth | {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{namespace}:{service}"'}
+    return Req(service, "POST", f"{legacy}/{service}Responder/V{major}", headers, body)
+
+
+def _soap_mix(run: Run, legacy: str, patients: list[str], units: list[str]) -> list[Req]:
+    """The legacy mix above, the same operations and proportions, as RIV-TA SOAP (contracts/riv)."""
+    auth = run.auth_headers("pharmacy")
+    mix: list[Req] = []
+    for i, pid in enumerate(patients):
+        pnr = f"<r:personnummer>{pid}</r:personnummer>"
+        mix += [_soap(legacy, "HamtaAktuellaOrdinationer", 5, "or", pnr, auth)] * 6
+        mix += [_soap(legacy, "HamtaPatientInfo", 5, "axs", pnr, auth)] * 2
+        mix.append(_soap(legacy, "HamtaOrdinationshistorik", 4, "or", pnr, auth))
+        code = f"<r:arbetsplatskod>{units[i % len(units)]}</r:arbetsplatskod>"
+        mix.append(_soap(legacy, "KontrolleraArbetsplatskod", 1, "folk", code, auth))
     return mix
 
 
@@ -119,7 +141,7 @@ def main() -> int:
         base_url = baseline_proc.stdout.readline().split()[2]
         _pin(baseline_proc.pid, SERVER_CORE)
         with local_platforms() as running:
-            from rxverify.guard import Guard
+            from rxverify.safety.guard import Guard
 
             run = Run(running.target(), registry, actors, TicketMinter(running.key, actors), Guard(registry))
             assert running.old and running.new
@@ -142,6 +164,8 @@ def main() -> int:
             for label, mix in (
                 ("old platform, legacy mix", _legacy_mix(run, old_legacy, patients, units)),
                 ("new platform, legacy mix (transformer)", _legacy_mix(run, new_legacy, patients, units)),
+                ("old platform, legacy mix over SOAP", _soap_mix(run, old_legacy, patients, units)),
+                ("new platform, legacy mix over SOAP", _soap_mix(run, new_legacy, patients, units)),
                 ("new platform, FHIR search", _fhir_mix(run, fhir, patients)),
             ):
                 run_load(mix, 1.0, args.connections)

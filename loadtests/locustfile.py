@@ -171,7 +171,7 @@ CALLERS: list[type[Caller]] = [PharmacySystem, CareSystem, PrescriberInForskrivn
 
 @events.init_command_line_parser.add_listener
 def _options(parser: Any) -> None:
-    runtime.add_options(parser)
+    runtime.add_options(parser, shapes.PROFILES)
 
 
 @events.init.add_listener

@@ -16,7 +16,6 @@ from rxverify.load import runtime
 from rxverify.load.runtime import Settings
 
 STRESS_SETTLE_S = 2.0  # a stress step is judged after its first seconds (the new rate settling)
-REPORT_LAG_S = 3.5  # workers report every 3 s: a master judges a step without its last seconds
 
 
 class ProfileShape(LoadTestShape):
@@ -116,7 +115,7 @@ class StressShape(ProfileShape):
             return False
         self._judged = step
         start = time.time() - t  # epoch of the run's start
-        lag = REPORT_LAG_S if load.role == "master" else 0.5
+        lag = runtime.REPORT_LAG_S if load.role == "master" else 0.5
         begin, end = start + (step - 1) * s.step_s + STRESS_SETTLE_S, start + step * s.step_s - lag
         verdicts = runtime.judge_window(begin, end)
         rate = runtime.offered_rate((step - 0.5) * s.step_s)
@@ -124,13 +123,14 @@ class StressShape(ProfileShape):
         if not broken:
             load.stress_verdicts = verdicts
             load.stress = {"held_steps": step, "broke_at_step": None, "offered_rps": round(rate, 2),
+                           "step_s": s.step_s, "start_epoch": round(start, 3),
                            "verdict": f"held step {step} ({step} x peak x scale, {rate:.1f} requests/s)"}  # fmt: skip
             return False
         if load.stress_verdicts is None:  # the first step broke: the platform does not carry the peak
             load.stress_verdicts = verdicts
         load.stress = {
             "held_steps": step - 1, "broke_at_step": step, "offered_rps": round(rate, 2),
-            "breaches": [v.line for v in broken],
+            "step_s": s.step_s, "start_epoch": round(start, 3), "breaches": [v.line for v in broken],
             "verdict": f"broke at step {step} ({step} x peak x scale, {rate:.1f} requests/s offered): "
                        + "; ".join(v.slo.title for v in broken),
         }  # fmt: skip

@@ -3,61 +3,102 @@
 from __future__ import annotations
 
 import argparse
-import signal
+import os
 import sys
-import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 from rxverify.errors import UserError
 from rxverify.paths import contracts_dir, reports_dir
+from rxverify.target.processes import Terminated, stop_on_signals
+from rxverify.values import (
+    argtype,
+    instant,
+    iso_date,
+    personal_number,
+    port,
+    positive_int,
+    positive_number,
+)
+
+if TYPE_CHECKING:
+    from rxverify.target.local import LocalPlatforms
+
+REGISTRY_OUTPUT = Path("testdata") / "skatteverket-testpersonnummer.json"  # in the contracts folder
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from rxverify.local import local_platforms
+    from rxverify.target.local import SECONDARY, check_faults
+    from rxverify.target.run import open_run
+    from rxverify.target.targets import Target
 
-    contracts_dir(args.contracts)
-    platforms = ("old", "new") if args.platform == "both" else (args.platform,)
+    contracts = contracts_dir(args.contracts)
+    check_faults(args.fault)
+    # both: everything the full contract suite needs, the differential's second old instance included
+    platforms = ("old", SECONDARY, "new") if args.platform == "both" else (args.platform,)
     data_dir = args.data_dir.resolve() if args.data_dir else None
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    with local_platforms(
-        data_dir, platforms, tuple(args.fault), {"old": args.port_old, "new": args.port_new}
-    ) as running:
-        key_file = running.data_dir / "ticket.key"
-        key_file.write_bytes(running.key)
-        key_file.chmod(0o600)
-        if running.old:
-            print(f"old  {running.old.base_url}  (legacy interface: {running.old.base_url}/legacy)")
-        if running.new:
-            base = running.new.base_url
-            print(f"new  {base}  (legacy interface: {base}/legacy, FHIR: {base}/fhir)")
-        print(f"ticket key: {key_file}")
-        options = []
-        if running.old:
-            options.append(f"--old-url {running.old.base_url}")
-        if running.new:
-            options.append(f"--new-url {running.new.base_url}")
-        print(
-            f"run the contract suite against them: tox -e contract -- {' '.join(options)} --ticket-key-file {key_file}"
-        )
-        print("Ctrl-C stops both.", flush=True)
+    if data_dir is not None:
         try:
-            while not stop.wait(0.5):
-                for p in (running.old, running.new):
-                    if p and p.process.poll() is not None:
-                        raise UserError(
-                            f"the {p.platform} platform stopped: {p.stderr_tail[-1] if p.stderr_tail else 'no output'}"
-                        )
-        except KeyboardInterrupt:
-            pass
+            data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"--data-dir {args.data_dir}: not usable as the stores' folder ({exc.strerror})") from None
+    local = Target("local", "local", "embedded reference platforms")
+    ports = {"old": args.port_old, "new": args.port_new, SECONDARY: args.port_old_secondary}
+    try:
+        faults = tuple(args.fault)
+        with open_run(
+            local, contracts, suite="serve", faults=faults, platforms=platforms, data_dir=data_dir, ports=ports
+        ) as run:
+            running = run.local
+            assert running is not None and running.key_file is not None
+            for p in (running.old, running.secondary, running.new):
+                if p is not None:
+                    fhir = f", FHIR: {p.base_url}/fhir" if p is running.new else ""
+                    name = SECONDARY if p is running.secondary else p.platform
+                    print(f"{name:<14} {p.base_url}  (legacy interface: {p.base_url}/legacy{fhir})")
+            print(f"ticket key: {running.key_file} (0600; removed when serve stops)")
+            if data_dir is not None:
+                print(f"stores: {data_dir} (kept)")
+            print(f"run the contract suite against them:\n  {suite_command(running, args.platform)}")
+            print("Ctrl-C or SIGTERM stops them.", flush=True)
+            _watch(running)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the platforms are stopped, the key removed
+        pass
     return 0
 
 
-def _targets(args: argparse.Namespace) -> int:
-    from rxverify.targets import load_targets
+def suite_command(running: LocalPlatforms, platform: str) -> str:
+    """The complete command that runs the contract suite against the platforms `serve` started."""
+    options = []
+    if running.old:
+        options.append(f"--old-url {running.old.base_url}")
+    if running.secondary:
+        options.append(f"--old-secondary-url {running.secondary.base_url}")
+    if running.new:
+        options.append(f"--new-url {running.new.base_url}")
+    options.append(f"--ticket-key-file {running.key_file}")
+    if platform != "both":
+        options.append(f"--platform {platform}")
+    return f"tox -e contract -- {' '.join(options)}"
 
-    path = args.targets or contracts_dir(args.contracts) / "targets.toml"
+
+def _watch(running: LocalPlatforms) -> None:
+    """Wait until interrupted; a platform that stops on its own ends `serve` with one line."""
+    while True:
+        for p in (running.old, running.secondary, running.new):
+            if p and p.process.poll() is not None:
+                raise UserError(
+                    f"the {p.platform} platform stopped: {p.stderr_tail[-1] if p.stderr_tail else 'no output'}"
+                )
+        time.sleep(0.5)
+
+
+def _targets(args: argparse.Namespace) -> int:
+    from rxverify.target.targets import load_targets
+
+    path = args.targets_file or contracts_dir(args.contracts) / "targets.toml"
     for name, target in load_targets(Path(path)).items():
         urls = ", ".join(f"{p}: {e.legacy or ''} {e.fhir or ''}".strip() for p, e in target.platforms.items())
         print(f"{name}\t{target.environment_class}\t{target.description}\t{urls or 'started on loopback for the run'}")
@@ -69,14 +110,15 @@ def _verify(args: argparse.Namespace) -> int:
 
     from rxverify.operations import load_operations
     from rxverify.plans import load_plan, plan_path
-    from rxverify.session import open_run, registry_for
-    from rxverify.targets import resolve_target
-    from rxverify.tickets import load_actors
+    from rxverify.target.credentials import load_actors
+    from rxverify.target.probe import require_reachable
+    from rxverify.target.run import open_run, registry_for, require_tickets
+    from rxverify.target.targets import resolve_target
     from rxverify.verify import describe, execute
 
     contracts = contracts_dir(args.contracts)
     target = resolve_target(
-        args.target, Path(args.targets or contracts / "targets.toml"), args.old_url, args.new_url, args.fhir_url
+        args.target, Path(args.targets_file or contracts / "targets.toml"), args.old_url, args.new_url, args.fhir_url
     )
     production = target.environment_class == "production"
     # refused before anything else happens: nothing is sent to production without confirmation
@@ -107,7 +149,17 @@ def _verify(args: argparse.Namespace) -> int:
         )
     reports = reports_dir(args.reports)
     key_file = Path(args.ticket_key_file) if args.ticket_key_file else None
-    with open_run(target, contracts, ticket_key_file=key_file, platforms=(args.platform,)) as run:
+    with open_run(
+        target,
+        contracts,
+        suite="verification",
+        reports=reports,
+        plan=plan,
+        ticket_key_file=key_file,
+        platforms=(args.platform,),
+    ) as run:
+        require_tickets(run.target, run.tickets, tuple(sorted({p.role for p in plan.participants.values()})))
+        require_reachable(run, (args.platform,))  # before the first step; a production target's first step is its probe
         outcome = execute(plan, run, args.platform, contracts, reports, embedded=target.is_local)
     return 0 if outcome.passed else 1
 
@@ -117,12 +169,20 @@ def _writes(n: int) -> str:
 
 
 def _ledger(args: argparse.Namespace) -> int:
-    from rxverify.identity import mask
-    from rxverify.ledger import UNKNOWN, LedgerRecord, read_ledger
+    from rxverify.safety.identity import mask
+    from rxverify.safety.ledger import UNKNOWN, LedgerRecord, read_ledger, run_ids
 
-    directory = Path(args.reports or reports_dir()) / "ledger"
-    records = read_ledger(directory, since=args.since, patient=args.patient)
-    scope = f" since {args.since}" if args.since else ""
+    reports = Path(args.reports or os.environ.get("RXVERIFY_REPORTS") or "reports")
+    if not reports.is_dir():
+        raise UserError(f"no reports folder {reports} (--reports): the ledger is its ledger/ folder")
+    directory = reports / "ledger"
+    if args.run is not None and args.run not in (known := run_ids(directory)):
+        shown = ", ".join(known[-5:]) or "none"
+        raise UserError(f"no writes of run {args.run!r} in the ledger {directory} (latest runs: {shown})")
+    problems: list[str] = []
+    records = read_ledger(directory, since=args.since, patient=args.patient, run=args.run, problems=problems)
+    scope = f" of run {args.run}" if args.run else ""
+    scope += f" since {args.since.isoformat()}" if args.since else ""
     scope += f" about {mask(args.patient)}" if args.patient else ""
     print(f"ledger {directory}: {_writes(len(records))}{scope}")
     groups: dict[str, list[LedgerRecord]] = {}
@@ -140,18 +200,24 @@ def _ledger(args: argparse.Namespace) -> int:
                 f"{name}={','.join(value) if isinstance(value, list) else value}" for name, value in r.ids.items()
             )
             status = r.status if r.status is not None else "-"
-            print(f"  {r.time}  {r.operation or '?'}  {r.method} {r.path}  {status} {r.outcome}  {ids}".rstrip())
+            made = f"{r.run} ({r.run_kind or 'unknown kind'})"
+            line = f"  {r.time}  {made}  {r.operation or '?'}  {r.method} {r.path}  {status} {r.outcome}  {ids}"
+            print(line.rstrip())
     unknown = sum(r.outcome == UNKNOWN for r in records)
     if unknown:
         print(f"{_writes(unknown)} without a recorded outcome ({UNKNOWN}): check on the platform before rollback")
+    for problem in problems:
+        print(f"rxverify: ledger: {problem}", file=sys.stderr)
+    if problems:
+        print(f"rxverify: ledger: {len(problems)} entries could not be read: the writes they held are not shown above",
+              file=sys.stderr)  # fmt: skip
+        return 1
     return 0
 
 
 def _loadmodel(args: argparse.Namespace) -> int:
     from rxverify.loadmodel import describe, load_model
 
-    if args.scale <= 0:
-        raise UserError(f"--scale must be a positive number, got {args.scale:g}")
     path = Path(args.model)
     for line in describe(load_model(path), args.scale, path):
         print(line)
@@ -160,21 +226,24 @@ def _loadmodel(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from rxverify.report.generate import criteria_release, generate_report
-    from rxverify.session import registry_for
-    from rxverify.targets import resolve_target
+    from rxverify.target.run import open_run
+    from rxverify.target.targets import resolve_target
 
     contracts = contracts_dir(args.contracts)
     reports = Path(args.reports or reports_dir())
-    target = resolve_target(args.target, Path(args.targets or contracts / "targets.toml"))
-    outcome = generate_report(
-        Path(args.results) if args.results else None,
-        Path(args.output) if args.output else reports / "allure-report",
-        reports,
-        registry_for(target, contracts),
-        Path(args.tools) if args.tools else Path.cwd(),
-        release=criteria_release(contracts / "release-criteria.toml"),
-        probe=not args.no_probe,
-    )
+    target = resolve_target(args.target, Path(args.targets_file or contracts / "targets.toml"))
+    with open_run(target, contracts, suite="report", start_local=False) as run:
+        # the platforms of a local target are gone with their runs: versions come from the run records
+        probe = not args.no_probe and not target.is_local
+        outcome = generate_report(
+            Path(args.results) if args.results else None,
+            Path(args.output) if args.output else reports / "allure-report",
+            reports,
+            run.registry,
+            Path(args.tools) if args.tools else Path.cwd(),
+            release=criteria_release(contracts / "release-criteria.toml"),
+            session=run.session() if probe else None,
+        )
     if outcome.findings:
         for finding in outcome.findings:
             print(f"rxverify: safety scan: {finding}", file=sys.stderr)
@@ -184,22 +253,17 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _gate(args: argparse.Namespace) -> int:
-    from datetime import date
-
     from rxverify.gate.criteria import load_criteria
     from rxverify.gate.evaluate import evaluate
     from rxverify.gate.render import print_verdict, write_outputs
 
     reports = Path(args.reports or reports_dir())
-    for stale in (reports / "gate.json", reports / "gate.html"):
-        stale.unlink(missing_ok=True)  # an earlier verdict must not outlive bad input
+    # the options first: a mistyped one leaves the earlier verdict as it was
     criteria_path = Path(args.criteria) if args.criteria else contracts_dir(args.contracts) / "release-criteria.toml"
     criteria = load_criteria(criteria_path)
-    try:
-        today = date.fromisoformat(args.today) if args.today else None
-    except ValueError:
-        raise UserError(f"--today {args.today!r} is not an ISO 8601 date") from None
-    verdict = evaluate(reports, criteria, today, release_run=args.release_run)
+    for stale in (reports / "gate.json", reports / "gate.html"):
+        stale.unlink(missing_ok=True)  # the verdict is now about these reports: an earlier one must not outlive them
+    verdict = evaluate(reports, criteria, args.today, release_run=args.release_run)
     print_verdict(verdict, reports)
     json_path, html_path = write_outputs(verdict, reports)
     print(f"written: {json_path}, {html_path}")
@@ -212,40 +276,75 @@ def _fhir_validate(args: argparse.Namespace) -> int:
     return validate_files(args.files, args.profile, args.package)
 
 
+def _registry_import(args: argparse.Namespace) -> int:
+    from rxverify.safety.registry_import import import_registry
+
+    output = Path(args.output) if args.output else contracts_dir(args.contracts) / REGISTRY_OUTPUT
+    result = import_registry(Path(args.file), output)
+    print(f"imported {len(result.patients)} test personal identity numbers from {args.file} into {output}")
+    if result.duplicates:
+        print(f"  {result.duplicates} rows repeated a number already imported")
+    print(f"  name it as the registry of a test or production target in targets.toml: registry = \"{output}\"")
+    if result.refused:
+        print(f"rxverify: registry import: {result.refused_line()}", file=sys.stderr)
+    return 0
+
+
 def _power(args: argparse.Namespace) -> int:
-    from rxverify.paths import reports_dir
-    from rxverify.power import catalogue, run_matrix, table, write_report
+    from rxverify.power import parse_seeds, run_power
 
     contracts_dir(args.contracts)
-    faulted, clean = run_matrix(Path(args.matrix), args.fault or None, args.workers, args.seed)
-    print(table(faulted, clean, catalogue()))
-    print(f"written: {write_report(reports_dir(args.reports), faulted, clean)}")
-    ok = all(o.caught for o in faulted) and all(o.exit_code == 0 for o in clean)
-    return 0 if ok else 1
+    seeds = parse_seeds(args.seeds, args.seed)
+    return run_power(
+        Path(args.matrix), args.fault or None, seeds, args.workers, reports_dir(args.reports),
+        lambda line: print(line, flush=True), Path(args.corpus) if args.corpus else None,
+    )  # fmt: skip
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors as one line: `rxverify: serve: argument --port-old: ...`, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print one line naming the command and the problem; exit 2."""
+        command = self.prog.removeprefix("rxverify").strip()
+        where = f"{command}: " if command else ""
+        self.exit(2, f"rxverify: {where}{message} (see {self.prog} --help)\n")
+
+
+def _targets_file(parser: argparse.ArgumentParser) -> None:
+    """`--targets-file`: one name in pytest, Locust and every subcommand (the old `--targets` kept, hidden)."""
+    parser.add_argument("--targets-file", help="targets file (default contracts/targets.toml)")
+    parser.add_argument("--targets", dest="targets_file", help=argparse.SUPPRESS)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="rxverify", description="Verification of the prescription-platform migration."
-    )
+    parser = _Parser(prog="rxverify", description="Verification of the prescription-platform migration.")
     parser.add_argument("--contracts", help="contracts folder (default ./contracts)")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="start the embedded reference platforms on loopback and print their addresses")
-    serve.add_argument("--platform", choices=("old", "new", "both"), default="both")
-    serve.add_argument("--data-dir", type=Path, help="run directory for the stores (kept across restarts)")
+    serve = sub.add_parser(
+        "serve", help="start the embedded reference platforms on loopback; print their addresses and the suite command"
+    )
+    serve.add_argument(
+        "--platform", choices=("old", "new", "both"), default="both",
+        help="both (default): old, its second instance and new, what the whole contract suite needs",
+    )  # fmt: skip
+    serve.add_argument("--data-dir", type=Path, help="folder for the stores, kept across restarts (the key is not)")
     serve.add_argument("--fault", action="append", default=[], metavar="NAME", help="switch a seeded fault on")
-    serve.add_argument("--port-old", type=int, default=0)
-    serve.add_argument("--port-new", type=int, default=0)
+    serve.add_argument("--port-old", type=argtype(port), default=0, help="port of old (default: a free one)")
+    serve.add_argument("--port-new", type=argtype(port), default=0, help="port of new (default: a free one)")
+    serve.add_argument(
+        "--port-old-secondary", type=argtype(port), default=0, help="port of the second old instance (default: free)"
+    )
     serve.set_defaults(func=_serve)
 
     targets = sub.add_parser("targets", help="list the targets of targets.toml")
-    targets.add_argument("--targets", help="targets file (default contracts/targets.toml)")
+    _targets_file(targets)
     targets.set_defaults(func=_targets)
 
     verify = sub.add_parser("verify", help="run a verification plan's steps against a target (or --dry-run)")
     verify.add_argument("--target", default="local", help="target name from contracts/targets.toml (default: local)")
-    verify.add_argument("--targets", help="targets file (default contracts/targets.toml)")
+    _targets_file(verify)
     verify.add_argument("--plan", required=True, help="plan file, or a name in contracts/verification/")
     verify.add_argument("--platform", choices=("old", "new"), default="new", help="platform to verify (default new)")
     verify.add_argument("--dry-run", action="store_true", help="print the plan and what it would send; send nothing")
@@ -258,8 +357,11 @@ def _parser() -> argparse.ArgumentParser:
     verify.set_defaults(func=_verify)
 
     ledger = sub.add_parser("ledger", help="print the writes in the ledger per test patient (rollback reconciliation)")
-    ledger.add_argument("--since", help="only writes from this ISO 8601 time on")
-    ledger.add_argument("--patient", help="only writes about this test patient")
+    ledger.add_argument("--since", type=argtype(instant), help="only writes from this ISO 8601 time on")
+    ledger.add_argument(
+        "--patient", type=argtype(personal_number), help="only writes about this test patient (YYYYMMDD-NNNN)"
+    )
+    ledger.add_argument("--run", help="only the writes of this run id (as the ledger shows it)")
     ledger.add_argument("--reports", help="reports folder (default ./reports)")
     ledger.set_defaults(func=_ledger)
 
@@ -269,7 +371,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--output", help="report folder (default <reports>/allure-report)")
     report.add_argument("--tools", help="folder with package-lock.json for the Allure command line (default .)")
     report.add_argument("--target", default="local", help="target whose test-patient registry the scan uses")
-    report.add_argument("--targets", help="targets file (default contracts/targets.toml)")
+    _targets_file(report)
     report.add_argument("--no-probe", action="store_true", help="take platform versions from the run records only")
     report.set_defaults(func=_report)
 
@@ -279,41 +381,69 @@ def _parser() -> argparse.ArgumentParser:
         "--release-run", help="the release run to judge (default $RXVERIFY_RELEASE_RUN, else <reports>/release.json)"
     )
     gate.add_argument("--criteria", help="release criteria (default contracts/release-criteria.toml)")
-    gate.add_argument("--today", help="the date known issues expire against (default today)")
+    gate.add_argument("--today", type=argtype(iso_date), help="the date known issues expire against (default today)")
     gate.set_defaults(func=_gate)
 
     loadmodel = sub.add_parser(
         "loadmodel", help="print the national peak-hour rates per caller and operation and the users they need"
     )
     loadmodel.add_argument("--model", default="loadtests/model.toml", help="load model (default loadtests/model.toml)")
-    loadmodel.add_argument("--scale", type=float, default=1.0, help="scale factor of the national peak (default 1)")
+    loadmodel.add_argument(
+        "--scale", type=argtype(positive_number), default=1.0, help="scale factor of the national peak (default 1)"
+    )
     loadmodel.set_defaults(func=_loadmodel)
 
+    registry = sub.add_parser("registry", help="the test-patient registry: import Skatteverket's test numbers")
+    registry_sub = registry.add_subparsers(dest="registry_command", required=True, metavar="COMMAND")
+    registry_import = registry_sub.add_parser(
+        "import", help="import Skatteverket's published test personal identity numbers (CSV or JSON) as a registry"
+    )
+    registry_import.add_argument("file", metavar="FILE", help="the published list (rows with a testpersonnummer field)")
+    registry_import.add_argument(
+        "--output", help=f"registry file to write (default contracts/{REGISTRY_OUTPUT}; replaced only when complete)"
+    )
+    registry_import.set_defaults(func=_registry_import)
+
     fhir = sub.add_parser("fhir", help="FHIR profile validation, offline, from the conformance resources")
-    fhir_sub = fhir.add_subparsers(dest="fhir_command", required=True)
+    fhir_sub = fhir.add_subparsers(dest="fhir_command", required=True, metavar="COMMAND")
     fhir_validate = fhir_sub.add_parser("validate", help="validate resource files (exit 1 when any has an error)")
     fhir_validate.add_argument("files", nargs="+", metavar="FILE", help="FHIR resources as JSON")
     fhir_validate.add_argument("--profile", help="validate against this profile (canonical URL)")
     fhir_validate.add_argument("--package", help="package folder or .tgz (default contracts/fhir)")
     fhir_validate.set_defaults(func=_fhir_validate)
-    power = sub.add_parser("power", help="run the suite against every seeded fault: caught or missed, and the score")
+    power = sub.add_parser(
+        "power", help="run the suite against every seeded fault over fresh seeds: caught k/K, false alarms, the score"
+    )
     power.add_argument("--matrix", default="tests/power/matrix.toml", help="the power matrix")
     power.add_argument("--fault", action="append", default=[], metavar="NAME", help="only this fault (repeatable)")
-    power.add_argument("--seed", type=int, default=None, help="seed of every run (default: the matrix's)")
-    power.add_argument("--workers", type=int, default=2, help="runs at a time (default 2: the machine's cores)")
+    power.add_argument(
+        "--seeds", type=argtype(positive_int), default=None, metavar="K", help="fresh seeds per run (default 2)"
+    )
+    power.add_argument(
+        "--seed", action="append", default=[], metavar="S", help="run these seeds instead (repeatable or S1,S2,...)"
+    )
+    power.add_argument(
+        "--workers", type=argtype(positive_int), default=2, help="runs at a time (default 2: the machine's cores)"
+    )
     power.add_argument("--reports", default=None, help="reports folder for power.json (default ./reports)")
+    power.add_argument("--corpus", default=None, help="also write the faulted runs' failure texts here (JSON, merged)")
     power.set_defaults(func=_power)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; bad input is one line and exit code 2."""
+    """Run the command line; bad input is one line and exit code 2; SIGTERM and Ctrl-C stop what it started."""
     args = _parser().parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    restore = stop_on_signals()
     try:
         return func(args)
     except UserError as exc:
         print(f"rxverify: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        return 143  # 128 + SIGTERM, as the shell reports a process ended by it
     except KeyboardInterrupt:
         return 130
+    finally:
+        restore()

@@ -6,23 +6,24 @@ they read the active run through `ACTIVE` when a case is generated or sent.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+import requests
 import schemathesis
 from hypothesis import strategies as st
 from schemathesis import AuthContext, Case
 from schemathesis.core.parameters import ParameterLocation
+from schemathesis.transport.requests import REQUESTS_TRANSPORT, RequestsTransport
 
 from rxverify.errors import UserError
-from rxverify.guard import GuardedSession
 from rxverify.mapping import load_mapping
 from rxverify.paths import contracts_dir
-from rxverify.registry import Registry
-from rxverify.session import Run
+from rxverify.safety.guard import Guard
+from rxverify.safety.registry import Registry
 from rxverify.strategies import contract_patients
-from rxverify.tickets import EnvironmentTickets, TicketMinter
+from rxverify.target.credentials import EnvironmentTickets, TicketMinter
+from rxverify.target.run import Run
 
 
 class _Active:
@@ -32,7 +33,8 @@ class _Active:
     # known before collection: generating the explicit examples needs identities and tickets
     registry: Registry | None = None
     tickets: TicketMinter | EnvironmentTickets | None = None
-    _session: GuardedSession | None = None
+    _session: requests.Session | None = None
+    _session_run: Run | None = None
 
     def get(self) -> Run:
         """The active run (set by the session fixture before any case is sent)."""
@@ -40,11 +42,11 @@ class _Active:
             raise UserError("no active run: the contract schemas are used outside the rxverify pytest plugin")
         return self.run
 
-    def session(self) -> GuardedSession:
+    def session(self) -> requests.Session:
         """One guarded session of the active run, for the checks' follow-up reads."""
         run = self.get()
-        if self._session is None or self._session.guard is not run.guard:
-            self._session = run.session()
+        if self._session is None or self._session_run is not run:
+            self._session, self._session_run = run.session(), run
         return self._session
 
 
@@ -90,22 +92,70 @@ def load_contract(path: Path) -> Any:
     schemathesis.openapi.format("personid", st.deferred(_registered_ids))
     schemathesis.openapi.format("personid-token", st.deferred(_registered_tokens))
     schema = schemathesis.openapi.from_path(path)
+    _route_through_guard(schema)
     schema.auth(refresh_interval=None)(TestActorTicket)
     schema.hook("filter_case")(only_registered_identities)
     schema.hook("filter_case")(negative_only_if_it_breaks_the_contract)
     return schema
 
 
+class GuardedTransport(RequestsTransport):
+    """schemathesis's requests transport, but every request without a session goes through the run's guarded one.
+
+    schemathesis's own checks send probes (`ignored_auth` resends a case without and with a bad
+    ticket; object-level authorization reads as another actor) with a session of their own
+    making; here they get the active run's guarded session instead, so the guard sees them.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        # the very serializers of schemathesis's own transport (and those registered on it later)
+        self._serializers = REQUESTS_TRANSPORT._serializers
+
+    def send(self, case: Case, *, session: requests.Session | None = None, **kwargs: Any) -> Any:
+        """Send `case` through the guarded session (the given one, or the active run's)."""
+        return super().send(case, session=session if session is not None else ACTIVE.session(), **kwargs)
+
+
+GUARDED_TRANSPORT = GuardedTransport()
+
+
+def _route_through_guard(schema: Any) -> None:
+    # `transport` is a read-only property of schemathesis's schema class (the process-wide requests
+    # transport): a subclass of this schema's class answers the guarded one instead.
+    base = type(schema)
+    schema.__class__ = type(f"Guarded{base.__name__}", (base,), {"transport": property(lambda _: GUARDED_TRANSPORT)})
+
+
 def only_registered_identities(context: Any, case: Case) -> bool:
-    """Keep a generated case only if every identity number in it is a registered test patient.
+    """Keep a generated case only if the guard would send it: no identity outside the registry, in any reading.
 
     The formats draw identities from the registry, but free strings (a dosage text, a name) can
-    still form a valid number by chance; such a case is dropped while it is generated, so
-    generated data never carries one (the guard would refuse it anyway, as the last line).
+    still form a valid number by chance, in any of the forms the guard reads (separators, digit
+    forms, encodings); such a case is dropped while it is generated, by the guard's own reading
+    of the request as it would be sent, so generated data never carries one.
     """
-    registry = ACTIVE.registry or ACTIVE.get().registry
-    parts = [case.path_parameters, case.query, case.headers, case.cookies, case.body]
-    return not registry.unregistered_in(json.dumps(parts, ensure_ascii=False, default=str))
+    kwargs = case.as_transport_kwargs(base_url=FILTER_BASE)
+    fields = {k: kwargs[k] for k in ("method", "url", "headers", "params", "json", "data", "cookies") if k in kwargs}
+    try:
+        prepared = requests.Request(**fields).prepare()
+    except (ValueError, TypeError, requests.RequestException):
+        return True  # schemathesis will fail to send it too; the guard still reads whatever is sent
+    guard = _filter_guard()
+    return guard.refusal(prepared.method or "GET", prepared.url or "", prepared.headers, prepared.body) is None
+
+
+FILTER_BASE = "http://generated.invalid"  # only to build the URL the guard reads; nothing is sent there
+
+
+def _filter_guard() -> Guard:
+    run = ACTIVE.run
+    if run is not None:
+        return run.guard
+    registry = ACTIVE.registry
+    if registry is None:
+        raise UserError("no test-patient registry: the contract schemas are used outside the rxverify pytest plugin")
+    return Guard(registry)  # before the run starts (explicit examples at collection): the same reading
 
 
 def negative_only_if_it_breaks_the_contract(context: Any, case: Case) -> bool:

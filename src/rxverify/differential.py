@@ -18,7 +18,7 @@ import requests
 from hypothesis import strategies as st
 
 from rxverify.mapping import Mapping
-from rxverify.registry import Registry, TestPatient
+from rxverify.safety.registry import Registry, TestPatient
 from rxverify.strategies import differential_patients
 
 TEXTS = ("Alvedon 500 mg tablett", "Åkerört örtte", "Ibuprofen Björn 400 mg", "Öronsalva ÄÅÖ", "Levaxin 50 µg")

@@ -27,7 +27,7 @@ from typing import Any
 
 from schemathesis.core.failures import Failure, FailureGroup
 
-from rxverify.redact import redact_text
+from rxverify.safety.redaction import redact_text
 
 MAX_DISTINCT = 50  # per test: beyond this the failures are counted, not kept
 _ID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")

@@ -17,7 +17,7 @@ from urllib.parse import unquote
 import yaml
 
 from rxverify.errors import UserError
-from rxverify.targets import Endpoints
+from rxverify.target.targets import Endpoints
 
 METHODS = ("get", "put", "post", "patch", "delete", "head", "options")
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})

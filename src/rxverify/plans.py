@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from rxverify.errors import UserError
-from rxverify.identity import mask
 from rxverify.operations import Operation
-from rxverify.registry import Registry
-from rxverify.targets import CLASSES
-from rxverify.tickets import TestActors
+from rxverify.safety.identity import mask
+from rxverify.safety.registry import Registry
+from rxverify.target.credentials import TestActors
+from rxverify.target.targets import CLASSES
 
 ROLES = ("prescriber", "pharmacy")
 REFERENCE = re.compile(r"\$\{([^}]*)\}")

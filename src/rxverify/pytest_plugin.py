@@ -1,50 +1,103 @@
-"""pytest plugin: the suite's options (--target, --platform, --examples, --seed) and fixtures."""
+"""pytest plugin: the suite's options (--target, --platform, --examples, --seed, ...), their checks, and fixtures.
+
+Every option is checked before anything reads it (a bad one is one line, `Exit: rxverify: ...`,
+and exit code 2, as is every mistake found before the first test); the target is resolved,
+checked for its class and probed before collection (`prepare_target`, from the contract
+suite's conftest); `platform` is parametrized where the target has what a test needs
+(rxverify.conformance.applicability); a platform that stops answering ends the run
+(rxverify.conformance.liveness); the run ends with a table per area (rxverify.conformance.areas).
+"""
 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from rxverify.conformance import liveness
+from rxverify.conformance.applicability import (
+    drop_inapplicable,
+    left_out_lines,
+    planned_interfaces,
+    platforms_for,
+)
 from rxverify.distinct_failures import FailureCollector, TestFailures
 from rxverify.errors import UserError
-from rxverify.guard import Guard
-from rxverify.local import SECONDARY, new_ticket_key
 from rxverify.paths import contracts_dir, reports_dir
-from rxverify.redact import redact_text
 from rxverify.report.pytest_evidence import record_platforms, writer_of
 from rxverify.report.runs import write_run_record
-from rxverify.session import Run, open_run
-from rxverify.targets import Target, resolve_target
+from rxverify.safety.audit import egress_line
+from rxverify.safety.guard import Guard, RequestRefused
+from rxverify.safety.redaction import redact_text
+from rxverify.safety.registry import Registry
+from rxverify.target.credentials import EnvironmentTickets, TicketMinter, load_actors
+from rxverify.target.local import SECONDARY, check_faults, new_ticket_key
+from rxverify.target.probe import require_reachable
+from rxverify.target.processes import stop_on_signals
+from rxverify.target.run import Run, check_class, open_run, registry_for, require_tickets, tickets_for
+from rxverify.target.targets import Target, resolve_target
+from rxverify.values import checked, one_of, positive_int, seed
 
-# the run's evidence (manifest, results folder, test ids): rxverify.report.pytest_evidence
-pytest_plugins = ["rxverify.report.pytest_evidence"]
+# a platform that stops answering ends the run; the run's evidence (manifest, results folder, test ids)
+pytest_plugins = ("rxverify.conformance.liveness", "rxverify.report.pytest_evidence")
 
 DEFAULT_EXAMPLES = 20  # per operation and platform: keeps `tox -e contract` within its 5-minute budget
+PLATFORM_CHOICES = ("old", "new", "both")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """Register rxverify's options."""
+    """Register rxverify's options (no argparse types: `checked_options` checks them, one line each)."""
     group = parser.getgroup("rxverify", "rxverify: target and generation")
     group.addoption("--target", default="local", help="target name from contracts/targets.toml (default: local)")
     group.addoption("--targets-file", default=None, help="targets file (default: contracts/targets.toml)")
     group.addoption("--contracts", default=None, help="contracts folder (default: ./contracts)")
     group.addoption("--old-url", default=None, help="base URL of an already running old platform")
+    group.addoption(
+        "--old-secondary-url", default=None, help="base URL of a second old instance (the differential's noise)"
+    )
     group.addoption("--new-url", default=None, help="base URL of an already running new platform")
     group.addoption("--fhir-url", default=None, help="base URL of the new platform's FHIR API, if not <new-url>/fhir")
     group.addoption("--ticket-key-file", default=None, help="ticket key of running local platforms (rxverify serve)")
-    group.addoption("--platform", default="both", choices=("old", "new", "both"), help="platform(s) to verify")
-    group.addoption("--examples", type=int, default=DEFAULT_EXAMPLES, help="generated examples per operation")
-    group.addoption("--seed", type=int, default=None, help="seed of the generated data (printed on every run)")
+    group.addoption("--platform", default="both", help="platform(s) to verify: old, new or both (default both)")
+    group.addoption("--examples", default=DEFAULT_EXAMPLES, help="generated examples per operation (default 20)")
+    group.addoption("--seed", default=None, help="seed of the generated data (printed on every run)")
     group.addoption("--fault", action="append", default=[], help="start the local platforms with a seeded fault")
 
 
+def checked_options(config: pytest.Config) -> None:
+    """Turn the options into their values in place; a bad one is a UserError naming it."""
+    option = config.option
+    option.examples = checked("--examples", positive_int, option.examples)
+    if option.seed is not None:
+        option.seed = checked("--seed", seed, option.seed)
+    option.platform = checked("--platform", one_of(PLATFORM_CHOICES), option.platform)
+    if option.fault:
+        check_faults(option.fault)
+
+
+@pytest.hookimpl(tryfirst=True, specname="pytest_configure")
+def pytest_configure_check_options(config: pytest.Config) -> None:
+    """Check every option of ours before any other configure hook reads it: one line, exit 2."""
+    try:
+        checked_options(config)
+    except UserError as exc:
+        pytest.exit(f"rxverify: {exc}", returncode=2)
+
+
 LOCAL_KEY = pytest.StashKey[bytes]()
+TARGET = pytest.StashKey[Target]()  # the target of a contract run, resolved and checked before collection
+PLANNED = pytest.StashKey[dict[str, frozenset[str]]]()  # the interfaces each platform of the run will have
+MINTS = pytest.StashKey[bool]()  # whether this run signs its own tickets (forged-ticket tests need it)
 RUN_GUARD = pytest.StashKey[Guard]()
+AUDIT = pytest.StashKey[list[str] | None]()  # the egress audit's problems once the platforms stopped
+# generated cases the guard refused, per test and operation: results, not silent rejections
+REFUSED = pytest.StashKey[dict[str, Counter[str]]]()
+CURRENT = pytest.StashKey[str]()  # the node id of the test that is running
 
 
 def local_key(config: pytest.Config) -> bytes:
@@ -79,21 +132,36 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    """Show the seed and the target at the top of the run."""
+    """Show the seed and the target at the top of the run (platforms given by URL: `adhoc`, with the URLs)."""
     return (
-        f"rxverify: target={config.getoption('--target')} platform={config.getoption('--platform')} "
+        f"rxverify: target={target_banner(config)} platform={config.getoption('--platform')} "
         f"examples={config.getoption('--examples')} seed={config.getoption('--seed')}"
     )
+
+
+def target_banner(config: pytest.Config) -> str:
+    """The target as the run's banner names it."""
+    target = config.stash.get(TARGET, None)
+    if target is None or target.name != "adhoc":
+        return str(config.getoption("--target"))
+    urls = ", ".join(f"{name} {e.legacy or e.fhir}" for name, e in target.platforms.items())
+    return f"adhoc ({urls})"
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> list[str]:
+    """After collection: what was not generated, and why (a platform without the interface a test needs)."""
+    return left_out_lines(config)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
     """Print what the guard let through and refused; on failure, the command that reproduces the run."""
     guard = config.stash.get(RUN_GUARD, None)
     if guard is not None:
-        terminalreporter.write_line(
-            f"rxverify guard: {guard.counts['passed']} requests sent, "
-            f"{guard.counts['identity']} refused (identity outside the test-patient registry)"
-        )
+        terminalreporter.write_line(egress_line(guard, config.stash.get(AUDIT, None)))
+    refused = config.stash.get(REFUSED, {})
+    for nodeid, per_operation in sorted(refused.items()):
+        shown = ", ".join(f"{op} {n}" for op, n in sorted(per_operation.items()))
+        terminalreporter.write_line(f"rxverify: generated cases refused by the guard in {nodeid}: {shown}")
     if exitstatus not in (0, 5) and config.getoption("--seed", default=None) is not None:
         terminalreporter.write_line(f"rxverify: reproduce with: {reproduce_command(config)}")
 
@@ -160,44 +228,143 @@ def target_of(config: pytest.Config, contracts: Path) -> Target:
         opt("--old-url"),
         opt("--new-url"),
         opt("--fhir-url"),
+        opt("--old-secondary-url"),
     )
+
+
+def _wanted(config: pytest.Config) -> tuple[str, ...]:
+    """The platforms the run starts or talks to: the chosen ones, and old's second instance beside old and new."""
+    wanted = _platforms(config)
+    return (*wanted, SECONDARY) if wanted == ("old", "new") else wanted
+
+
+Tickets = TicketMinter | EnvironmentTickets
+
+
+def prepare_target(config: pytest.Config, contracts: Path) -> tuple[Target, Registry, Tickets]:
+    """The contract run's target, checked before collection; its registry and tickets.
+
+    Refuses (UserError) a production-class target, a registry unfit for the target's class,
+    platforms given by URL without their ticket key, a ticket variable that is not set, and,
+    unless the run only collects, a platform of an already running target that does not
+    answer (one probe each, through the guard). The embedded platforms are probed once
+    started (`rx_run`).
+    """
+    opt = config.getoption
+    target = target_of(config, contracts)
+    config.stash[TARGET] = target
+    check_class(target, "contract")  # a production-class target: one line, exit 2, nothing opened
+    if opt("--fault") and not target.is_local:
+        raise UserError("--fault applies to the embedded platforms only (--target local without URLs)")
+    absent = [p for p in _platforms(config) if not target.is_local and p not in target.platforms]
+    if absent:
+        choice = "--platform " + next(p for p in ("old", "new") if p not in absent) if len(absent) == 1 else "a target"
+        raise UserError(
+            f"target {target.name!r} has no {' or '.join(absent)} platform: choose {choice} that has it, "
+            f"or give it ({', '.join(f'--{p}-url' for p in absent)})"
+        )
+    registry = registry_for(target, contracts)
+    key_file = Path(opt("--ticket-key-file")) if opt("--ticket-key-file") else None
+    tickets = tickets_for(
+        target,
+        load_actors(contracts / "testdata" / "test-actors.json"),
+        key_file,
+        local_key(config) if target.is_local else None,
+    )
+    if not config.option.help:
+        require_tickets(target, tickets)  # an unset variable is one line now, not an error inside collection
+    config.stash[PLANNED] = planned_interfaces(target, _wanted(config))
+    config.stash[MINTS] = isinstance(tickets, TicketMinter)
+    if not target.is_local and not (config.option.help or config.option.collectonly):
+        with open_run(target, contracts, suite="contract", ticket_key_file=key_file, start_local=False) as probe:
+            require_reachable(probe, _wanted(config))
+    _register_areas(config)
+    return target, registry, tickets
+
+
+def _register_areas(config: pytest.Config) -> None:
+    import allure_commons
+
+    from rxverify.conformance.areas import Areas
+
+    if config.pluginmanager.get_plugin("rxverify-areas") is None:
+        areas = Areas()
+        config.pluginmanager.register(areas, "rxverify-areas")
+        allure_commons.plugin_manager.register(areas)
+        config.add_cleanup(lambda: allure_commons.plugin_manager.unregister(areas))
 
 
 @pytest.fixture(scope="session")
 def rx_run(pytestconfig: pytest.Config, rx_contracts: Path) -> Iterator[Run]:
-    """The target, made ready (local platforms started for the session, stopped after)."""
+    """The target, made ready (local platforms started for the session, stopped after); every platform answers."""
     opt = pytestconfig.getoption
+    restore = stop_on_signals()  # SIGTERM ends the run like Ctrl-C: the platforms are stopped, not orphaned
     try:
-        target = target_of(pytestconfig, rx_contracts)
+        target = pytestconfig.stash.get(TARGET, None) or target_of(pytestconfig, rx_contracts)
         key = opt("--ticket-key-file")
-        wanted = _platforms(pytestconfig)
-        if wanted == ("old", "new"):
-            wanted += (SECONDARY,)  # the differential's second old instance
+        reports = reports_dir()
         with open_run(
             target,
             rx_contracts,
-            tuple(opt("--fault")),
-            Path(key) if key else None,
-            wanted,
-            local_key(pytestconfig),
+            suite="contract",
+            reports=reports,
+            faults=tuple(opt("--fault")),
+            ticket_key_file=Path(key) if key else None,
+            platforms=_wanted(pytestconfig),
+            key=local_key(pytestconfig) if target.is_local else None,  # else the platforms' key (--ticket-key-file)
+            audit=target.is_local,
+            run_id=writer.run if (writer := writer_of(pytestconfig)) else None,  # the manifest's: ledger entries too
         ) as run:
+            if target.is_local:
+                require_reachable(run)  # once, through the guard, before the first test
             pytestconfig.stash[RUN_GUARD] = run.guard
+            pytestconfig.stash[liveness.RUN] = run
+            areas = pytestconfig.pluginmanager.get_plugin("rxverify-areas")
+            if areas is not None:
+                areas.run = run
+                run.observers.append(areas.observe)
             platforms = platform_status(run)
             record_platforms(pytestconfig, platforms)
             yield run
-            writer = writer_of(pytestconfig)
-            write_run_record(
-                reports_dir(),
-                run_id=writer.run if writer else None,
-                suite="contract",
-                target=run.target.name,
-                environment_class=run.target.environment_class,
-                guard_counts=run.guard.counts,
-                seed=pytestconfig.getoption("--seed"),
-                platforms=platforms,
-            )
+        pytestconfig.stash[AUDIT] = run.audit_problems
+        write_run_record(
+            reports,
+            run_id=writer.run if writer else None,
+            suite="contract",
+            target=run.target.name,
+            environment_class=run.target.environment_class,
+            guard_counts=run.guard.counts,
+            seed=pytestconfig.getoption("--seed"),
+            platforms=platforms,
+            egress_audit=run.audit_problems,
+            refused_cases={k: dict(v) for k, v in pytestconfig.stash.get(REFUSED, {}).items()},
+        )
     except UserError as exc:
         pytest.exit(f"rxverify: {exc}", returncode=2)
+    finally:
+        if liveness.RUN in pytestconfig.stash:
+            del pytestconfig.stash[liveness.RUN]  # the platforms are gone: no probe after this
+        restore()
+
+
+@pytest.fixture(scope="session")
+def rx_refused(pytestconfig: pytest.Config) -> Callable[[str, RequestRefused], None]:
+    """Record a generated case the guard refused: counted per test and operation, shown in the test's result.
+
+    Session-scoped (hypothesis runs many inputs through one test function): the test it counts
+    for is the one running.
+    """
+
+    def record(operation: str, refused: RequestRefused) -> None:
+        import allure
+
+        per_test = pytestconfig.stash.setdefault(REFUSED, {})
+        per_test.setdefault(pytestconfig.stash.get(CURRENT, "?"), Counter())[operation] += 1
+        allure.attach(
+            _scrub(refused.message), name=f"guard refused a generated case of {operation}", attachment_type="text/plain"
+        )
+
+    return record
 
 
 @pytest.fixture(scope="session")
@@ -206,31 +373,24 @@ def rx_platforms(pytestconfig: pytest.Config) -> tuple[str, ...]:
     return _platforms(pytestconfig)
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Remember which test runs (refusals are counted per test)."""
+    item.config.stash[CURRENT] = item.nodeid
+
+
+@pytest.hookimpl(trylast=True)
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrize `platform` by --platform, so each result says which platform it is about."""
+    """Parametrize `platform` by --platform, last, so every test id ends with the platform it is about."""
     if "platform" in metafunc.fixturenames:
-        wanted = _platforms(metafunc.config)
-        marker = metafunc.definition.get_closest_marker("platforms")
-        allowed = tuple(marker.args) if marker else ("old", "new")
-        metafunc.parametrize("platform", [p for p in wanted if p in allowed], scope="session")
+        metafunc.parametrize("platform", platforms_for(metafunc, _platforms(metafunc.config)), scope="session")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Leave out a test's parameter sets marked `platforms(...)` for other platforms than theirs.
-
-    A test always skipped (a FHIR case on the old platform, which has no FHIR API) is not a
-    test: it is not collected, so a skip in the results always means something was not verified.
-    """
-    kept: list[pytest.Item] = []
-    left_out: list[pytest.Item] = []
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        platform = callspec.params.get("platform") if callspec is not None else None
-        marker = item.get_closest_marker("platforms")
-        (left_out if platform and marker and platform not in marker.args else kept).append(item)
-    if left_out:
-        config.hook.pytest_deselected(items=left_out)
-        items[:] = kept
+    """Only tests that apply: a platform without the interface a test needs has no such test."""
+    planned = config.stash.get(PLANNED, None)
+    if planned is not None:
+        drop_inapplicable(items, config, planned, config.stash.get(MINTS, True))
 
 
 TEST_FAILURES = TestFailures()
@@ -275,6 +435,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         report.longrepr = cleaned
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_exception_interact(node: Any, call: pytest.CallInfo[None], report: Any) -> None:
+    """Redact again what schemathesis writes into a failed test's report here, after it was made and redacted."""
+    if isinstance(report, pytest.TestReport) and isinstance(report.longrepr, str):
+        guard = node.config.stash.get(RUN_GUARD, None)
+        report.longrepr = _scrub(report.longrepr, guard.registry if guard is not None else None)
+
+
 _REGISTRY: list[Any] = []
 
 
@@ -282,7 +450,7 @@ def _default_registry() -> Any:
     """The shipped test-patient registry, when no run is active (None outside a checkout)."""
     if not _REGISTRY:
         try:
-            from rxverify.registry import load_registry
+            from rxverify.safety.registry import load_registry
 
             _REGISTRY.append(load_registry(contracts_dir() / "testdata" / "test-patients.json"))
         except UserError:
@@ -302,7 +470,9 @@ def _scrub(text: str, registry: Any = None) -> str:
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Scrub what Allure wrote (messages, traces, text attachments): no ticket, no foreign identity."""
+    """Fail the run on a failed egress audit; scrub what Allure wrote (no ticket, no foreign identity)."""
+    if session.config.stash.get(AUDIT, None):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     directory = getattr(session.config.option, "allure_report_dir", None)
     if not directory or not Path(directory).is_dir():
         return

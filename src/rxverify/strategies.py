@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from rxverify.identity import check_digit
-from rxverify.registry import Registry, TestPatient
+from rxverify.safety.identity import check_digit
+from rxverify.safety.registry import Registry, TestPatient
 
 DIFFERENTIAL_SHARE = 8  # every 8th test patient is kept for the old-vs-new comparison
 

@@ -26,17 +26,16 @@ import requests
 from rxverify import __version__
 from rxverify.allure_results import AllureResult, write_result
 from rxverify.errors import UserError
-from rxverify.guard import Guard, RequestRefused
-from rxverify.identity import mask, mask_identities
-from rxverify.ledger import Ledger
-from rxverify.operations import Operation, OperationIndex, load_operations
+from rxverify.operations import Operation, load_operations
 from rxverify.plans import Plan, Step, resolve
-from rxverify.redact import redact_headers, redact_text
-from rxverify.registry import Registry
 from rxverify.report.evidence import COMPLETE, FAILED, INTERRUPTED, RunWriter, begin_run
 from rxverify.report.runs import write_run_record
-from rxverify.session import Run
-from rxverify.targets import Endpoints, Target
+from rxverify.safety.guard import RequestRefused
+from rxverify.safety.identity import mask, mask_identities
+from rxverify.safety.redaction import redact_headers, redact_text
+from rxverify.safety.registry import Registry
+from rxverify.target.run import Run
+from rxverify.target.targets import Endpoints, Target
 
 EPIC = "production verification"
 REQUEST_TIMEOUT_S = 30.0  # one step's answer; a production platform that takes longer has failed the step
@@ -263,9 +262,10 @@ def execute(
         platforms=[platform],
         selection={"plan": plan.name, "planFile": str(plan.path)},
         collected=[_full_name(plan, step) for step in plan.steps],
+        run_id=run.run_id,  # the ledger's entries carry the same id
     )
     try:
-        return _execute(plan, run, platform, contracts, reports, out, evidence, operations, bases)
+        return _execute(plan, run, platform, reports, out, evidence, operations, bases)
     except KeyboardInterrupt:
         evidence.finish(INTERRUPTED, interruption="KeyboardInterrupt")
         raise
@@ -284,7 +284,6 @@ def _execute(
     plan: Plan,
     run: Run,
     platform: str,
-    contracts: Path,
     reports: Path,
     out: Out,
     evidence: RunWriter,
@@ -293,17 +292,9 @@ def _execute(
 ) -> Outcome:
     target = run.target
     endpoints = target.platforms[platform]
-    ledger = Ledger(
-        reports / "ledger", target=target.name, environment_class=target.environment_class, run_id=evidence.run
-    )
-    run.guard = Guard(
-        run.registry,
-        environment_class=target.environment_class,
-        plan=plan,
-        ledger=ledger,
-        operations=OperationIndex.for_endpoints(contracts, target.platforms.values()),
-        target_name=target.name,
-    )
+    ledger = run.guard.ledger  # the run builder made the guard for this plan, with its ledger
+    if ledger is None or run.guard.plan is not plan:
+        raise ValueError("a verification runs on a run opened for its plan, with a ledger (open_run(plan=, reports=))")
     scrub = _Scrubber(run.registry)
     outcome = Outcome(ledger_path=ledger.path)
     results: dict[str, Any] = {}
@@ -331,7 +322,6 @@ def _execute(
             out(f"  {step.id:<4} {last.status:<8} {step.operation:<28} {code:>4}  {scrub.text(last.message)}")
     finally:
         session.close()
-        ledger.close()
     finished = _now_ms()
     allure_dir = evidence.results
     for result in outcome.results:

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+import requests
 from hypothesis import HealthCheck, settings
 
 from rxverify.contract import ACTIVE, configure
 from rxverify.errors import UserError
-from rxverify.guard import GuardedSession
 from rxverify.paths import contracts_dir
-from rxverify.pytest_plugin import local_key, target_of
-from rxverify.session import Run, registry_for, tickets_for
-from rxverify.tickets import load_actors
+from rxverify.pytest_plugin import prepare_target
+from rxverify.target.run import Run
 
 from . import schemas
 
@@ -37,16 +35,8 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     settings.load_profile("rxverify-contract")
     try:
-        contracts = contracts_dir(config.getoption("--contracts"))
-        target = target_of(config, contracts)
-        ACTIVE.registry = registry_for(target, contracts)
-        key_file = config.getoption("--ticket-key-file")
-        ACTIVE.tickets = tickets_for(
-            target,
-            load_actors(contracts / "testdata" / "test-actors.json"),
-            Path(key_file) if key_file else None,
-            local_key(config) if target.is_local else None,
-        )
+        # the target checked and probed before collection: a mistake is one line, exit 2, before any test
+        _, ACTIVE.registry, ACTIVE.tickets = prepare_target(config, contracts_dir(config.getoption("--contracts")))
     except UserError as exc:
         pytest.exit(f"rxverify: {exc}", returncode=2)
 
@@ -60,24 +50,22 @@ def rx_active(rx_run: Run) -> Iterator[Run]:
 
 
 @pytest.fixture(scope="session")
-def rx_session(rx_run: Run) -> GuardedSession:
+def rx_session(rx_run: Run) -> requests.Session:
     """The guarded HTTP session every contract request goes through."""
     return rx_run.session()
 
 
 @pytest.fixture(scope="session")
 def legacy_url(platform: str, rx_run: Run) -> str:
-    """Base URL of the legacy interface on `platform`."""
-    endpoints = rx_run.target.platforms.get(platform)
-    if endpoints is None or endpoints.legacy is None:
-        pytest.skip(f"target {rx_run.target.name!r} has no legacy interface on the {platform} platform")
+    """Base URL of the legacy interface on `platform` (a test that takes it exists only where there is one)."""
+    endpoints = rx_run.target.platforms[platform]
+    assert endpoints.legacy is not None, f"generated for {platform}, which has no legacy interface"
     return endpoints.legacy
 
 
 @pytest.fixture(scope="session")
 def fhir_url(platform: str, rx_run: Run) -> str:
-    """Base URL of the FHIR API on `platform`."""
-    endpoints = rx_run.target.platforms.get(platform)
-    if endpoints is None or endpoints.fhir is None:
-        pytest.skip(f"target {rx_run.target.name!r} has no FHIR API on the {platform} platform")
+    """Base URL of the FHIR API on `platform` (a test that takes it exists only where there is one)."""
+    endpoints = rx_run.target.platforms[platform]
+    assert endpoints.fhir is not None, f"generated for {platform}, which has no FHIR API"
     return endpoints.fhir

@@ -17,23 +17,18 @@ from hypothesis import strategies as st
 
 from rxverify.contract import ACTIVE
 from rxverify.differential import Lane, Noise, call_sequences, compare, declared_noise, render
-from rxverify.local import SECONDARY
 from rxverify.mapping import load_mapping
 from rxverify.paths import contracts_dir
-from rxverify.session import Run
+from rxverify.target.local import SECONDARY
+from rxverify.target.run import Run
+
+COMPARED = ("old", SECONDARY, "new")
 
 
 @pytest.fixture(scope="session")
-def lanes(rx_run: Run, rx_platforms: tuple[str, ...]) -> Iterator[dict[str, Lane]]:
-    """The legacy interface of old, the second old instance and new."""
+def lanes(rx_run: Run) -> Iterator[dict[str, Lane]]:
+    """The legacy interface of old, the second old instance and new (the test exists only when all three do)."""
     platforms = rx_run.target.platforms
-    if set(rx_platforms) != {"old", "new"}:
-        pytest.skip("the old/new comparison needs --platform both")
-    if SECONDARY not in platforms:
-        pytest.skip(
-            f"target {rx_run.target.name!r} names no second old instance ([{rx_run.target.name}.{SECONDARY}]):"
-            " noise cannot be learned"
-        )
     out = {}
     for name in ("old", SECONDARY, "new"):
         legacy = platforms[name].legacy
@@ -62,13 +57,15 @@ def _issue_date_plus(days: int) -> str:
 
 
 @pytest.mark.integration
+@pytest.mark.compares(*COMPARED)  # generated only when the run has all three ([target.old-secondary], --platform both)
+@pytest.mark.parametrize("compared", ["old-vs-new"])  # the id names the platforms, as every test id does
 @allure.epic("old vs new")
 @allure.feature("legacy interface through the transformer")
 @allure.story("old and new answer alike")
 @allure.severity(allure.severity_level.BLOCKER)
 @settings(max_examples=settings.default.max_examples * SEQUENCES_PER_EXAMPLE)
 @given(data=st.data())
-def test_old_and_new_answer_alike(data: st.DataObject, lanes: dict[str, Lane], noise: Noise) -> None:
+def test_old_and_new_answer_alike(data: st.DataObject, compared: str, lanes: dict[str, Lane], noise: Noise) -> None:
     """The same generated call sequence gets the same answers from old and new (noise learned from old vs old)."""
     registry = ACTIVE.registry or ACTIVE.get().registry
     patient, steps = data.draw(call_sequences(registry), label="sequence")

@@ -13,8 +13,8 @@ import allure
 import pytest
 import requests
 
-from rxverify.session import Run
 from rxverify.strategies import contract_patients
+from rxverify.target.run import Run
 
 PHARMACIES = 6  # the test actors: one request each, released together
 ROUNDS = 5

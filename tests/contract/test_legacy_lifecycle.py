@@ -17,15 +17,17 @@ to it, and the test fails once at its end with all of them (rxverify.distinct_fa
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import allure
 import pytest
+import requests
 from hypothesis import HealthCheck, reject, settings
 
 from rxverify.checks.schemathesis_checks import LEGACY_CHECKS
 from rxverify.distinct_failures import TestFailures
-from rxverify.guard import GuardedSession, RequestRefused
+from rxverify.safety.guard import RequestRefused
 
 from .schemas import legacy
 
@@ -42,9 +44,10 @@ STEPS_PER_SCENARIO = 10
 def test_prescription_lifecycle(
     platform: str,
     legacy_url: str,
-    rx_session: GuardedSession,
+    rx_session: requests.Session,
     rx_failures: TestFailures,
     pytestconfig: pytest.Config,
+    rx_refused: Callable[[str, RequestRefused], None],
 ) -> None:
     """Generated lifecycles keep every rule after every step (requirement: the contract's links)."""
 
@@ -58,7 +61,8 @@ def test_prescription_lifecycle(
         def call(self, case: Any, **kwargs: Any) -> Any:
             try:
                 response = case.call(**kwargs)
-            except RequestRefused:
+            except RequestRefused as refused:
+                rx_refused(case.operation.label, refused)  # counted and shown: the gate bounds refusals
                 reject()  # the guard kept a non-registered identity from leaving: nothing was sent
             self.steps.append(f"{case.method} {case.formatted_path} -> {response.status_code}")
             return response

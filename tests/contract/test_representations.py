@@ -13,15 +13,15 @@ from typing import Any
 
 import allure
 import pytest
+import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
 from rxverify.checks.fhir_rules import profile_errors
-from rxverify.guard import GuardedSession
 from rxverify.mapping import Mapping, load_mapping
 from rxverify.paths import contracts_dir
-from rxverify.session import Run
 from rxverify.strategies import contract_patients
+from rxverify.target.run import Run
 
 from .schemas import legacy
 
@@ -89,7 +89,7 @@ def mismatches(mapping: Mapping, ordination: dict[str, Any], resource: dict[str,
 @pytest.mark.parametrize("kind", IDENTITY_KINDS)
 @given(data=st.data())
 def test_legacy_prescription_reads_back_through_fhir(
-    data: st.DataObject, kind: str, platform: str, rx_run: Run, rx_session: GuardedSession
+    data: st.DataObject, kind: str, platform: str, rx_run: Run, rx_session: requests.Session
 ) -> None:
     """Create through legacy, read MedicationRequest/{ordinationId}: every mapped field agrees.
 
@@ -131,7 +131,7 @@ def test_legacy_prescription_reads_back_through_fhir(
 @allure.feature("MedicationDispense -> GodkannUttag")
 @allure.story("a FHIR-side change shows through the legacy interface")
 @allure.severity(allure.severity_level.CRITICAL)
-def test_fhir_dispense_shows_as_legacy_withdrawal(platform: str, rx_run: Run, rx_session: GuardedSession) -> None:
+def test_fhir_dispense_shows_as_legacy_withdrawal(platform: str, rx_run: Run, rx_session: requests.Session) -> None:
     """A MedicationDispense registered through FHIR is a withdrawal in the legacy history."""
     mapping = _mapping()
     endpoints = rx_run.target.platforms[platform]

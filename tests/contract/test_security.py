@@ -8,27 +8,30 @@ refused (401) on every operation, a ticket whose role may not call an operation 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import allure
 import pytest
+import requests
 from hypothesis import HealthCheck, given, reject, settings
 
 from rxverify.contract import roles_of
-from rxverify.guard import GuardedSession, RequestRefused
-from rxverify.local import new_ticket_key
-from rxverify.session import Run
+from rxverify.safety.guard import RequestRefused
 from rxverify.strategies import contract_patients
-from rxverify.tickets import TicketMinter
+from rxverify.target.credentials import TicketMinter
+from rxverify.target.local import new_ticket_key
+from rxverify.target.run import Run
 
 from .schemas import fhir, legacy
 
 ROLES = ("prescriber", "pharmacy")
-# The FHIR API is the new platform's: its cases are not collected for the old one (pytest_plugin).
+# The FHIR API is the new platform's: its cases are not collected for the old one (rxverify.conformance).
 ON_ITS_PLATFORM = {"legacy": (), "fhir": (pytest.mark.platforms("new"),)}
 
 
 def _operations(schema: Any, interface: str) -> list[Any]:
+    # parametrized over `interface`: generated only for the platforms that have it (rxverify.conformance)
     ops = [r.ok() for r in schema.get_all_operations()]
     return [
         pytest.param(
@@ -43,31 +46,35 @@ OPERATIONS = _operations(legacy, "legacy") + _operations(fhir, "fhir")
 
 
 def _minter(rx_run: Run) -> TicketMinter:
-    if not isinstance(rx_run.tickets, TicketMinter):
-        pytest.skip("ticket forgery tests need a local target (a ticket key this run knows)")
+    assert isinstance(rx_run.tickets, TicketMinter), "forges_tickets: generated only where this run signs tickets"
     return rx_run.tickets
 
 
 def _base(rx_run: Run, interface: str, platform: str) -> str:
-    endpoints = rx_run.target.platforms.get(platform)
-    url = (endpoints.legacy if interface == "legacy" else endpoints.fhir) if endpoints else None
-    if url is None:
-        pytest.skip(f"no {interface} interface on the {platform} platform")
+    endpoints = rx_run.target.platforms[platform]
+    url = endpoints.legacy if interface == "legacy" else endpoints.fhir
+    assert url is not None, f"generated for {platform}, which has no {interface} interface"
     return url
 
 
-def _send(session: GuardedSession, base: str, case: Any, headers: dict[str, str]) -> Any:
+def _send(session: requests.Session, base: str, case: Any, headers: dict[str, str]) -> Any:
     case.headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "authorization"}
     return case.call(base_url=base, session=session, headers=headers)
 
 
 @pytest.mark.acceptance
+@pytest.mark.forges_tickets
 @allure.epic("security")
 @allure.story("a missing, forged or expired ticket is refused")
 @allure.severity(allure.severity_level.BLOCKER)
 @pytest.mark.parametrize(("interface", "operation"), OPERATIONS)
 def test_bad_ticket_refused(
-    interface: str, operation: Any, platform: str, rx_run: Run, rx_session: GuardedSession
+    interface: str,
+    operation: Any,
+    platform: str,
+    rx_run: Run,
+    rx_session: requests.Session,
+    rx_refused: Callable[[str, RequestRefused], None],
 ) -> None:
     """No ticket, a ticket signed with another key, an expired ticket: 401 on every operation."""
     allure.dynamic.feature(operation.definition.raw["operationId"])
@@ -87,7 +94,8 @@ def test_bad_ticket_refused(
         ):
             try:
                 response = _send(rx_session, base, case, headers)
-            except RequestRefused:
+            except RequestRefused as refused:
+                rx_refused(operation.label, refused)  # counted and shown: the gate bounds refusals
                 reject()  # generated data held an identity outside the registry: nothing was sent
             assert response.status_code == 401, (
                 f"{operation.label} with {label}: received {response.status_code}, the contract declares 401"
@@ -122,7 +130,13 @@ def _disallowed() -> list[Any]:
 @allure.severity(allure.severity_level.BLOCKER)
 @pytest.mark.parametrize(("interface", "operation", "role"), _disallowed())
 def test_wrong_role_refused(
-    interface: str, operation: Any, role: str, platform: str, rx_run: Run, rx_session: GuardedSession
+    interface: str,
+    operation: Any,
+    role: str,
+    platform: str,
+    rx_run: Run,
+    rx_session: requests.Session,
+    rx_refused: Callable[[str, RequestRefused], None],
 ) -> None:
     """E.g. a pharmacy ticket cannot create a care prescription: 403 (contract x-roles)."""
     allure.dynamic.feature(operation.definition.raw["operationId"])
@@ -134,7 +148,8 @@ def test_wrong_role_refused(
     def refused(case: Any) -> None:
         try:
             response = _send(rx_session, base, case, {"Authorization": f"Bearer {ticket}"})
-        except RequestRefused:
+        except RequestRefused as refused:
+            rx_refused(operation.label, refused)  # counted and shown: the gate bounds refusals
             reject()  # generated data held an identity outside the registry: nothing was sent
         assert response.status_code == 403, (
             f"{operation.label} as {role}: received {response.status_code}; the contract allows "
@@ -150,7 +165,7 @@ def test_wrong_role_refused(
 @allure.story("a prescriber sees the medication list only with consent")
 @allure.severity(allure.severity_level.BLOCKER)
 def test_prescriber_sees_medication_list_only_with_consent(
-    platform: str, legacy_url: str, rx_run: Run, rx_session: GuardedSession
+    platform: str, legacy_url: str, rx_run: Run, rx_session: requests.Session
 ) -> None:
     """Consent withdrawn: 403 SAMTYCKE_SAKNAS; consent given: 200."""
     patient = contract_patients(rx_run.registry)[3].id
@@ -158,7 +173,10 @@ def test_prescriber_sees_medication_list_only_with_consent(
     url = f"{legacy_url}/patienter/{patient}"
     assert rx_session.put(f"{url}/samtycke", json={"samtycke": False}, headers=pharmacy, timeout=30).status_code == 200
     refused = rx_session.get(f"{url}/lakemedelsforteckning", headers=prescriber, timeout=30)
-    assert refused.status_code == 403 and refused.json().get("kod") == "SAMTYCKE_SAKNAS", refused.text
+    assert refused.status_code == 403 and refused.json().get("kod") == "SAMTYCKE_SAKNAS", (
+        f"HamtaLakemedelsforteckning without consent: received {refused.status_code} {refused.text[:200]}; "
+        "the contract declares 403 SAMTYCKE_SAKNAS"
+    )
     assert rx_session.put(f"{url}/samtycke", json={"samtycke": True}, headers=pharmacy, timeout=30).status_code == 200
     served = rx_session.get(f"{url}/lakemedelsforteckning", headers=prescriber, timeout=30)
     assert served.status_code == 200, served.text

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import allure
 import pytest
+import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
 from rxverify.differential import ORSAKER
-from rxverify.guard import GuardedSession
-from rxverify.session import Run
 from rxverify.strategies import contract_patients
+from rxverify.target.run import Run
 
 pytestmark = [pytest.mark.acceptance, allure.epic("dispensing"), allure.feature("GodkannUttag")]
 
 
-def _prescribe(session: GuardedSession, legacy_url: str, rx_run: Run, patient: str, packages: int) -> str:
+def _prescribe(session: requests.Session, legacy_url: str, rx_run: Run, patient: str, packages: int) -> str:
     body = {
         "personId": patient,
         "lakemedel": {"nplPackId": "19990101100001", "namn": "Alvedon"},
@@ -37,7 +37,7 @@ def _prescribe(session: GuardedSession, legacy_url: str, rx_run: Run, patient: s
     return str(created.json()["ordinationId"])
 
 
-def _withdraw(session: GuardedSession, legacy_url: str, rx_run: Run, oid: str, packages: int) -> tuple[int, str]:
+def _withdraw(session: requests.Session, legacy_url: str, rx_run: Run, oid: str, packages: int) -> tuple[int, str]:
     pharmacy = rx_run.auth_headers("pharmacy")
     reserved = session.post(f"{legacy_url}/expeditionsid", json={"antal": 1}, headers=pharmacy, timeout=30)
     assert reserved.status_code == 200, reserved.text
@@ -54,7 +54,7 @@ def _withdraw(session: GuardedSession, legacy_url: str, rx_run: Run, oid: str, p
 @allure.severity(allure.severity_level.BLOCKER)
 @given(data=st.data())
 def test_cancelled_prescription_cannot_be_withdrawn(
-    data: st.DataObject, platform: str, legacy_url: str, rx_run: Run, rx_session: GuardedSession
+    data: st.DataObject, platform: str, legacy_url: str, rx_run: Run, rx_session: requests.Session
 ) -> None:
     """Create, cancel (any reason), reserve an id, withdraw: 409 MAKULERAD."""
     patient = data.draw(st.sampled_from([p.id for p in contract_patients(rx_run.registry)]))
@@ -77,7 +77,7 @@ def test_cancelled_prescription_cannot_be_withdrawn(
 @allure.severity(allure.severity_level.BLOCKER)
 @given(data=st.data())
 def test_withdrawal_never_exceeds_prescribed_packages(
-    data: st.DataObject, platform: str, legacy_url: str, rx_run: Run, rx_session: GuardedSession
+    data: st.DataObject, platform: str, legacy_url: str, rx_run: Run, rx_session: requests.Session
 ) -> None:
     """Prescribed n packages per withdrawal: n+k is refused (409 FOR_MANGA_FORPACKNINGAR), n is accepted."""
     patient = data.draw(st.sampled_from([p.id for p in contract_patients(rx_run.registry)]))

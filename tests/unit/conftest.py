@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rxverify.registry import Registry, load_registry
+from rxverify.safety.registry import Registry, load_registry
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRACTS = ROOT / "contracts"

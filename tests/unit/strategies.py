@@ -6,8 +6,8 @@ from datetime import date
 
 from hypothesis import strategies as st
 
-from rxverify.identity import check_digit
-from rxverify.registry import Registry
+from rxverify.safety.identity import check_digit
+from rxverify.safety.registry import Registry
 
 
 @st.composite

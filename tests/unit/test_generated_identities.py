@@ -14,9 +14,9 @@ from schemathesis import Case
 from schemathesis.hooks import GLOBAL_HOOK_DISPATCHER
 
 from rxverify.contract import ACTIVE, load_contract, only_registered_identities
-from rxverify.identity import check_digit
-from rxverify.registry import Registry
-from rxverify.tickets import TicketMinter, load_actors
+from rxverify.safety.identity import check_digit
+from rxverify.safety.registry import Registry
+from rxverify.target.credentials import TicketMinter, load_actors
 
 from .conftest import CONTRACTS
 from .strategies import foreign_identities

@@ -13,10 +13,11 @@ import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rxverify.guard import Guard, GuardedSession, RequestRefused
-from rxverify.identity import check_digit
-from rxverify.redact import REDACTED, redact_headers, redact_text
-from rxverify.registry import Registry
+from rxverify.safety.egress import guarded_session
+from rxverify.safety.guard import Guard, RequestRefused
+from rxverify.safety.identity import check_digit
+from rxverify.safety.redaction import REDACTED, redact_headers, redact_text
+from rxverify.safety.registry import Registry
 from rxverify.strategies import person_ids
 
 from .strategies import foreign_identities, written
@@ -74,7 +75,7 @@ def test_foreign_identity_anywhere_is_refused_and_nothing_sent(
 ) -> None:
     ident = written(data.draw(foreign_identities(registry)), data.draw(st.sampled_from(["12", "12-", "10sep"])))
     place = data.draw(st.sampled_from(PLACES))
-    session = GuardedSession(Guard(registry))
+    session = guarded_session(Guard(registry))
     before = len(_Recorder.received)
     with pytest.raises(RequestRefused) as refused:
         _send(session, server, place, ident)
@@ -87,7 +88,7 @@ def test_foreign_identity_anywhere_is_refused_and_nothing_sent(
 def test_registered_identity_anywhere_is_sent(registry: Registry, server: str, data: st.DataObject) -> None:
     ident = written(data.draw(person_ids(registry)), data.draw(st.sampled_from(["12", "12-", "10sep"])))
     place = data.draw(st.sampled_from(PLACES))
-    response = _send(GuardedSession(Guard(registry)), server, place, ident)
+    response = _send(guarded_session(Guard(registry)), server, place, ident)
     assert response.status_code == 200
 
 
@@ -100,7 +101,7 @@ def test_refusal_names_the_place(registry: Registry, server: str) -> None:
         if (t := base[:8] + f"{serial:03d}" + check_digit(base[2:8] + f"{serial:03d}")) not in registry
     )
     with pytest.raises(RequestRefused, match="in the header x-patientref"):
-        _send(GuardedSession(guard), server, "header", twelve)
+        _send(guarded_session(guard), server, "header", twelve)
     assert guard.counts["identity"] == 1
 
 

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rxverify.errors import UserError
-from rxverify.identity import CANDIDATE, candidates, find_identities, luhn_ok, mask
-from rxverify.registry import Registry, load_registry
+from rxverify.safety.identity import CANDIDATE, candidates, find_identities, luhn_ok, mask
+from rxverify.safety.registry import Registry, load_registry
 from rxverify.strategies import invalid_person_ids, person_ids
 
 from .strategies import foreign_identities, written

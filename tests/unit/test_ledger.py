@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from rxverify.guard import Guard, GuardedSession
-from rxverify.ledger import UNKNOWN, Ledger, read_ledger
 from rxverify.operations import OperationIndex
-from rxverify.registry import Registry
-from rxverify.targets import Endpoints
+from rxverify.safety.egress import guarded_session
+from rxverify.safety.guard import Guard
+from rxverify.safety.ledger import UNKNOWN, Ledger, read_ledger
+from rxverify.safety.registry import Registry
+from rxverify.target.targets import Endpoints
 
 from .conftest import CONTRACTS, ROOT
 
@@ -83,7 +84,7 @@ def test_a_killed_writer_leaves_its_attempt_readable(tmp_path: Path) -> None:
     script = (
         "import os, signal, sys\n"
         "from pathlib import Path\n"
-        "from rxverify.ledger import Ledger\n"
+        "from rxverify.safety.ledger import Ledger\n"
         "ledger = Ledger(Path(sys.argv[1]), target='local', environment_class='local')\n"
         "ledger.attempt('POST', 'SkapaOrdinationVard', '/legacy/ordinationer', ['191212121212'])\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
@@ -145,7 +146,7 @@ def test_guarded_writes_are_ledgered_reads_are_not(registry: Registry, recorder:
     legacy = recorder.url + "/legacy"
     ledger = Ledger(tmp_path, target="adhoc", environment_class="local")
     index = OperationIndex.for_endpoints(CONTRACTS, [Endpoints(legacy=legacy)])
-    session = GuardedSession(Guard(registry, ledger=ledger, operations=index, target_name="adhoc"))
+    session = guarded_session(Guard(registry, ledger=ledger, operations=index, target_name="adhoc"))
     auth = {"Authorization": f"Bearer {TICKET}", "Cookie": "session=abcdef123456"}
     patient = registry.patients[1].id
     session.get(f"{legacy}/patienter/{patient}", headers=auth)
@@ -170,7 +171,7 @@ def test_masked_path_and_transport_error(registry: Registry, tmp_path: Path) -> 
     legacy = f"http://127.0.0.1:{port}/legacy"
     ledger = Ledger(tmp_path)
     index = OperationIndex.for_endpoints(CONTRACTS, [Endpoints(legacy=legacy)])
-    session = GuardedSession(Guard(registry, ledger=ledger, operations=index))
+    session = guarded_session(Guard(registry, ledger=ledger, operations=index))
     patient = registry.patients[2].id
     with pytest.raises(requests.ConnectionError):
         session.put(f"{legacy}/patienter/{patient}/samtycke", json={"samtycke": True}, timeout=5)

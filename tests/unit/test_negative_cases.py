@@ -17,7 +17,7 @@ from schemathesis.core.parameters import ParameterLocation
 from schemathesis.generation import GenerationMode
 
 from rxverify.contract import negative_only_if_it_breaks_the_contract
-from rxverify.registry import Registry
+from rxverify.safety.registry import Registry
 
 from .conftest import CONTRACTS
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from rxverify.errors import UserError
-from rxverify.identity import check_digit
 from rxverify.operations import load_operations
 from rxverify.plans import Plan, load_plan, plan_path, resolve
-from rxverify.registry import Registry
-from rxverify.tickets import load_actors
+from rxverify.safety.identity import check_digit
+from rxverify.safety.registry import Registry
+from rxverify.target.credentials import load_actors
 
 from .conftest import CONTRACTS, ROOT
 

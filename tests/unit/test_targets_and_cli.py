@@ -10,7 +10,7 @@ import pytest
 
 from rxverify.errors import UserError
 from rxverify.loadmodel import load_model
-from rxverify.targets import load_targets, resolve_target
+from rxverify.target.targets import load_targets, resolve_target
 
 from .conftest import CONTRACTS, ROOT
 

@@ -19,18 +19,19 @@ from pathlib import Path
 import pytest
 import requests
 
-from rxverify import redact
 from rxverify.gate.criteria import load_criteria
 from rxverify.gate.evaluate import evaluate
-from rxverify.guard import Guard, GuardedSession, RateLimiter, RequestRefused
-from rxverify.ledger import UNKNOWN, read_ledger
-from rxverify.local import LocalPlatforms, local_platforms
 from rxverify.operations import OperationIndex, load_operations
 from rxverify.plans import Plan, load_plan
-from rxverify.registry import Registry
 from rxverify.report.evidence import Manifest, latest_run
-from rxverify.targets import Endpoints
-from rxverify.tickets import TicketMinter, load_actors
+from rxverify.safety import redaction as redact
+from rxverify.safety.egress import guarded_session
+from rxverify.safety.guard import Guard, RateLimiter, RequestRefused
+from rxverify.safety.ledger import UNKNOWN, read_ledger
+from rxverify.safety.registry import Registry
+from rxverify.target.credentials import TicketMinter, load_actors
+from rxverify.target.local import LocalPlatforms, local_platforms
+from rxverify.target.targets import Endpoints
 
 from .conftest import CONTRACTS, ROOT
 from .test_ledger import Recorder, recorder  # noqa: F401  (fixture)
@@ -56,10 +57,10 @@ def _run(reports: Path) -> Manifest:
     return run
 
 
-def _production_guard(registry: Registry, legacy: str, plan: Plan | None) -> GuardedSession:
+def _production_guard(registry: Registry, legacy: str, plan: Plan | None) -> requests.Session:
     index = OperationIndex.for_endpoints(CONTRACTS, [Endpoints(legacy=legacy)])
     guard = Guard(registry, environment_class="production", plan=plan, operations=index, target_name="production")
-    return GuardedSession(guard)
+    return guarded_session(guard)
 
 
 def _now_window(plan: Plan) -> Plan:
@@ -110,6 +111,7 @@ def _production_targets(tmp_path: Path, url: str, synthetic: bool = True) -> Pat
         document = json.loads((CONTRACTS / "testdata" / "test-patients.json").read_text())
         document["synthetic"] = False
         document["source"] = "test copy of the shipped registry, marked imported for a refusal test"
+        document["allowed_environment_classes"] = ["local", "test", "production"]  # as an import writes it
         (tmp_path / "registry.json").write_text(json.dumps(document))
         registry_line = f'registry = "{tmp_path / "registry.json"}"\n'
     path = tmp_path / "targets.toml"
@@ -159,7 +161,7 @@ def test_guard_honours_the_plan_rate_across_threads(registry: Registry, recorder
     url = f"{recorder.url}/legacy/arbetsplatskoder/4000000"
 
     def send() -> None:
-        with GuardedSession(guard) as session:
+        with guarded_session(guard) as session:
             for _ in range(5):
                 session.get(url)
 

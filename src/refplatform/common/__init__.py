@@ -1,1 +1,1 @@
-"""Pieces both reference platforms use: tickets, store, faults, test data, request validation."""
+"""Pieces both reference platforms use: tickets, store, faults, test data, validation, the legacy bindings."""

@@ -16,3 +16,4 @@ class PlatformConfig:
     ticket_key: bytes  # HS256 key the access tickets are signed with
     contracts: Path  # the contracts/ folder (OpenAPI, FHIR conformance resources, test data)
     faults: FaultSet
+    admin_key: bytes | None = None  # the local operator key of /admin/... (--admin-key-file); None: no /admin

@@ -15,7 +15,7 @@ class Fault:
 
     name: str
     platform: str  # "old", "new" or "both"
-    kind: str  # mapping, fhir-conformance, behaviour, security, performance
+    kind: str  # mapping, fhir-conformance, behaviour, security, performance, wire
     description: str
 
 

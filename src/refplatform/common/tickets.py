@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 
@@ -75,3 +77,13 @@ def verify_ticket(authorization: str | None, key: bytes) -> Actor:
         arbetsplatskod=claims.get("arbetsplatskod"),
         gln=claims.get("gln"),
     )
+
+
+def read_actor(http_headers: Mapping[str, str], soap_header: Any, key: bytes) -> Actor:
+    """The caller of a legacy request, from whatever carries its ticket: the one reader both bindings use.
+
+    Today the ticket is the HTTP `Authorization: Bearer` header on REST and SOAP alike; `soap_header`
+    (the parsed envelope, refplatform.common.soap.Envelope, whose `header` holds the SOAP header
+    entries; None on REST) is where a SAML assertion in wsse:Security will be read.
+    """
+    return verify_ticket(http_headers.get("authorization"), key)

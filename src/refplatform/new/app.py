@@ -1,4 +1,4 @@
-"""The new platform's application: FHIR R4 under /fhir, the transformer under /legacy, GET /status."""
+"""The new platform's application: FHIR R4 under /fhir, the transformer under /legacy (SOAP, REST), GET /status."""
 
 from __future__ import annotations
 
@@ -14,12 +14,17 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import refplatform
+from refplatform.common import soap
 from refplatform.common.config import PlatformConfig
 from refplatform.common.faults import register
+from refplatform.common.rest import fault_response, rest_routes
+from refplatform.common.riv import load_riv
+from refplatform.common.soap_binding import SoapBinding
 from refplatform.common.validation import OpenApiValidator
 from refplatform.new.core import FhirCore
 from refplatform.new.fhir_api import FhirApi, outcome
-from refplatform.new.transformer import Transformer, fault_response
+from refplatform.new.transformer import Transformer
+from refplatform.new.wire import TransformerWire
 
 PRODUCT = "rxverify reference ECP (FHIR R4 core + transformer)"
 RELEASE = "21.0"
@@ -70,8 +75,9 @@ class PeriodicStall:
 class AuditPool:
     """Seeded fault new-503-under-concurrency: a small connection pool that refuses instead of queueing."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, soap_binding: SoapBinding) -> None:
         self.app = app
+        self.soap = soap_binding
         self.in_use = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -79,7 +85,7 @@ class AuditPool:
             await self.app(scope, receive, send)
             return
         if self.in_use >= AUDIT_POOL_SIZE:
-            await _unavailable(scope, send)
+            await _unavailable(scope, send, self.soap)
             return
         self.in_use += 1
         try:
@@ -89,17 +95,23 @@ class AuditPool:
         await self.app(scope, receive, send)
 
 
-async def _unavailable(scope: Scope, send: Send) -> None:
+async def _unavailable(scope: Scope, send: Send, soap_binding: SoapBinding) -> None:
     path = str(scope.get("path", ""))
+    status = 503
     if path.startswith("/fhir"):
         media = "application/fhir+json"
         body = {"resourceType": "OperationOutcome",
                 "issue": [{"severity": "error", "code": "transient", "diagnostics": "audit pool exhausted"}]}
+        payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    elif soap_binding.serves(path):
+        # a SOAP caller gets a SystemException, with HTTP 500 as every SOAP 1.1 fault
+        media, status = soap.CONTENT_TYPE, 500
+        payload = soap.fault_envelope(soap.failure("tjänsten är tillfälligt otillgänglig"), soap_binding.common)
     else:
         media = "application/json"
         body = {"kod": "TJANSTEFEL", "meddelande": "tjänsten är tillfälligt otillgänglig"}
-    payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
-    await send({"type": "http.response.start", "status": 503,
+        payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
+    await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", media.encode()), (b"content-length", str(len(payload)).encode())]})
     await send({"type": "http.response.body", "body": payload})
 
@@ -132,12 +144,15 @@ def create_app(config: PlatformConfig) -> Starlette:
     core = FhirCore(config)
     fhir_spec = config.contracts / "openapi" / "fhir.yaml"
     fhir = FhirApi(core, OpenApiValidator(fhir_spec) if fhir_spec.exists() else None)
-    legacy = Transformer(core, OpenApiValidator(config.contracts / "openapi" / "legacy.yaml"))
+    legacy = Transformer(core)
+    operations = legacy.operations()
+    soap_binding = SoapBinding(load_riv(config.contracts), operations, legacy.read_actor,
+                               TransformerWire(config.faults))
     middleware = []
     if config.faults.on(FAULT_PERIODIC_STALL):
         middleware.append(Middleware(PeriodicStall))
     if config.faults.on(FAULT_BUSY_UNDER_CONCURRENCY):
-        middleware.append(Middleware(AuditPool))
+        middleware.append(Middleware(AuditPool, soap_binding=soap_binding))
     return Starlette(
         middleware=middleware,
         routes=[
@@ -145,7 +160,9 @@ def create_app(config: PlatformConfig) -> Starlette:
             # prefixed routes rather than Mount: Mount's pattern stops at a newline in a path
             # parameter, which must reach validation (400), not fall through to 404
             *_prefixed("/fhir", fhir.routes()),
-            *_prefixed("/legacy", legacy.routes()),
+            *rest_routes("/legacy", operations, OpenApiValidator(config.contracts / "openapi" / "legacy.yaml"),
+                         legacy.read_actor),
+            *soap_binding.routes(),
         ],
         exception_handlers={HTTPException: http_error},
     )

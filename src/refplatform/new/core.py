@@ -54,6 +54,32 @@ FAULT_PACKAGES_NOT_CHECKED = register(
     "the core no longer compares a withdrawal's packages with the prescribed antalForpackningar "
     "(no FOR_MANGA_FORPACKNINGAR / too-many-packages)",
 ).name
+# blind batch (written without reading the suite): subtler regressions of the kinds a migration ships
+FAULT_INDEX_SAMORDNINGSNUMMER = register(
+    "core-index-samordningsnummer-as-personnummer", "new", "fhir-conformance",
+    "[data: samordningsnummer] the core's search index records every patient under the personnummer system: a "
+    "search by patient-identifier with the samordningsnummer system finds nothing (the resources are right)",
+).name
+FAULT_EXPIRES_ON_LAST_DAY = register(
+    "core-expires-on-last-day", "new", "behaviour",
+    "[off by one: last day of validity] the core's withdrawal rules treat the validity end date as already "
+    "passed: a withdrawal on the giltigTom day itself is refused as expired (409 UTGANGEN)",
+).name
+FAULT_LAST_WITHDRAWAL_STAYS_ACTIVE = register(
+    "core-last-withdrawal-stays-active", "new", "behaviour",
+    "[off by one: the last allowed withdrawal] the core completes a prescription only when more withdrawals than "
+    "allowed were taken: after the last one uttagKvar is 0 but the status stays active (Aktiv, not Slutexpedierad)",
+).name
+FAULT_UPDATE_WITHOUT_PROVENANCE = register(
+    "core-update-without-provenance", "new", "fhir-conformance",
+    "[Provenance not written] the core's audit hook runs on inserts only: changes of a stored resource "
+    "(cancellation, the status and lastUpdated a withdrawal sets) get no Provenance (activity UPDATE)",
+).name
+FAULT_WITHDRAWAL_KEEPS_VERSION = register(
+    "core-withdrawal-keeps-version", "new", "fhir-conformance",
+    "[version not written] a withdrawal's change of its MedicationRequest (lastUpdated, status) keeps "
+    "meta.versionId: the prescription changes under the same version (and ETag)",
+).name
 WRONG_PRESCRIPTION_ID = "http://electronichealth.se/identifier/medicationrequestid"  # the faulty system
 
 MR_STATUSES = ("active", "on-hold", "cancelled", "completed", "entered-in-error", "stopped", "draft", "unknown")
@@ -382,12 +408,16 @@ class FhirCore:
             self._provenance(conn, res, actor, "CREATE", stamp)
         return res
 
-    def update(self, conn: sqlite3.Connection, resource: dict[str, Any], actor: Actor) -> dict[str, Any]:
-        """Store a changed resource as its next version and record the change in a Provenance."""
+    def update(self, conn: sqlite3.Connection, resource: dict[str, Any], actor: Actor, *,
+               new_version: bool = True) -> dict[str, Any]:
+        """Store a changed resource as its next version and record the change in a Provenance.
+
+        `new_version` False: the change keeps its version (only the seeded fault core-withdrawal-keeps-version).
+        """
         stamp = timefmt.utc_instant(timefmt.now())
         res = dict(resource)
         meta = dict(res.get("meta") or {})
-        meta["versionId"] = str(int(meta.get("versionId", "1")) + 1)
+        meta["versionId"] = str(int(meta.get("versionId", "1")) + (1 if new_version else 0))
         meta["lastUpdated"] = stamp
         res["meta"] = meta
         idx = self._index(res)
@@ -400,8 +430,31 @@ class FhirCore:
         if cur.rowcount != 1:
             raise NotFound(f"{res['resourceType']}/{res['id']} not found")
         self._identifiers(conn, res)
-        self._provenance(conn, res, actor, "UPDATE", stamp)
+        if not self.config.faults.on(FAULT_UPDATE_WITHOUT_PROVENANCE):
+            self._provenance(conn, res, actor, "UPDATE", stamp)
         return res
+
+    # ---- a migration's writes: the store filled from the old platform's data, before it serves ----
+
+    def holds_data(self, conn: sqlite3.Connection | None = None) -> int:
+        """How many resources and reserved dispensing ids the store holds (0 for a store never used)."""
+        c = conn or self.conn()
+        return int(c.execute("SELECT (SELECT COUNT(*) FROM resources) + "
+                             "(SELECT COUNT(*) FROM reserved_dispensing_ids)").fetchone()[0])
+
+    def import_resource(self, conn: sqlite3.Connection, resource: dict[str, Any]) -> None:
+        """Store a resource exactly as given (id, meta and all): no rules run, no Provenance is made."""
+        self._insert(conn, resource)
+
+    def import_patient(self, conn: sqlite3.Connection, person_id: str, given_name: str, family_name: str,
+                       birth_date: str) -> None:
+        """Keep a patient as the other platform knew them."""
+        conn.execute("INSERT OR REPLACE INTO patients VALUES (?, ?, ?, ?)",
+                     (person_id, given_name, family_name, birth_date))
+
+    def import_reserved_ids(self, conn: sqlite3.Connection, rows: Iterable[tuple[str, str, str]]) -> None:
+        """Keep dispensing ids reserved on the other platform: (dispensing id, GLN, reserved instant)."""
+        conn.executemany("INSERT INTO reserved_dispensing_ids VALUES (?, ?, ?)", rows)
 
     # ---- per-type rules ----
 
@@ -491,9 +544,12 @@ class FhirCore:
             self.check_withdrawal(conn, mr, res, dispensing_id)
         # The withdrawal changes the prescription: its last change, and its status when none remain.
         taken = self.withdrawal_counts([mr["id"]], conn).get(mr["id"], 0) + 1
-        if taken >= mr.get("dispenseRequest", {}).get("numberOfRepeatsAllowed", 0) + 1:
+        allowed = mr.get("dispenseRequest", {}).get("numberOfRepeatsAllowed", 0) + 1
+        if self.config.faults.on(FAULT_LAST_WITHDRAWAL_STAYS_ACTIVE):
+            allowed += 1
+        if taken >= allowed:
             mr["status"] = "completed"
-        self.update(conn, mr, actor)
+        self.update(conn, mr, actor, new_version=not self.config.faults.on(FAULT_WITHDRAWAL_KEEPS_VERSION))
 
     def check_withdrawal(self, conn: sqlite3.Connection, mr: dict[str, Any], res: dict[str, Any],
                           dispensing_id: str | None) -> None:
@@ -511,7 +567,9 @@ class FhirCore:
         if status not in dispensable:
             raise Conflict(f"the prescription is {status}", "not-dispensable")
         end = request.get("validityPeriod", {}).get("end")
-        if end and timefmt.local_date(end) < timefmt.today().isoformat():
+        today = timefmt.today().isoformat()
+        if end and (timefmt.local_date(end) < today or (
+                timefmt.local_date(end) == today and self.config.faults.on(FAULT_EXPIRES_ON_LAST_DAY))):
             raise Conflict("the prescription's validity has passed", "expired")
         asked = (res.get("quantity") or {}).get("value")
         if asked is None:
@@ -535,6 +593,8 @@ class FhirCore:
     def _index(self, res: dict[str, Any]) -> tuple[Any, ...]:
         rtype = res["resourceType"]
         system, value = (None, None) if rtype == "Provenance" else _patient_of(res)
+        if system == SAMORDNINGSNUMMER and self.config.faults.on(FAULT_INDEX_SAMORDNINGSNUMMER):
+            system = PERSONNUMMER
         authored = None
         if rtype == "MedicationRequest" and res.get("authoredOn"):
             authored = timefmt.interval(res["authoredOn"])[0]
@@ -558,10 +618,11 @@ class FhirCore:
             (res["resourceType"], res["id"], int(res["meta"]["versionId"]), res["meta"]["lastUpdated"],
              *self._index(res), _dump(res)),
         )
-        self._identifiers(conn, res)
+        self._identifiers(conn, res, replace=False)  # a new row has none to replace
 
-    def _identifiers(self, conn: sqlite3.Connection, res: dict[str, Any]) -> None:
-        conn.execute("DELETE FROM identifiers WHERE type = ? AND id = ?", (res["resourceType"], res["id"]))
+    def _identifiers(self, conn: sqlite3.Connection, res: dict[str, Any], replace: bool = True) -> None:
+        if replace:  # scans the type's identifiers (the key starts with type, system): only for an update
+            conn.execute("DELETE FROM identifiers WHERE type = ? AND id = ?", (res["resourceType"], res["id"]))
         idents = res.get("identifier") or []
         if isinstance(idents, dict):  # Consent.identifier is a list in R4; be lenient
             idents = [idents]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlencode
@@ -45,6 +46,25 @@ FAULT_PHARMACY_MAY_PRESCRIBE = register(
     "fhir-pharmacy-may-prescribe", "new", "security",
     "MedicationRequest.create accepts a pharmacy ticket (the prescriber role is not required)",
 ).name
+# blind batch (written without reading the suite): subtler regressions of the kinds a migration ships
+FAULT_STALE_REPLICA = register(
+    "fhir-read-stale-replica", "new", "fhir-conformance",
+    "[intermittent] reads go through a read-through cache that writes do not invalidate; 1 read in 20 is "
+    "answered from it: the version this server answered at the previous read of that resource",
+).name
+FAULT_LATER_PAGES_TOTAL = register(
+    "fhir-later-pages-total-remaining", "new", "fhir-conformance",
+    "[partial: second page] search pages after the first come from a cursor that counts only what remains: "
+    "Bundle.total is the total minus _offset on every page but the first",
+).name
+FAULT_FEBRUARY_28_DAYS = register(
+    "fhir-authoredon-february-28-days", "new", "fhir-conformance",
+    "[data: leap year] authoredon at month precision takes month lengths from a table with a 28-day February: "
+    "in a leap year YYYY-02 ends on the 28th, so prescriptions authored on 29 February are outside authoredon=YYYY-02 "
+    "(and inside gt/outside le)",
+).name
+STALE_EVERY = 20  # one read in this many is answered from the stale cache (fhir-read-stale-replica)
+MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # the faulty table of fhir-authoredon-february-28-days
 
 FHIR_JSON = "application/fhir+json"
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -108,6 +128,8 @@ class FhirApi:
         self.faults = core.config.faults
         self.models = _models()
         self._capability: bytes | None = None
+        self.read_cache: dict[tuple[str, str], str] = {}  # fault fhir-read-stale-replica only
+        self.reads = 0
 
     # ---- the order of checks ----
 
@@ -198,6 +220,12 @@ class FhirApi:
                 if self.faults.on(FAULT_ERROR_WITHOUT_OUTCOME):
                     return JSONResponse({"error": f"{rtype}/{rid} not found"}, status_code=404)
                 return outcome(404, "not-found", f"{rtype}/{rid} is not known")
+            if self.faults.on(FAULT_STALE_REPLICA):
+                self.reads += 1
+                cached = self.read_cache.get((rtype, rid))
+                self.read_cache[(rtype, rid)] = text
+                if cached is not None and self.reads % STALE_EVERY == 0:
+                    text = cached
             version = json.loads(text)["meta"]["versionId"]
             text = self._served(rtype, text)
             if self.faults.on(FAULT_WRONG_CONTENT_TYPE):
@@ -230,7 +258,8 @@ class FhirApi:
                 if name == "status" and rtype == "MedicationRequest" and self.faults.on(FAULT_SEARCH_IGNORES_STATUS):
                     continue
                 for value in q.getlist(name):
-                    clause, clause_args = _criterion(rtype, name, value)
+                    clause, clause_args = _criterion(rtype, name, value,
+                                                     february_28=self.faults.on(FAULT_FEBRUARY_28_DAYS))
                     where.append(clause)
                     args.extend(clause_args)
                     used.append((name, value))
@@ -248,7 +277,10 @@ class FhirApi:
                 for rel, at in links
             )
             items = [(rid, self._served(rtype, text)) for rid, text in page.items]
-            return FhirResponse(_bundle(base, rtype, page.total, items, link_json))
+            total = page.total
+            if offset > 0 and self.faults.on(FAULT_LATER_PAGES_TOTAL):
+                total = max(0, page.total - offset)
+            return FhirResponse(_bundle(base, rtype, total, items, link_json))
 
         return handle
 
@@ -363,8 +395,11 @@ def _token(value: str) -> tuple[str | None, str | None]:
     return system, code or None
 
 
-def _criterion(rtype: str, name: str, value: str) -> tuple[str, list[Any]]:
-    """One search criterion as SQL (values separated by commas are alternatives)."""
+def _criterion(rtype: str, name: str, value: str, *, february_28: bool = False) -> tuple[str, list[Any]]:
+    """One search criterion as SQL (values separated by commas are alternatives).
+
+    `february_28`: month lengths from a table without leap years (seeded fault fhir-authoredon-february-28-days).
+    """
     if not value:
         raise Invalid(f"search parameter {name} has no value")
     alternatives = value.split(",")
@@ -402,11 +437,11 @@ def _criterion(rtype: str, name: str, value: str) -> tuple[str, list[Any]]:
                 args.append(f"%/{alt}")
         return "(" + " OR ".join(parts) + ")", args
     if name == "authoredon":
-        return _date_criterion(alternatives)
+        return _date_criterion(alternatives, february_28)
     raise Invalid(f"search parameter {name} is not supported")  # pragma: no cover - names come from SEARCH_PARAMS
 
 
-def _date_criterion(alternatives: list[str]) -> tuple[str, list[Any]]:
+def _date_criterion(alternatives: list[str], february_28: bool = False) -> tuple[str, list[Any]]:
     parts, args = [], []
     for alt in alternatives:
         prefix, date_value = ("eq", alt)
@@ -416,6 +451,9 @@ def _date_criterion(alternatives: list[str]) -> tuple[str, list[Any]]:
             lo, hi = timefmt.interval(date_value)
         except ValueError:
             raise Invalid(f"authoredon: {alt!r} is not a date or dateTime") from None
+        if february_28 and len(date_value) == 7 and date_value[5:] == "02" and not date_value.startswith("0000"):
+            start = timefmt.parse_datetime(date_value)  # only February's length differs from the table's
+            hi = timefmt.utc_instant(start + timedelta(days=MONTH_DAYS[start.month - 1]))
         clause = {
             "eq": ("authored_on >= ? AND authored_on < ?", [lo, hi]),
             "ne": ("NOT (authored_on >= ? AND authored_on < ?)", [lo, hi]),

@@ -1,4 +1,4 @@
-"""The transformer: the old service interface (contracts/openapi/legacy.yaml) on top of the FHIR core.
+"""The transformer: the old service interface (contracts/riv; its REST rendering legacy.yaml) on the FHIR core.
 
 Every legacy call goes through the core's service functions: a prescription is a MedicationRequest,
 a withdrawal a completed MedicationDispense, a report to the medication list a MedicationDispense
@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Awaitable, Callable
-from datetime import UTC, date, timedelta
+import unicodedata
+from collections.abc import Awaitable, Mapping
+from datetime import UTC, date, timedelta, timezone
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
-
 from refplatform.common.faults import register
-from refplatform.common.tickets import Actor, TicketError, verify_ticket
-from refplatform.common.validation import OpenApiValidator, RequestInvalid
+from refplatform.common.legacy import Handler, LegacyFault, LegacyOperation, answer
+from refplatform.common.tickets import Actor, TicketError, read_actor
 from refplatform.new import timefmt
 from refplatform.new.core import (
     CANCELLATION_REASON,
@@ -95,6 +92,101 @@ FAULT_SLOW_AKTUELLA_UNDER_LOAD = register(
     "HamtaAktuellaOrdinationer queues on one shared downstream connection (held 40 ms per call): latency grows "
     "with the number of concurrent requests",
 ).name
+# blind batch (written without reading the suite): subtler regressions of the kinds a migration ships
+FAULT_AKTUELLA_STALE_CACHE = register(
+    "transformer-aktuella-stale-cache", "new", "behaviour",
+    "[intermittent] HamtaAktuellaOrdinationer keeps a per-patient answer cache that writes do not invalidate; "
+    "1 read in 20 (the cache node's round-robin share) is answered from it: the answer of the patient's previous "
+    "read, without the changes made since",
+).name
+FAULT_NAMN_NFD = register(
+    "transformer-namn-nfd", "new", "mapping",
+    "[data: å/ä/ö] SkapaOrdinationVard stores lakemedel.namn Unicode-decomposed (NFD, å = a + U+030A) as the new "
+    "store's text layer normalises it: names with å, ä, ö, é differ byte for byte from what was sent",
+).name
+FAULT_DOSAGE_BYTES = register(
+    "transformer-doseringstext-500-bytes", "new", "mapping",
+    "[data: å/ä/ö] SkapaOrdinationVard cuts doseringstext to 500 UTF-8 bytes (a VARCHAR(500 BYTE) column) where "
+    "the contract allows 500 characters: long texts with å, ä, ö lose their end",
+).name
+FAULT_HISTORY_LAST_TWO = register(
+    "transformer-history-last-two-withdrawals", "new", "mapping",
+    "[data: >= 3 withdrawals] HamtaOrdinationshistorik lists only the 2 most recent withdrawals of a prescription "
+    "(a summary-view query reused): a prescription with 3 or more withdrawals loses its oldest ones",
+).name
+FAULT_HISTORY_BATCH = register(
+    "transformer-history-batch-drops-oldest", "new", "mapping",
+    "[data: > 5 prescriptions] HamtaOrdinationshistorik reads withdrawals in batches of 5 prescriptions and drops "
+    "the last partial batch: the oldest prescriptions of a patient with more than 5 show no withdrawals and full "
+    "uttagKvar",
+).name
+FAULT_FIXED_SUMMER_OFFSET = register(
+    "transformer-fixed-summer-offset", "new", "mapping",
+    "[data: last hour before midnight, winter] the transformer turns FHIR dateTimes into legacy dates with a fixed "
+    "+02:00 offset instead of Europe/Stockholm: in winter (CET) an authoredOn between 23:00 and 24:00 gets the "
+    "next day as utfardandedatum",
+).name
+FAULT_EPOCH_DAY_ROUNDED = register(
+    "transformer-epoch-day-rounded", "new", "mapping",
+    "[rounding at .5] the transformer computes the legacy date of a FHIR dateTime as round(local seconds / 86400) "
+    "days after 1970-01-01 instead of truncating: from 12:00 Stockholm time (exactly 12:00: to the even day) "
+    "utfardandedatum is the next day",
+).name
+FAULT_FIRST_WITHDRAWAL_COUNT = register(
+    "transformer-first-withdrawal-uttagkvar", "new", "behaviour",
+    "[partial: first dispensing] GodkannUttag takes uttagKvar from a count cache that a prescription's first "
+    "withdrawal fills from a read made before its own write: the answer to the first withdrawal says "
+    "uttagKvar = antalUttag (later answers and the history are right)",
+).name
+FAULT_VALIDITY_LIMIT_EXCLUSIVE = register(
+    "transformer-giltigtom-limit-exclusive", "new", "behaviour",
+    "[off by one: the 366th day] SkapaOrdinationVard treats issue date + 366 days as outside the allowed validity: "
+    "giltigTom exactly on the 366th day is refused with 422 OGILTIG_GILTIGHETSTID",
+).name
+FAULT_TELEPHONE_13 = register(
+    "transformer-telephone-validity-13", "new", "behaviour",
+    "[data: TELEFON] the default validity of a phoned-in prescription counts the issue day among the 2 weeks: "
+    "giltigTom is issue date + 13 days instead of + 14 (electronic prescriptions are right)",
+).name
+FAULT_HISTORY_DROPS_REASON = register(
+    "transformer-history-drops-makuleringsorsak", "new", "mapping",
+    "[optional element dropped] HamtaOrdinationshistorik builds its Ordination from a projection without "
+    "statusReason: a cancelled prescription has no makuleringsorsak in the history (other reads keep it)",
+).name
+FAULT_LF_DROPS_DOSAGE = register(
+    "transformer-lf-drops-doseringstext", "new", "mapping",
+    "[optional element dropped] RapporteraExpeditionLF no longer copies the prescription's dosage into the "
+    "reported MedicationDispense: HamtaLakemedelsforteckning posts have no doseringstext",
+).name
+FAULT_LF_GROUPED = register(
+    "transformer-lf-grouped-by-prescription", "new", "mapping",
+    "[order changed] HamtaLakemedelsforteckning lists the reports grouped by prescription (prescriptions newest "
+    "first, then each one's reports newest first) instead of all reports newest first",
+).name
+FAULT_FAULT_CHARSET = register(
+    "transformer-fault-charset-latin1", "new", "mapping",
+    "[header changed] the legacy business-fault answers (404/409/422/403 raised by an operation) declare "
+    "Content-Type application/json; charset=ISO-8859-1 while the body is UTF-8: meddelande with å/ä/ö decodes wrong",
+).name
+FAULT_RECANCEL_MAKULERAD = register(
+    "transformer-recancel-makulerad", "new", "behaviour",
+    "[error code swapped] MakuleraOrdination of an already cancelled prescription answers 409 MAKULERAD (the "
+    "withdrawal rule's code) instead of EJ_MAKULERBAR",
+).name
+FAULT_RESERVATION_FIRST = register(
+    "transformer-withdrawal-checks-reservation-first", "new", "behaviour",
+    "[error code swapped] GodkannUttag checks the expeditionsId reservation before the prescription exists: an "
+    "unknown ordinationId with an unreserved expeditionsId is 409 OKANT_EXPEDITIONSID instead of 404 "
+    "ORDINATION_SAKNAS",
+).name
+# the blind batch's parameters
+STALE_EVERY = 20  # one aktuella read in this many is answered from the stale cache
+DOSAGE_COLUMN_BYTES = 500  # the byte-sized column of transformer-doseringstext-500-bytes
+HISTORY_SHOWN = 2  # withdrawals per prescription the summary-view query of the history returns
+HISTORY_BATCH = 5  # prescriptions per withdrawal batch of transformer-history-batch-drops-oldest
+SUMMER_OFFSET = timezone(timedelta(hours=2))  # CEST, hard-coded by transformer-fixed-summer-offset
+SECONDS_PER_DAY = 86400
+EPOCH = date(1970, 1, 1)
 # the performance faults' parameters
 AKTUELLA_HOLD_S = 0.04  # how long one HamtaAktuellaOrdinationer holds the shared connection
 RACE_WINDOW_S = 0.05  # the pause between the check and the write of GodkannUttag (the race window)
@@ -124,21 +216,6 @@ PRESCRIBER, PHARMACY = "prescriber", "pharmacy"
 BOTH = (PRESCRIBER, PHARMACY)
 
 
-class LegacyFault(Exception):
-    """A legacy fault answer: HTTP status, kod, meddelande."""
-
-    def __init__(self, status: int, kod: str, meddelande: str) -> None:
-        super().__init__(meddelande)
-        self.status = status
-        self.kod = kod
-        self.meddelande = meddelande
-
-
-def fault_response(status: int, kod: str, meddelande: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """The legacy fault body."""
-    return JSONResponse({"kod": kod, "meddelande": meddelande}, status_code=status, headers=headers)
-
-
 def _first(items: list[dict[str, Any]] | None, system: str) -> dict[str, Any]:
     return next((i for i in items or [] if i.get("system") == system), {})
 
@@ -151,12 +228,13 @@ def _instant(value: str) -> str:
 class Transformer:
     """The legacy operations, each mapped onto the FHIR core."""
 
-    def __init__(self, core: FhirCore, validator: OpenApiValidator) -> None:
+    def __init__(self, core: FhirCore) -> None:
         self.core = core
-        self.validator = validator
         self.faults = core.config.faults
         self.key = core.config.ticket_key
         self.shared_connection = asyncio.Lock()  # fault transformer-aktuella-slow-under-load only
+        self.aktuella_cache: dict[str, dict[str, Any]] = {}  # fault transformer-aktuella-stale-cache only
+        self.aktuella_reads = 0
 
     # ---- FHIR -> legacy ----
 
@@ -170,6 +248,13 @@ class Transformer:
         """The legacy date (Stockholm calendar date) of a FHIR date or dateTime."""
         if self.faults.on(FAULT_UTC_DATES):
             return timefmt.parse_datetime(value).astimezone(UTC).date().isoformat()
+        if len(value) > 10 and self.faults.on(FAULT_FIXED_SUMMER_OFFSET):
+            return timefmt.parse_datetime(value).astimezone(SUMMER_OFFSET).date().isoformat()
+        if len(value) > 10 and self.faults.on(FAULT_EPOCH_DAY_ROUNDED):
+            local = timefmt.parse_datetime(value).astimezone(timefmt.STOCKHOLM)
+            offset = local.utcoffset() or timedelta()
+            days = (local.timestamp() + offset.total_seconds()) / SECONDS_PER_DAY
+            return (EPOCH + timedelta(days=round(days))).isoformat()
         return timefmt.local_date(value)
 
     def legacy_text(self, value: Any) -> Any:
@@ -261,24 +346,34 @@ class Transformer:
 
     # ---- operations ----
 
-    def skapa_ordination_vard(self, actor: Actor, _: dict[str, str], body: dict[str, Any]) -> Response:
+    def skapa_ordination_vard(self, actor: Actor, call: dict[str, Any]) -> dict[str, Any]:
         """SkapaOrdinationVard: a MedicationRequest created through the core."""
-        person_id = body["personId"]
+        person_id = call["personId"]
         self._patient(person_id)
         moment = timefmt.now()
         today = moment.astimezone(timefmt.STOCKHOLM).date()
-        kind = body["forskrivningstyp"]
-        if "giltigTom" in body:
-            valid_to = date.fromisoformat(body["giltigTom"])
-            if valid_to < today or valid_to > today + timedelta(days=MAX_VALIDITY_DAYS):
+        kind = call["forskrivningstyp"]
+        if "giltigTom" in call:
+            valid_to = date.fromisoformat(call["giltigTom"])
+            latest_allowed = today + timedelta(days=MAX_VALIDITY_DAYS)
+            if self.faults.on(FAULT_VALIDITY_LIMIT_EXCLUSIVE):
+                latest_allowed -= timedelta(days=1)
+            if valid_to < today or valid_to > latest_allowed:
                 latest = today + timedelta(days=MAX_VALIDITY_DAYS)
                 raise LegacyFault(422, "OGILTIG_GILTIGHETSTID", f"giltigTom måste ligga mellan {today} och {latest}")
         else:
             days = DEFAULT_VALIDITY_DAYS_TELEPHONE if kind == "TELEFON" else DEFAULT_VALIDITY_DAYS
             if kind != "TELEFON" and self.faults.on(FAULT_VALIDITY_365):
                 days = 365
+            if kind == "TELEFON" and self.faults.on(FAULT_TELEPHONE_13):
+                days -= 1
             valid_to = today + timedelta(days=days)
         format_code = kind if self.faults.on(FAULT_CATEGORY_LEGACY_CODE) else FORMAT_TO_FHIR[kind]
+        name, dosage = call["lakemedel"]["namn"], call["doseringstext"]
+        if self.faults.on(FAULT_NAMN_NFD):
+            name = unicodedata.normalize("NFD", name)
+        if self.faults.on(FAULT_DOSAGE_BYTES):
+            dosage = dosage.encode("utf-8")[:DOSAGE_COLUMN_BYTES].decode("utf-8", "ignore")
         mr = {
             "resourceType": "MedicationRequest",
             "meta": {"profile": [NLL_MEDICATION_REQUEST]},
@@ -292,42 +387,44 @@ class Transformer:
             "intent": "order",
             "category": [{"coding": [{"system": PRESCRIPTION_FORMAT, "code": format_code}]}],
             "medicationCodeableConcept": {
-                "coding": [{"system": NPL_PACK_ID, "code": body["lakemedel"]["nplPackId"]}],
-                "text": body["lakemedel"]["namn"],
+                "coding": [{"system": NPL_PACK_ID, "code": call["lakemedel"]["nplPackId"]}],
+                "text": name,
             },
             "subject": {"identifier": {"system": self.patient_system(person_id), "value": person_id}},
             "authoredOn": timefmt.stockholm_instant(moment),
             "requester": {"reference": "#prescriber"},
-            "dosageInstruction": [{"text": body["doseringstext"]}],
+            "dosageInstruction": [{"text": dosage}],
             "dispenseRequest": {
                 "validityPeriod": {"start": today.isoformat(), "end": valid_to.isoformat()},
-                "numberOfRepeatsAllowed": body["antalUttag"] - 1,
-                "quantity": {**PACKAGE_UNIT, "value": body["antalForpackningar"]},
+                "numberOfRepeatsAllowed": call["antalUttag"] - 1,
+                "quantity": {**PACKAGE_UNIT, "value": call["antalForpackningar"]},
             },
         }
         with self.core.store.write() as conn:
             created = self.core.create(conn, mr, actor)
-        return JSONResponse(self.ordination(created, 0), status_code=201)
+        return self.ordination(created, 0)
 
-    def makulera_ordination(self, actor: Actor, params: dict[str, str], body: dict[str, Any]) -> Response:
-        """MakuleraOrdination: status cancelled with a reason, through a core update."""
+    def makulera_ordination(self, actor: Actor, call: dict[str, Any]) -> dict[str, Any]:
+        """MakuleraOrdinationVard and -Apotek: status cancelled with a reason, through a core update."""
         with self.core.store.write() as conn:
-            mr = self._prescription(params["ordinationId"], conn)
+            mr = self._prescription(call["ordinationId"], conn)
             if mr["status"] not in ("active", "on-hold"):
+                if mr["status"] == "cancelled" and self.faults.on(FAULT_RECANCEL_MAKULERAD):
+                    raise LegacyFault(409, "MAKULERAD", "ordinationen är makulerad")
                 raise LegacyFault(409, "EJ_MAKULERBAR",
                                   f"en ordination med status {self.legacy_status(mr['status'])} kan inte makuleras")
             mr["status"] = "cancelled"
             # The profile's statusReason is the reason code only: the free-text kommentar is not kept.
-            mr["statusReason"] = {"coding": [{"system": CANCELLATION_REASON, "code": REASON_TO_FHIR[body["orsak"]]}]}
+            mr["statusReason"] = {"coding": [{"system": CANCELLATION_REASON, "code": REASON_TO_FHIR[call["orsak"]]}]}
             updated = self.core.update(conn, mr, actor)
             taken = self.core.withdrawal_counts([updated["id"]], conn).get(updated["id"], 0)
-        return JSONResponse(self.ordination(updated, taken))
+        return self.ordination(updated, taken)
 
-    def hamta_patient_info(self, _: Actor, params: dict[str, str], __: Any) -> Response:
+    def hamta_patient_info(self, _: Actor, call: dict[str, Any]) -> dict[str, Any]:
         """HamtaPatientInfo: the internal patient table plus the current Consent."""
-        person_id = params["personId"]
+        person_id = call["personId"]
         row = self._patient(person_id)
-        return JSONResponse({
+        return {
             "personId": person_id,
             "identitetstyp": "SAMORDNINGSNUMMER" if self.patient_system(person_id) == SAMORDNINGSNUMMER
             else "PERSONNUMMER",
@@ -335,21 +432,21 @@ class Transformer:
             "efternamn": self.legacy_text(row["family_name"]),
             "fodelsedatum": row["birth_date"],
             "samtycke": self._consent(person_id),
-        })
+        }
 
-    def hamta_aktuella(self, actor: Actor, params: dict[str, str], body: Any) -> Response | Awaitable[Response]:
+    def hamta_aktuella(self, actor: Actor, call: dict[str, Any]) -> dict[str, Any] | Awaitable[dict[str, Any]]:
         """HamtaAktuellaOrdinationer: active or on-hold MedicationRequests still valid, newest first."""
         if self.faults.on(FAULT_SLOW_AKTUELLA_UNDER_LOAD):
-            return self._aktuella_through_shared_connection(actor, params, body)
-        return self._aktuella(params["personId"])
+            return self._aktuella_through_shared_connection(actor, call)
+        return self._aktuella(call["personId"])
 
-    async def _aktuella_through_shared_connection(self, _: Actor, params: dict[str, str], __: Any) -> Response:
+    async def _aktuella_through_shared_connection(self, _: Actor, call: dict[str, Any]) -> dict[str, Any]:
         # The seeded regression: every call waits its turn for one shared downstream connection.
         async with self.shared_connection:
             await asyncio.sleep(AKTUELLA_HOLD_S)
-        return self._aktuella(params["personId"])
+        return self._aktuella(call["personId"])
 
-    def _aktuella(self, person_id: str) -> Response:
+    def _aktuella(self, person_id: str) -> dict[str, Any]:
         self._patient(person_id)
         today = timefmt.today().isoformat()
         current = [
@@ -358,20 +455,36 @@ class Transformer:
             and timefmt.local_date(mr["dispenseRequest"]["validityPeriod"]["end"]) >= today
         ]
         taken = self.core.withdrawal_counts(mr["id"] for mr in current)
-        return JSONResponse({"personId": person_id,
-                             "ordinationer": [self.ordination(mr, taken.get(mr["id"], 0)) for mr in current]})
+        answer = {"personId": person_id,
+                  "ordinationer": [self.ordination(mr, taken.get(mr["id"], 0)) for mr in current]}
+        if self.faults.on(FAULT_AKTUELLA_STALE_CACHE):
+            self.aktuella_reads += 1
+            cached = self.aktuella_cache.get(person_id)
+            self.aktuella_cache[person_id] = answer
+            if cached is not None and self.aktuella_reads % STALE_EVERY == 0:
+                return cached
+        return answer
 
-    def hamta_historik(self, _: Actor, params: dict[str, str], __: Any) -> Response:
+    def hamta_historik(self, _: Actor, call: dict[str, Any]) -> dict[str, Any]:
         """HamtaOrdinationshistorik: every MedicationRequest with its withdrawals (oldest first)."""
-        person_id = params["personId"]
+        person_id = call["personId"]
         self._patient(person_id)
         withdrawals = self.core.withdrawals_by_prescription(person_id)
+        prescriptions = self.core.prescriptions_of(person_id)
+        if len(prescriptions) > HISTORY_BATCH and self.faults.on(FAULT_HISTORY_BATCH):
+            batched = {mr["id"] for mr in prescriptions[: len(prescriptions) - len(prescriptions) % HISTORY_BATCH]}
+            withdrawals = {k: v for k, v in withdrawals.items() if k in batched}
         entries = []
-        for mr in self.core.prescriptions_of(person_id):
+        for mr in prescriptions:
             taken = withdrawals.get(mr["id"], [])
             ordination = self.ordination(mr, len(taken))
-            entries.append({"ordination": ordination, "uttag": self._history(ordination, taken)})
-        return JSONResponse({"personId": person_id, "ordinationer": entries})
+            if self.faults.on(FAULT_HISTORY_DROPS_REASON):
+                ordination.pop("makuleringsorsak", None)
+            uttag = self._history(ordination, taken)
+            if self.faults.on(FAULT_HISTORY_LAST_TWO):
+                uttag = uttag[-HISTORY_SHOWN:]
+            entries.append({"ordination": ordination, "uttag": uttag})
+        return {"personId": person_id, "ordinationer": entries}
 
     def _history(self, ordination: dict[str, Any], taken: list[dict[str, Any]]) -> list[dict[str, Any]]:
         # Each withdrawal as it was answered: what remained and the status right after it.
@@ -383,40 +496,42 @@ class Transformer:
             out.append(self.uttag(md, left, "Slutexpedierad" if left == 0 else before))
         return out
 
-    def hamta_expeditions_id(self, actor: Actor, _: dict[str, str], body: dict[str, Any]) -> Response:
+    def hamta_expeditions_id(self, actor: Actor, call: dict[str, Any]) -> dict[str, Any]:
         """HamtaExpeditionsId: dispensing ids reserved for this pharmacy (an internal table)."""
-        ids = self.core.reserve_dispensing_ids(actor.gln or "", body["antal"])
-        return JSONResponse({"expeditionsIdn": ids})
+        ids = self.core.reserve_dispensing_ids(actor.gln or "", call["antal"])
+        return {"expeditionsIdn": ids}
 
-    def godkann_uttag(self, actor: Actor, params: dict[str, str],
-                      body: dict[str, Any]) -> Response | Awaitable[Response]:
+    def godkann_uttag(self, actor: Actor, call: dict[str, Any]) -> dict[str, Any] | Awaitable[dict[str, Any]]:
         """GodkannUttag: a completed MedicationDispense; check and write in one transaction."""
         if self.faults.on(FAULT_LAST_WITHDRAWAL_RACE):
-            return self._godkann_uttag_in_two_steps(actor, params, body)
-        dispensing_id = body["expeditionsId"]
+            return self._godkann_uttag_in_two_steps(actor, call)
+        dispensing_id = call["expeditionsId"]
         with self.core.store.write() as conn:
-            mr = self._prescription(params["ordinationId"], conn)
+            if self.faults.on(FAULT_RESERVATION_FIRST) and not self.core.is_reserved(conn, dispensing_id, actor.gln):
+                raise LegacyFault(409, "OKANT_EXPEDITIONSID", "expeditionsId är inte reserverat av detta apotek")
+            mr = self._prescription(call["ordinationId"], conn)
             if not self.core.is_reserved(conn, dispensing_id, actor.gln):
                 raise LegacyFault(409, "OKANT_EXPEDITIONSID", "expeditionsId är inte reserverat av detta apotek")
-            md = self._withdrawal(mr, actor, body)
+            md = self._withdrawal(mr, actor, call)
             try:
                 created = self.core.create(conn, md, actor)
             except BusinessRule as exc:
                 raise self._withdrawal_fault(exc, mr) from None
             after = self._prescription(mr["id"], conn)
             taken = self.core.withdrawal_counts([mr["id"]], conn).get(mr["id"], 0)
+            if taken == 1 and self.faults.on(FAULT_FIRST_WITHDRAWAL_COUNT):
+                taken = 0  # the count cache was filled before this first withdrawal was written
         ordination = self.ordination(after, taken)
-        return JSONResponse(self.uttag(created, ordination["uttagKvar"], ordination["status"]))
+        return self.uttag(created, ordination["uttagKvar"], ordination["status"])
 
-    async def _godkann_uttag_in_two_steps(self, actor: Actor, params: dict[str, str],
-                                          body: dict[str, Any]) -> Response:
+    async def _godkann_uttag_in_two_steps(self, actor: Actor, call: dict[str, Any]) -> dict[str, Any]:
         # The seeded regression: check in one transaction, yield to other requests, write in another.
-        dispensing_id = body["expeditionsId"]
+        dispensing_id = call["expeditionsId"]
         with self.core.store.write() as conn:
-            mr = self._prescription(params["ordinationId"], conn)
+            mr = self._prescription(call["ordinationId"], conn)
             if not self.core.is_reserved(conn, dispensing_id, actor.gln):
                 raise LegacyFault(409, "OKANT_EXPEDITIONSID", "expeditionsId är inte reserverat av detta apotek")
-            md = self._withdrawal(mr, actor, body)
+            md = self._withdrawal(mr, actor, call)
             try:
                 self.core.check_withdrawal(conn, mr, md, dispensing_id)
             except BusinessRule as exc:
@@ -427,18 +542,18 @@ class Transformer:
             after = self._prescription(mr["id"], conn)
             taken = self.core.withdrawal_counts([mr["id"]], conn).get(mr["id"], 0)
         ordination = self.ordination(after, taken)
-        return JSONResponse(self.uttag(created, ordination["uttagKvar"], ordination["status"]))
+        return self.uttag(created, ordination["uttagKvar"], ordination["status"])
 
-    def _withdrawal(self, mr: dict[str, Any], actor: Actor, body: dict[str, Any]) -> dict[str, Any]:
+    def _withdrawal(self, mr: dict[str, Any], actor: Actor, call: dict[str, Any]) -> dict[str, Any]:
         return {
             "resourceType": "MedicationDispense",
-            "identifier": [{"system": DISPENSING_ID, "value": body["expeditionsId"]}],
+            "identifier": [{"system": DISPENSING_ID, "value": call["expeditionsId"]}],
             "status": "completed",
             "medicationCodeableConcept": mr["medicationCodeableConcept"],
             "subject": {"identifier": dict(mr["subject"]["identifier"])},
             "performer": [{"actor": {"identifier": {"system": GLN, "value": actor.gln}}}],
             "authorizingPrescription": [{"reference": f"MedicationRequest/{mr['id']}"}],
-            "quantity": {**PACKAGE_UNIT, "value": body["antalForpackningar"]},
+            "quantity": {**PACKAGE_UNIT, "value": call["antalForpackningar"]},
             "whenHandedOver": timefmt.utc_instant(timefmt.now()),
         }
 
@@ -462,12 +577,12 @@ class Transformer:
             return f"högst {int(request['quantity']['value'])} förpackningar per uttag"
         return "expeditionsId är redan använt för ett uttag på denna ordination"
 
-    def rapportera_expedition(self, actor: Actor, _: dict[str, str], body: dict[str, Any]) -> Response:
+    def rapportera_expedition(self, actor: Actor, call: dict[str, Any]) -> dict[str, Any]:
         """RapporteraExpeditionLF: a MedicationDispense tagged reported-to-lf."""
-        dispensing_id = body["expeditionsId"]
+        dispensing_id = call["expeditionsId"]
         with self.core.store.write() as conn:
-            mr = self._prescription(body["ordinationId"], conn)
-            if mr["subject"]["identifier"]["value"] != body["personId"]:
+            mr = self._prescription(call["ordinationId"], conn)
+            if mr["subject"]["identifier"]["value"] != call["personId"]:
                 raise LegacyFault(409, "KONFLIKT", "personId stämmer inte med ordinationens patient")
             if not self.core.is_reserved(conn, dispensing_id, actor.gln):
                 raise LegacyFault(409, "OKANT_EXPEDITIONSID", "expeditionsId är inte reserverat av detta apotek")
@@ -481,11 +596,11 @@ class Transformer:
                 "subject": {"identifier": dict(mr["subject"]["identifier"])},
                 "performer": [{"actor": {"identifier": {"system": GLN, "value": actor.gln}}}],
                 "authorizingPrescription": [{"reference": f"MedicationRequest/{mr['id']}"}],
-                "quantity": {**PACKAGE_UNIT, "value": body["antalForpackningar"]},
+                "quantity": {**PACKAGE_UNIT, "value": call["antalForpackningar"]},
                 "whenHandedOver": registered,
             }
             dosage = (mr.get("dosageInstruction") or [{}])[0].get("text")
-            if dosage:
+            if dosage and not self.faults.on(FAULT_LF_DROPS_DOSAGE):
                 md["dosageInstruction"] = [{"text": dosage}]
             try:
                 created = self.core.create(conn, md, actor)
@@ -493,19 +608,19 @@ class Transformer:
                 if exc.rule != "duplicate-report":
                     raise
                 raise LegacyFault(409, "KONFLIKT", "expeditionen är redan rapporterad för denna ordination") from None
-        return JSONResponse({
-            "rapportId": created["id"], "expeditionsId": dispensing_id, "personId": body["personId"],
+        return {
+            "rapportId": created["id"], "expeditionsId": dispensing_id, "personId": call["personId"],
             "ordinationId": mr["id"], "registrerad": _instant(created["whenHandedOver"]),
-        }, status_code=201)
+        }
 
-    def uppdatera_samtycke(self, actor: Actor, params: dict[str, str], body: dict[str, Any]) -> Response:
+    def uppdatera_samtycke(self, actor: Actor, call: dict[str, Any]) -> dict[str, Any]:
         """UppdateraSamtycke: a new Consent (active or inactive); the newest one counts."""
-        person_id = params["personId"]
+        person_id = call["personId"]
         self._patient(person_id)
         changed = timefmt.utc_instant(timefmt.now())
         consent = {
             "resourceType": "Consent",
-            "status": "active" if body["samtycke"] else "inactive",
+            "status": "active" if call["samtycke"] else "inactive",
             "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
                                   "code": "patient-privacy"}]},
             "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
@@ -516,17 +631,22 @@ class Transformer:
         }
         with self.core.store.write() as conn:
             self.core.create(conn, consent, actor)
-        return JSONResponse({"personId": person_id, "samtycke": body["samtycke"], "andrad": changed})
+        return {"personId": person_id, "samtycke": call["samtycke"], "andrad": changed}
 
-    def hamta_lakemedelsforteckning(self, _: Actor, params: dict[str, str], __: Any) -> Response:
+    def hamta_lakemedelsforteckning(self, _: Actor, call: dict[str, Any]) -> dict[str, Any]:
         """HamtaLakemedelsforteckning: the reported dispensings, newest first, with consent."""
-        person_id = params["personId"]
+        person_id = call["personId"]
         self._patient(person_id)
         if not self._consent(person_id) and not self.faults.on(FAULT_LF_WITHOUT_CONSENT):
             raise LegacyFault(403, "SAMTYCKE_SAKNAS",
                               "patienten har inte samtyckt till åtkomst till läkemedelsförteckningen")
         poster = []
-        for md in self.core.reported_dispensings(person_id):
+        reported = self.core.reported_dispensings(person_id)
+        if self.faults.on(FAULT_LF_GROUPED):
+            order = {mr["id"]: n for n, mr in enumerate(self.core.prescriptions_of(person_id))}
+            reported.sort(key=lambda md: order.get(
+                reference_id(md["authorizingPrescription"][0]["reference"], "MedicationRequest") or "", len(order)))
+        for md in reported:
             medication = md.get("medicationCodeableConcept") or {}
             post: dict[str, Any] = {
                 "rapportId": md["id"],
@@ -542,75 +662,58 @@ class Transformer:
             post["expedierad"] = _instant(md.get("whenHandedOver") or md["meta"]["lastUpdated"])
             post["apotekGln"] = (md.get("performer") or [{}])[0].get("actor", {}).get("identifier", {}).get("value")
             poster.append(post)
-        return JSONResponse({"personId": person_id, "poster": poster})
+        return {"personId": person_id, "poster": poster}
 
-    def kontrollera_arbetsplatskod(self, _: Actor, params: dict[str, str], __: Any) -> Response:
+    def kontrollera_arbetsplatskod(self, _: Actor, call: dict[str, Any]) -> dict[str, Any]:
         """KontrolleraArbetsplatskod: whether the code is an active care unit's (internal table)."""
-        code = params["arbetsplatskod"]
-        return JSONResponse({"arbetsplatskod": code, "giltig": self.core.care_unit_active(code)})
+        code = call["arbetsplatskod"]
+        return {"arbetsplatskod": code, "giltig": self.core.care_unit_active(code)}
 
-    # ---- HTTP ----
+    # ---- bindings ----
 
-    def endpoint(self, operation_id: str, roles: tuple[str, ...],
-                 handler: Callable[[Actor, dict[str, str], Any], Response | Awaitable[Response]],
-                 ) -> Callable[[Request], Awaitable[Response]]:
-        """An endpoint doing the legacy order of checks: ticket, request, role, then the operation."""
-        validator, key = self.validator, self.key
+    def read_actor(self, operation: str, http_headers: Mapping[str, str], envelope: Any) -> Actor:
+        """The caller, from the ticket (REST and SOAP alike)."""
+        try:
+            return read_actor(http_headers, envelope, self.key)
+        except TicketError:
+            if (operation == "HamtaPatientInfo" and not http_headers.get("authorization")
+                    and self.faults.on(FAULT_PATIENT_INFO_WITHOUT_TICKET)):
+                return ANONYMOUS
+            raise
 
-        async def run(request: Request) -> Response:
+    def _legacy(self, handler: Handler) -> Handler:
+        # A core refusal the legacy interface has no own fault for is a KONFLIKT.
+        async def run(actor: Actor, call: dict[str, Any]) -> dict[str, Any]:
             try:
-                actor = verify_ticket(request.headers.get("authorization"), key)
-            except TicketError as exc:
-                if (operation_id == "HamtaPatientInfo" and not request.headers.get("authorization")
-                        and self.faults.on(FAULT_PATIENT_INFO_WITHOUT_TICKET)):
-                    actor = ANONYMOUS
-                else:
-                    return fault_response(401, "EJ_AUTENTISERAD", exc.message)
-            body = await request.body()
-            query = {k: request.query_params.getlist(k) for k in request.query_params}
-            try:
-                parsed = validator.validate(operation_id, request.path_params, query, request.headers, body,
-                                            request.headers.get("content-type"))
-            except RequestInvalid as exc:
-                return fault_response(400, "FELAKTIG_BEGARAN", exc.message)
-            try:
-                actor.require(*roles)
-            except TicketError as exc:
-                return fault_response(403, "EJ_BEHORIG", exc.message)
-            try:
-                answer = handler(actor, request.path_params, parsed)
-                return answer if isinstance(answer, Response) else await answer
+                return await answer(handler, actor, call)
             except LegacyFault as exc:
-                return fault_response(exc.status, exc.kod, exc.meddelande)
-            except CoreError as exc:  # a core refusal the legacy interface has no own fault for
-                return fault_response(409 if exc.status == 422 else exc.status, "KONFLIKT", exc.message)
+                if self.faults.on(FAULT_FAULT_CHARSET):
+                    exc.charset = "ISO-8859-1"  # every binding declares this charset over its UTF-8 body
+                raise
+            except CoreError as exc:
+                fault = LegacyFault(409 if exc.status == 422 else exc.status, "KONFLIKT", exc.message)
+                if self.faults.on(FAULT_FAULT_CHARSET):
+                    fault.charset = "ISO-8859-1"
+                raise fault from None
 
-        run.__name__ = operation_id
         return run
 
-    def routes(self) -> list[Route]:
-        """The legacy routes (mounted under /legacy)."""
-        ep = self.endpoint
-        return [
-            Route("/ordinationer", ep("SkapaOrdinationVard", (PRESCRIBER,), self.skapa_ordination_vard),
-                  methods=["POST"]),
-            Route("/ordinationer/{ordinationId}/makulering",
-                  ep("MakuleraOrdination", BOTH, self.makulera_ordination), methods=["POST"]),
-            Route("/ordinationer/{ordinationId}/uttag", ep("GodkannUttag", (PHARMACY,), self.godkann_uttag),
-                  methods=["POST"]),
-            Route("/patienter/{personId}", ep("HamtaPatientInfo", BOTH, self.hamta_patient_info), methods=["GET"]),
-            Route("/patienter/{personId}/ordinationer/aktuella",
-                  ep("HamtaAktuellaOrdinationer", BOTH, self.hamta_aktuella), methods=["GET"]),
-            Route("/patienter/{personId}/ordinationer/historik",
-                  ep("HamtaOrdinationshistorik", BOTH, self.hamta_historik), methods=["GET"]),
-            Route("/patienter/{personId}/samtycke", ep("UppdateraSamtycke", BOTH, self.uppdatera_samtycke),
-                  methods=["PUT"]),
-            Route("/patienter/{personId}/lakemedelsforteckning",
-                  ep("HamtaLakemedelsforteckning", BOTH, self.hamta_lakemedelsforteckning), methods=["GET"]),
-            Route("/expeditionsid", ep("HamtaExpeditionsId", (PHARMACY,), self.hamta_expeditions_id),
-                  methods=["POST"]),
-            Route("/lakemedelsforteckning/expeditioner",
-                  ep("RapporteraExpeditionLF", (PHARMACY,), self.rapportera_expedition), methods=["POST"]),
-            Route("/arbetsplatskoder/{arbetsplatskod}",
-                  ep("KontrolleraArbetsplatskod", BOTH, self.kontrollera_arbetsplatskod), methods=["GET"]),
-        ]
+    def operations(self) -> dict[str, LegacyOperation]:
+        """The legacy operations by service name (contracts/riv/services.toml)."""
+        def op(roles: tuple[str, ...], handler: Handler) -> LegacyOperation:
+            return LegacyOperation(roles, self._legacy(handler))
+
+        return {
+            "SkapaOrdinationVard": op((PRESCRIBER,), self.skapa_ordination_vard),
+            "MakuleraOrdinationVard": op((PRESCRIBER,), self.makulera_ordination),
+            "MakuleraOrdinationApotek": op((PHARMACY,), self.makulera_ordination),
+            "GodkannUttag": op((PHARMACY,), self.godkann_uttag),
+            "HamtaPatientInfo": op(BOTH, self.hamta_patient_info),
+            "HamtaAktuellaOrdinationer": op(BOTH, self.hamta_aktuella),
+            "HamtaOrdinationshistorik": op(BOTH, self.hamta_historik),
+            "UppdateraSamtycke": op(BOTH, self.uppdatera_samtycke),
+            "HamtaLakemedelsforteckning": op(BOTH, self.hamta_lakemedelsforteckning),
+            "HamtaExpeditionsId": op((PHARMACY,), self.hamta_expeditions_id),
+            "RapporteraExpeditionLF": op((PHARMACY,), self.rapportera_expedition),
+            "KontrolleraArbetsplatskod": op(BOTH, self.kontrollera_arbetsplatskod),
+        }

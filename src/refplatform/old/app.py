@@ -1,7 +1,7 @@
 """The old platform (STP stand-in): the legacy interface under `/legacy` on its own SQLite store.
 
-Behaviour follows contracts/openapi/legacy.yaml and the binding legacy behaviour rules; the new
-platform's transformer must answer identically.
+Behaviour follows the service contracts (contracts/riv, served as SOAP) and their REST rendering
+(contracts/openapi/legacy.yaml); the new platform's transformer must answer identically.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,10 +22,15 @@ from starlette.routing import Route
 import refplatform
 from refplatform.common import faults
 from refplatform.common.config import PlatformConfig
+from refplatform.common.legacy import Handler, LegacyFault, LegacyOperation, answer
+from refplatform.common.rest import fault_response, rest_routes
+from refplatform.common.riv import load_riv
+from refplatform.common.soap_binding import SoapBinding
 from refplatform.common.store import Store
 from refplatform.common.testdata import load_seed
-from refplatform.common.tickets import Actor, TicketError, verify_ticket
-from refplatform.common.validation import OpenApiValidator, RequestInvalid
+from refplatform.common.tickets import Actor, read_actor
+from refplatform.common.validation import OpenApiValidator
+from refplatform.old.window import REFUSAL_KOD, REFUSAL_MESSAGE, REFUSAL_STATUS, ServiceWindow, window_routes
 
 PLATFORM = "old"
 PRODUCT = "STP (Receptdepå human / Läkemedelsförteckningen, reference stand-in)"
@@ -47,6 +51,14 @@ FAULT_SLOW_CURRENT = faults.register(
     "old-slow-aktuella", "old", "performance",
     "HamtaAktuellaOrdinationer waits 300 ms before answering",
 ).name
+# blind batch (written without reading the suite)
+FAULT_IDENTITY_KIND_DAY_70 = faults.register(
+    "old-identity-kind-from-day-70", "old", "behaviour",
+    "[data: samordningsnummer, day 61-69] HamtaPatientInfo on the old platform tells a samordningsnummer by the "
+    "day's tens digit 7 to 9: samordningsnummer with day 61 to 69 come out as identitetstyp PERSONNUMMER",
+).name
+FIRST_SAMORDNINGSNUMMER_DAY = 61  # day of birth + 60
+FAULTY_FIRST_SAMORDNINGSNUMMER_DAY = 70  # old-identity-kind-from-day-70
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS patient (
@@ -63,6 +75,7 @@ CREATE TABLE IF NOT EXISTS ordination (
     person_id TEXT NOT NULL REFERENCES patient(person_id),
     status TEXT NOT NULL,
     utfardandedatum TEXT NOT NULL,
+    utfardad TEXT,                -- the instant it was registered (UTC); the interface shows only its date
     giltig_tom TEXT NOT NULL,
     npl_pack_id TEXT NOT NULL,
     lakemedel_namn TEXT NOT NULL,
@@ -115,20 +128,6 @@ CREATE INDEX IF NOT EXISTS lf_post_by_ordination ON lf_post(ordination_id, exped
 """
 
 
-class LegacyFault(Exception):
-    """A legacy fault answer: HTTP status, kod, meddelande."""
-
-    def __init__(self, status: int, kod: str, meddelande: str) -> None:
-        super().__init__(meddelande)
-        self.status = status
-        self.kod = kod
-        self.meddelande = meddelande
-
-
-def fault_response(status: int, kod: str, meddelande: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"kod": kod, "meddelande": meddelande}, status_code=status, headers=headers)
-
-
 def now_instant() -> str:
     """The current UTC instant, ISO 8601 with milliseconds and Z."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -151,9 +150,9 @@ def luhn_ok(person_id: str) -> bool:
     return (10 - total % 10) % 10 == int(digits[9])
 
 
-def identity_kind(person_id: str) -> str:
+def identity_kind(person_id: str, first_day: int = FIRST_SAMORDNINGSNUMMER_DAY) -> str:
     day = int(person_id[6:8])
-    return "SAMORDNINGSNUMMER" if 61 <= day <= 91 else "PERSONNUMMER"
+    return "SAMORDNINGSNUMMER" if first_day <= day <= 91 else "PERSONNUMMER"
 
 
 def ordination_json(row: sqlite3.Row) -> dict[str, Any]:
@@ -195,9 +194,6 @@ def uttag_json(row: sqlite3.Row, person_id: str) -> dict[str, Any]:
     }
 
 
-Handler = Callable[[Request, Actor, Any], Awaitable[Response]]
-
-
 class OldPlatform:
     """The old platform's state and its legacy operations."""
 
@@ -205,6 +201,9 @@ class OldPlatform:
         self.config = config
         self.validator = OpenApiValidator(config.contracts / "openapi" / "legacy.yaml")
         self.store = Store(config.data_dir / "old.sqlite", SCHEMA)
+        if "utfardad" not in {c["name"] for c in self.store.conn().execute("PRAGMA table_info(ordination)")}:
+            self.store.conn().execute("ALTER TABLE ordination ADD COLUMN utfardad TEXT")  # a store from before it
+        self.window = ServiceWindow(self.store)
         seed = load_seed(config.contracts)
         self.active_units = frozenset(u["arbetsplatskod"] for u in seed.care_units if u.get("active"))
         with self.store.write() as conn:
@@ -216,33 +215,17 @@ class OldPlatform:
 
     # -- plumbing ---------------------------------------------------------------------------
 
-    def endpoint(
-        self, operation_id: str, roles: tuple[str, ...], handler: Handler
-    ) -> Callable[[Request], Awaitable[Response]]:
-        async def run(request: Request) -> Response:
-            try:
-                actor = verify_ticket(request.headers.get("authorization"), self.config.ticket_key)
-            except TicketError as exc:
-                return fault_response(401, "EJ_AUTENTISERAD", exc.message)
-            body = await request.body()
-            query: dict[str, list[str]] = {}
-            for name, value in request.query_params.multi_items():
-                query.setdefault(name, []).append(value)
-            try:
-                parsed = self.validator.validate(
-                    operation_id, request.path_params, query, request.headers, body,
-                    request.headers.get("content-type"),
-                )
-            except RequestInvalid as exc:
-                return fault_response(400, "FELAKTIG_BEGARAN", exc.message)
-            try:
-                actor.require(*roles)
-            except TicketError as exc:
-                return fault_response(403, "EJ_BEHORIG", exc.message)
-            try:
-                return await handler(request, actor, parsed)
-            except LegacyFault as exc:
-                return fault_response(exc.status, exc.kod, exc.meddelande)
+    def read_actor(self, operation: str, http_headers: Any, envelope: Any) -> Actor:
+        """The caller, from the ticket (REST and SOAP alike)."""
+        return read_actor(http_headers, envelope, self.config.ticket_key)
+
+    def in_window(self, operation: str, handler: Handler) -> Handler:
+        """`handler`, refused while the service window is open if `operation` writes (after ticket, request, role)."""
+
+        async def run(actor: Actor, call: dict[str, Any]) -> Any:
+            if self.window.refuses(operation):
+                raise LegacyFault(REFUSAL_STATUS, REFUSAL_KOD, REFUSAL_MESSAGE)
+            return await answer(handler, actor, call)
 
         return run
 
@@ -263,12 +246,13 @@ class OldPlatform:
 
     # -- operations -------------------------------------------------------------------------
 
-    async def skapa_ordination(self, request: Request, actor: Actor, body: Any) -> Response:
-        person_id = body["personId"]
+    async def skapa_ordination(self, actor: Actor, call: dict[str, Any]) -> dict[str, Any]:
+        person_id = call["personId"]
         self.patient(person_id)
-        issued = today()
-        if "giltigTom" in body:
-            valid_to = date.fromisoformat(body["giltigTom"])
+        registered = now_instant()
+        issued = datetime.fromisoformat(registered).astimezone(STOCKHOLM).date()  # the date of that very instant
+        if "giltigTom" in call:
+            valid_to = date.fromisoformat(call["giltigTom"])
             if valid_to < issued or valid_to > issued + timedelta(days=MAX_VALIDITY_DAYS):
                 raise LegacyFault(
                     422, "OGILTIG_GILTIGHETSTID",
@@ -276,26 +260,26 @@ class OldPlatform:
                     f"{(issued + timedelta(days=MAX_VALIDITY_DAYS)).isoformat()}",
                 )
         else:
-            valid_to = issued + timedelta(days=DEFAULT_VALIDITY[body["forskrivningstyp"]])
+            valid_to = issued + timedelta(days=DEFAULT_VALIDITY[call["forskrivningstyp"]])
         ordination_id = str(uuid.uuid4())
         with self.store.write() as conn:
             conn.execute(
-                "INSERT INTO ordination (ordination_id, person_id, status, utfardandedatum, giltig_tom, npl_pack_id,"
-                " lakemedel_namn, doseringstext, antal_forpackningar, antal_uttag, uttag_kvar, forskrivningstyp,"
-                " hsa_id, forskrivarkod, arbetsplatskod, senast_andrad)"
-                " VALUES (?, ?, 'Aktiv', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO ordination (ordination_id, person_id, status, utfardandedatum, utfardad, giltig_tom,"
+                " npl_pack_id, lakemedel_namn, doseringstext, antal_forpackningar, antal_uttag, uttag_kvar,"
+                " forskrivningstyp, hsa_id, forskrivarkod, arbetsplatskod, senast_andrad)"
+                " VALUES (?, ?, 'Aktiv', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    ordination_id, person_id, issued.isoformat(), valid_to.isoformat(),
-                    body["lakemedel"]["nplPackId"], body["lakemedel"]["namn"], body["doseringstext"],
-                    body["antalForpackningar"], body["antalUttag"], body["antalUttag"], body["forskrivningstyp"],
-                    actor.hsa_id, actor.forskrivarkod, actor.arbetsplatskod, now_instant(),
+                    ordination_id, person_id, issued.isoformat(), registered, valid_to.isoformat(),
+                    call["lakemedel"]["nplPackId"], call["lakemedel"]["namn"], call["doseringstext"],
+                    call["antalForpackningar"], call["antalUttag"], call["antalUttag"], call["forskrivningstyp"],
+                    actor.hsa_id, actor.forskrivarkod, actor.arbetsplatskod, registered,
                 ),
             )
             row = self.ordination(conn, ordination_id)
-        return JSONResponse(ordination_json(row), status_code=201)
+        return ordination_json(row)
 
-    async def makulera(self, request: Request, actor: Actor, body: Any) -> Response:
-        ordination_id = request.path_params["ordinationId"]
+    async def makulera(self, actor: Actor, call: dict[str, Any]) -> dict[str, Any]:
+        ordination_id = call["ordinationId"]
         with self.store.write() as conn:
             row = self.ordination(conn, ordination_id)
             if row["status"] not in ("Aktiv", "Parkerad"):
@@ -303,36 +287,38 @@ class OldPlatform:
             conn.execute(
                 "UPDATE ordination SET status = 'Makulerad', makuleringsorsak = ?, makuleringskommentar = ?,"
                 " senast_andrad = ? WHERE ordination_id = ?",
-                (body["orsak"], body.get("kommentar"), now_instant(), ordination_id),
+                (call["orsak"], call.get("kommentar"), now_instant(), ordination_id),
             )
             row = self.ordination(conn, ordination_id)
-        return JSONResponse(ordination_json(row))
+        return ordination_json(row)
 
-    async def patient_info(self, request: Request, actor: Actor, body: Any) -> Response:
-        row = self.patient(request.path_params["personId"])
-        return JSONResponse({
+    async def patient_info(self, actor: Actor, call: dict[str, Any]) -> dict[str, Any]:
+        row = self.patient(call["personId"])
+        return {
             "personId": row["person_id"],
-            "identitetstyp": identity_kind(row["person_id"]),
+            "identitetstyp": identity_kind(row["person_id"], FAULTY_FIRST_SAMORDNINGSNUMMER_DAY
+                                           if self.config.faults.on(FAULT_IDENTITY_KIND_DAY_70)
+                                           else FIRST_SAMORDNINGSNUMMER_DAY),
             "fornamn": row["fornamn"],
             "efternamn": row["efternamn"],
             "fodelsedatum": row["fodelsedatum"],
             "samtycke": bool(row["samtycke"]),
-        })
+        }
 
-    async def aktuella(self, request: Request, actor: Actor, body: Any) -> Response:
+    async def aktuella(self, actor: Actor, call: dict[str, Any]) -> dict[str, Any]:
         if self.config.faults.on(FAULT_SLOW_CURRENT):
             await asyncio.sleep(0.3)
-        person_id = request.path_params["personId"]
+        person_id = call["personId"]
         self.patient(person_id)
         rows = self.store.conn().execute(
             "SELECT * FROM ordination WHERE person_id = ? AND status IN ('Aktiv', 'Parkerad') AND giltig_tom >= ?"
             " ORDER BY seq DESC",
             (person_id, today().isoformat()),
         ).fetchall()
-        return JSONResponse({"personId": person_id, "ordinationer": [ordination_json(r) for r in rows]})
+        return {"personId": person_id, "ordinationer": [ordination_json(r) for r in rows]}
 
-    async def historik(self, request: Request, actor: Actor, body: Any) -> Response:
-        person_id = request.path_params["personId"]
+    async def historik(self, actor: Actor, call: dict[str, Any]) -> dict[str, Any]:
+        person_id = call["personId"]
         self.patient(person_id)
         conn = self.store.conn()
         rows = conn.execute("SELECT * FROM ordination WHERE person_id = ? ORDER BY seq DESC", (person_id,)).fetchall()
@@ -347,26 +333,27 @@ class OldPlatform:
             ):
                 if u["ordination_id"] in withdrawals:
                     withdrawals[u["ordination_id"]].append(uttag_json(u, person_id))
-        return JSONResponse({
+        return {
             "personId": person_id,
             "ordinationer": [
                 {"ordination": ordination_json(r), "uttag": withdrawals[r["ordination_id"]]} for r in rows
             ],
-        })
+        }
 
-    async def expeditions_id(self, request: Request, actor: Actor, body: Any) -> Response:
-        ids = [str(uuid.uuid4()) for _ in range(body["antal"])]
+    async def expeditions_id(self, actor: Actor, call: dict[str, Any]) -> dict[str, Any]:
+        ids = [str(uuid.uuid4()) for _ in range(call["antal"])]
         stamp = now_instant()
         with self.store.write() as conn:
             conn.executemany(
                 "INSERT INTO expeditionsid (expeditions_id, apotek_gln, reserverad) VALUES (?, ?, ?)",
                 [(i, actor.gln, stamp) for i in ids],
             )
-        return JSONResponse({"expeditionsIdn": ids})
+        return {"expeditionsIdn": ids}
 
-    def _check_withdrawal(self, conn: sqlite3.Connection, ordination_id: str, actor: Actor, body: Any) -> sqlite3.Row:
+    def _check_withdrawal(self, conn: sqlite3.Connection, ordination_id: str, actor: Actor,
+                          call: dict[str, Any]) -> sqlite3.Row:
         row = self.ordination(conn, ordination_id)
-        expeditions_id = body["expeditionsId"]
+        expeditions_id = call["expeditionsId"]
         if conn.execute(
             "SELECT 1 FROM expeditionsid WHERE expeditions_id = ? AND apotek_gln = ?", (expeditions_id, actor.gln)
         ).fetchone() is None:
@@ -380,7 +367,7 @@ class OldPlatform:
             raise LegacyFault(409, "KONFLIKT", "ordinationen är avslutad")
         if row["giltig_tom"] < today().isoformat():
             raise LegacyFault(409, "UTGANGEN", f"ordinationen gällde till och med {row['giltig_tom']}")
-        if body["antalForpackningar"] > row["antal_forpackningar"]:
+        if call["antalForpackningar"] > row["antal_forpackningar"]:
             raise LegacyFault(
                 409, "FOR_MANGA_FORPACKNINGAR",
                 f"högst {row['antal_forpackningar']} förpackningar per uttag",
@@ -392,7 +379,7 @@ class OldPlatform:
         return row
 
     def _record_withdrawal(
-        self, conn: sqlite3.Connection, row: sqlite3.Row, actor: Actor, body: Any, uttag_kvar: int
+        self, conn: sqlite3.Connection, row: sqlite3.Row, actor: Actor, call: dict[str, Any], uttag_kvar: int
     ) -> dict[str, Any]:
         stamp = now_instant()
         status = "Slutexpedierad" if uttag_kvar == 0 else row["status"]
@@ -400,7 +387,7 @@ class OldPlatform:
         conn.execute(
             "INSERT INTO uttag (uttag_id, ordination_id, expeditions_id, apotek_gln, antal_forpackningar, tidpunkt,"
             " uttag_kvar, ordinationsstatus) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (uttag_id, row["ordination_id"], body["expeditionsId"], actor.gln, body["antalForpackningar"], stamp,
+            (uttag_id, row["ordination_id"], call["expeditionsId"], actor.gln, call["antalForpackningar"], stamp,
              uttag_kvar, status),
         )
         conn.execute(
@@ -411,36 +398,36 @@ class OldPlatform:
             "uttagId": uttag_id,
             "ordinationId": row["ordination_id"],
             "personId": row["person_id"],
-            "expeditionsId": body["expeditionsId"],
+            "expeditionsId": call["expeditionsId"],
             "apotekGln": actor.gln,
-            "antalForpackningar": body["antalForpackningar"],
+            "antalForpackningar": call["antalForpackningar"],
             "tidpunkt": stamp,
             "uttagKvar": uttag_kvar,
             "ordinationsstatus": status,
         }
 
-    async def godkann_uttag(self, request: Request, actor: Actor, body: Any) -> Response:
-        ordination_id = request.path_params["ordinationId"]
+    async def godkann_uttag(self, actor: Actor, call: dict[str, Any]) -> dict[str, Any]:
+        ordination_id = call["ordinationId"]
         if self.config.faults.on(FAULT_LAST_WITHDRAWAL_RACE):
             # The seeded regression: check, yield to other requests, then write from the stale read.
             with self.store.write() as conn:
-                row = self._check_withdrawal(conn, ordination_id, actor, body)
+                row = self._check_withdrawal(conn, ordination_id, actor, call)
             await asyncio.sleep(0.05)
             with self.store.write() as conn:
-                result = self._record_withdrawal(conn, row, actor, body, max(row["uttag_kvar"] - 1, 0))
-            return JSONResponse(result)
+                result = self._record_withdrawal(conn, row, actor, call, max(row["uttag_kvar"] - 1, 0))
+            return result
         # One write transaction for the whole check-and-write, with no await inside it.
         with self.store.write() as conn:
-            row = self._check_withdrawal(conn, ordination_id, actor, body)
-            result = self._record_withdrawal(conn, row, actor, body, row["uttag_kvar"] - 1)
-        return JSONResponse(result)
+            row = self._check_withdrawal(conn, ordination_id, actor, call)
+            result = self._record_withdrawal(conn, row, actor, call, row["uttag_kvar"] - 1)
+        return result
 
-    async def rapportera_lf(self, request: Request, actor: Actor, body: Any) -> Response:
-        ordination_id = body["ordinationId"]
-        expeditions_id = body["expeditionsId"]
+    async def rapportera_lf(self, actor: Actor, call: dict[str, Any]) -> dict[str, Any]:
+        ordination_id = call["ordinationId"]
+        expeditions_id = call["expeditionsId"]
         with self.store.write() as conn:
             row = self.ordination(conn, ordination_id)
-            if row["person_id"] != body["personId"]:
+            if row["person_id"] != call["personId"]:
                 raise LegacyFault(409, "KONFLIKT", "personId stämmer inte med ordinationens patient")
             if conn.execute(
                 "SELECT 1 FROM expeditionsid WHERE expeditions_id = ? AND apotek_gln = ?", (expeditions_id, actor.gln)
@@ -457,27 +444,24 @@ class OldPlatform:
                 " lakemedel_namn, doseringstext, antal_forpackningar, expedierad, apotek_gln, registrerad)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (rapport_id, row["person_id"], ordination_id, expeditions_id, row["npl_pack_id"],
-                 row["lakemedel_namn"], row["doseringstext"], body["antalForpackningar"], stamp, actor.gln, stamp),
+                 row["lakemedel_namn"], row["doseringstext"], call["antalForpackningar"], stamp, actor.gln, stamp),
             )
-        return JSONResponse(
-            {"rapportId": rapport_id, "expeditionsId": expeditions_id, "personId": row["person_id"],
-             "ordinationId": ordination_id, "registrerad": stamp},
-            status_code=201,
-        )
+        return {"rapportId": rapport_id, "expeditionsId": expeditions_id, "personId": row["person_id"],
+                "ordinationId": ordination_id, "registrerad": stamp}
 
-    async def uppdatera_samtycke(self, request: Request, actor: Actor, body: Any) -> Response:
-        person_id = request.path_params["personId"]
+    async def uppdatera_samtycke(self, actor: Actor, call: dict[str, Any]) -> dict[str, Any]:
+        person_id = call["personId"]
         self.patient(person_id)
         stamp = now_instant()
         with self.store.write() as conn:
             conn.execute(
                 "UPDATE patient SET samtycke = ?, samtycke_andrad = ? WHERE person_id = ?",
-                (1 if body["samtycke"] else 0, stamp, person_id),
+                (1 if call["samtycke"] else 0, stamp, person_id),
             )
-        return JSONResponse({"personId": person_id, "samtycke": bool(body["samtycke"]), "andrad": stamp})
+        return {"personId": person_id, "samtycke": bool(call["samtycke"]), "andrad": stamp}
 
-    async def lakemedelsforteckning(self, request: Request, actor: Actor, body: Any) -> Response:
-        person_id = request.path_params["personId"]
+    async def lakemedelsforteckning(self, actor: Actor, call: dict[str, Any]) -> dict[str, Any]:
+        person_id = call["personId"]
         patient = self.patient(person_id)
         if not patient["samtycke"]:
             raise LegacyFault(
@@ -500,22 +484,40 @@ class OldPlatform:
             if r["doseringstext"] is not None:
                 post["doseringstext"] = r["doseringstext"]
             poster.append(post)
-        return JSONResponse({"personId": person_id, "poster": poster})
+        return {"personId": person_id, "poster": poster}
 
-    async def kontrollera_arbetsplatskod(self, request: Request, actor: Actor, body: Any) -> Response:
-        code = request.path_params["arbetsplatskod"]
-        return JSONResponse({"arbetsplatskod": code, "giltig": code in self.active_units})
+    async def kontrollera_arbetsplatskod(self, actor: Actor, call: dict[str, Any]) -> dict[str, Any]:
+        code = call["arbetsplatskod"]
+        return {"arbetsplatskod": code, "giltig": code in self.active_units}
 
 
+PRESCRIBER, PHARMACY = ("prescriber",), ("pharmacy",)
 BOTH = ("prescriber", "pharmacy")
 
 
-def create_app(config: PlatformConfig) -> Starlette:
-    """The old platform's ASGI application."""
-    p = OldPlatform(config)
+def operations(p: OldPlatform) -> dict[str, LegacyOperation]:
+    """The legacy operations by service name (contracts/riv/services.toml); writes refused while the window is open."""
+    return {name: LegacyOperation(op.roles, p.in_window(name, op.handler)) for name, op in {
+        "SkapaOrdinationVard": LegacyOperation(PRESCRIBER, p.skapa_ordination),
+        "MakuleraOrdinationVard": LegacyOperation(PRESCRIBER, p.makulera),
+        "MakuleraOrdinationApotek": LegacyOperation(PHARMACY, p.makulera),
+        "HamtaPatientInfo": LegacyOperation(BOTH, p.patient_info),
+        "HamtaAktuellaOrdinationer": LegacyOperation(BOTH, p.aktuella),
+        "HamtaOrdinationshistorik": LegacyOperation(BOTH, p.historik),
+        "HamtaExpeditionsId": LegacyOperation(PHARMACY, p.expeditions_id),
+        "GodkannUttag": LegacyOperation(PHARMACY, p.godkann_uttag),
+        "RapporteraExpeditionLF": LegacyOperation(PHARMACY, p.rapportera_lf),
+        "UppdateraSamtycke": LegacyOperation(BOTH, p.uppdatera_samtycke),
+        "HamtaLakemedelsforteckning": LegacyOperation(BOTH, p.lakemedelsforteckning),
+        "KontrolleraArbetsplatskod": LegacyOperation(BOTH, p.kontrollera_arbetsplatskod),
+    }.items()}
 
-    def route(path: str, method: str, operation_id: str, roles: tuple[str, ...], handler: Handler) -> Route:
-        return Route("/legacy" + path, p.endpoint(operation_id, roles, handler), methods=[method], name=operation_id)
+
+def create_app(config: PlatformConfig) -> Starlette:
+    """The old platform's ASGI application: the legacy interface as SOAP, and its REST rendering."""
+    p = OldPlatform(config)
+    ops = operations(p)
+    soap = SoapBinding(load_riv(config.contracts), ops, p.read_actor)
 
     async def status(request: Request) -> Response:
         return JSONResponse(
@@ -529,19 +531,9 @@ def create_app(config: PlatformConfig) -> Starlette:
 
     routes = [
         Route("/status", status, methods=["GET"]),
-        route("/ordinationer", "POST", "SkapaOrdinationVard", ("prescriber",), p.skapa_ordination),
-        route("/ordinationer/{ordinationId}/makulering", "POST", "MakuleraOrdination", BOTH, p.makulera),
-        route("/patienter/{personId}", "GET", "HamtaPatientInfo", BOTH, p.patient_info),
-        route("/patienter/{personId}/ordinationer/aktuella", "GET", "HamtaAktuellaOrdinationer", BOTH, p.aktuella),
-        route("/patienter/{personId}/ordinationer/historik", "GET", "HamtaOrdinationshistorik", BOTH, p.historik),
-        route("/expeditionsid", "POST", "HamtaExpeditionsId", ("pharmacy",), p.expeditions_id),
-        route("/ordinationer/{ordinationId}/uttag", "POST", "GodkannUttag", ("pharmacy",), p.godkann_uttag),
-        route("/lakemedelsforteckning/expeditioner", "POST", "RapporteraExpeditionLF", ("pharmacy",),
-              p.rapportera_lf),
-        route("/patienter/{personId}/samtycke", "PUT", "UppdateraSamtycke", BOTH, p.uppdatera_samtycke),
-        route("/patienter/{personId}/lakemedelsforteckning", "GET", "HamtaLakemedelsforteckning", BOTH,
-              p.lakemedelsforteckning),
-        route("/arbetsplatskoder/{arbetsplatskod}", "GET", "KontrolleraArbetsplatskod", BOTH,
-              p.kontrollera_arbetsplatskod),
+        *rest_routes("/legacy", ops, p.validator, p.read_actor),
+        *soap.routes(),
     ]
+    if config.admin_key is not None:
+        routes += window_routes(p.window, config.admin_key)
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error})

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from rxverify.errors import UserError
 from rxverify.fhir.package import Package
 from rxverify.fhir.validator import Node, Plan, Validator, _Run, _slice_matches, validator_for
-from rxverify.registry import Registry, TestPatient, load_registry
+from rxverify.safety.registry import Registry, TestPatient, load_registry
 from rxverify.strategies import test_patients
 
 # The patient identifier systems (DOMAIN.md, Identifiers) by the registry's `kind`.

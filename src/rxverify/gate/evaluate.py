@@ -21,12 +21,12 @@ from rxverify.errors import UserError
 from rxverify.gate.criteria import Criteria, KnownIssue
 from rxverify.gate.inputs import Evidence, InputFile, RunInputs, read_evidence
 from rxverify.gate.links import ReportLinks
-from rxverify.identity import mask, mask_identities
-from rxverify.ledger import UNKNOWN, LedgerRecord
-from rxverify.redact import redact_text
 from rxverify.report.categories import OLD_NEW_DIFFERENCE, SAFETY_REFUSAL, classify
 from rxverify.report.evidence import COMPLETE, IN_PROGRESS, INTERRUPTED, results_digest
 from rxverify.report.results import TestResult
+from rxverify.safety.identity import mask, mask_identities
+from rxverify.safety.ledger import UNKNOWN, LedgerRecord
+from rxverify.safety.redaction import redact_text
 
 EVIDENCE = "evidence"
 UNKNOWN_WRITES = "writes of unknown outcome"
@@ -487,8 +487,12 @@ def _safety(verdict: Verdict, evidence: Evidence) -> None:
         m = run.manifest
         if run.record is not None:
             counted.append((m.suite, m.run, run.record.path, run.record.refused))
+            for problem in run.record.egress_problems:  # a request around the guard is never acceptable
+                reason = Reason(SAFETY, f"the {m.suite} run {m.run}: {problem}", ref=str(run.record.path))
+                verdict.reasons.append(reason)
         elif run.load is not None and run.load.guard:
-            counted.append((m.suite, m.run, run.load.path, {k: v for k, v in run.load.guard.items() if k != "passed"}))
+            refused = {k: v for k, v in run.load.guard.items() if k not in ("passed", "sent")}
+            counted.append((m.suite, m.run, run.load.path, refused))
         elif c.require_run_records and m.suite != "verification" and m.status == COMPLETE:
             verdict.reasons.append(
                 Reason(

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from rxverify.errors import UserError
-from rxverify.ledger import LedgerRecord, read_ledger
 from rxverify.report.evidence import (
     RELEASE_FILE,
     RELEASE_RUN_ENV,
@@ -46,6 +45,7 @@ from rxverify.report.evidence import (
 )
 from rxverify.report.results import TestResult, read_results
 from rxverify.report.runs import RECORD, RunRecord, read_run_record, stray_run_records
+from rxverify.safety.ledger import LedgerRecord, read_ledger
 
 LOAD_SUMMARIES = "load/*summary.json"
 VERIFICATION_SUMMARY = Path("verification") / "summary.json"

@@ -1,1 +1,1 @@
-"""Load tests: the guarded Locust client, the open model, exact latencies, SLOs and reports."""
+"""Load tests: the guarded Locust client, the open model, latencies in 1 % buckets, SLOs, progress and reports."""

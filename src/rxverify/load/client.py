@@ -1,7 +1,7 @@
 """Locust's FastHttpUser, with every request passing the guard before a byte leaves.
 
 The guard refuses identities outside the test-patient registry and ledgers every write
-(attempt before, outcome after), exactly as the contract suite's GuardedSession does. On the
+(attempt before, outcome after), exactly as the contract suite's requests.Session does. On the
 hot path a read costs the guard's identity scan, which caches texts it found clean (ticket,
 paths with registered patients), so the overhead stays small: benchmarks/generator_efficiency.py
 measures it.
@@ -17,8 +17,8 @@ from locust import FastHttpUser
 from locust.contrib.fasthttp import FastHttpSession
 from locust.user.users import User
 
-from rxverify.guard import Attempt, Guard, RequestRefused
-from rxverify.ledger import returned_ids
+from rxverify.safety.egress import guarded_user_agent
+from rxverify.safety.guard import Guard, RequestRefused
 
 MISSING = object()
 
@@ -35,92 +35,40 @@ def document(response: Any) -> Any:
     return doc
 
 
-def _patient_of(doc: Any) -> str | None:
-    """The test patient a write's answer names: legacy personId, FHIR subject or patient identifier."""
-    if not isinstance(doc, dict):
-        return None
-    pid = doc.get("personId")
-    if pid is None:
-        ref = doc.get("subject") or doc.get("patient") or {}
-        pid = (ref.get("identifier") or {}).get("value") if isinstance(ref, dict) else None
-    return pid if isinstance(pid, str) else None
-
-
 class GuardedFastHttpSession(FastHttpSession):
-    """A FastHttpSession that asks the guard before sending and ledgers writes."""
+    """A FastHttpSession whose user agent is guarded: every request, in every argument form, passes the guard.
+
+    The guard sits in the user agent (rxverify.safety.egress.guarded_user_agent), where the
+    request is final whatever the task passed (`data=`, `json=`, `params=`, `files=`, headers,
+    cookies) and where each redirect hop and retry is sent on its own. A refused request is
+    shown as a failed request of its name, and the task stops: nothing was sent.
+    """
 
     def __init__(self, guard: Guard, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Locust builds its user agent inside __init__ from a dozen of our arguments; the guarded
+        # agent is that same agent with the guard in front of its _urlopen.
+        self.client.__class__ = guarded_user_agent()
+        self.client.guard = guard  # type: ignore[attr-defined]
         self.guard = guard
 
-    def request(  # type: ignore[override]
-        self,
-        method: str,
-        url: str,
-        name: str | None = None,
-        data: str | bytes | None = None,
-        catch_response: bool = False,
-        headers: dict[str, str] | None = None,
-        context: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        """Check (identities; on production the plan), ledger a write's attempt, send, ledger its outcome."""
-        guard = self.guard
-        full = self._build_url(url)
-        began = time.perf_counter()
+    def request(self, method: str, url: str, name: str | None = None, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Send through the guarded agent; a refusal is recorded as a failed request of `name`."""
         try:
-            admission = guard.admit(method, full, headers or {}, data)
+            return super().request(method, url, name=name, **kwargs)
         except RequestRefused as exc:
-            # shown as a failed request of its name, and the task stops: nothing was sent
             self.request_event.fire(
                 request_type=method,
                 name=name or url,
                 response_time=0.0,
                 response_length=0,
                 exception=exc,
-                context=context or {},
+                context=kwargs.get("context") or {},
                 response=None,
                 start_time=time.time(),
-                url=full,
+                url=self._build_url(url),
             )
             raise
-        attempt = guard.record_attempt(method, full, admission)
-        guard.busy_s += time.perf_counter() - began  # greenlets share one thread: no lock needed
-        response = super().request(
-            method,
-            url,
-            name=name,
-            data=data,  # type: ignore[arg-type]  # bytes are sent as they are
-            catch_response=catch_response,
-            headers=headers,
-            context=context or {},
-            **kwargs,
-        )
-        if attempt is not None:
-            began = time.perf_counter()
-            self._outcome(attempt, method, response)
-            guard.busy_s += time.perf_counter() - began
-        return response
-
-    def _outcome(self, attempt: Attempt, method: str, response: Any) -> None:
-        """Ledger a write's outcome: status and returned ids, as Guard.record_outcome does, parsing the body once.
-
-        The patients are the request's; when the request named none (a withdrawal names only the
-        prescription), the one the answer names, if registered.
-        """
-        ledger = self.guard.ledger
-        assert ledger is not None
-        seq, path, operation, patients = attempt
-        status = response.status_code
-        if not status:
-            ledger.outcome(seq, method, operation, path, patients, None, {}, "transport-error")
-            return
-        doc = document(response)
-        if not patients:
-            pid = _patient_of(doc)
-            patients = [pid] if pid in self.guard.registry.ids else []
-        ids = returned_ids(doc, response.headers.get("location") if response.headers else None)
-        ledger.outcome(seq, method, operation, path, patients, status, ids, "ok" if status < 400 else "error")
 
 
 class GuardedUser(FastHttpUser):

@@ -1,4 +1,4 @@
-"""What a load run leaves: a JSON summary, a latency-over-time chart (SVG) and Allure results per SLO."""
+"""What a load run leaves: a JSON summary, a latency-over-time chart (SVG), an HTML page and Allure results per SLO."""
 
 from __future__ import annotations
 
@@ -10,16 +10,24 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from rxverify.allure_results import AllureResult, write_result
-from rxverify.load.histogram import Histogram
+from rxverify.load.histogram import ACCURACY, Histogram
 from rxverify.load.recorder import OVERALL, Recorder
 from rxverify.load.slo import Slo, Verdict
 
 EPIC = "load"
 PERCENTILES = (0.50, 0.95, 0.99)
+ACCURACY_NOTE = (f"percentiles read from 1 % log buckets: within {ACCURACY:.2%} of the latency at that rank; "
+                 "count, min and max exact; mean exact up to float rounding")  # fmt: skip
+INTENDED_START = {
+    "open": "the iteration's scheduled start (the arrival process): includes the wait for an idle virtual user "
+            "and the time earlier requests of the iteration took",
+    "closed": "the send (a closed-model user plans its next request only after the answer): equal to the latency "
+              "from the send",
+}  # fmt: skip
 
 
 def figures(hist: Histogram | None) -> dict[str, float | int | None]:
-    """Count, exact mean, p50/p95/p99 (1 % buckets) and the exact max of a histogram."""
+    """Count, mean, p50/p95/p99 (within histogram.ACCURACY) and the exact max of a histogram."""
     if hist is None or not hist.count:
         return {"count": 0}
     out: dict[str, float | int | None] = {"count": hist.count, "mean_ms": _r(hist.mean)}
@@ -36,7 +44,7 @@ def _r(value: float | None) -> float | None:
 def summary(
     recorder: Recorder, verdicts: list[Verdict], context: Mapping[str, Any], offered: float | None
 ) -> dict[str, Any]:
-    """The JSON summary: rates, exact percentiles, SLO verdicts, dropped iterations, generator CPU."""
+    """The JSON summary: rates, percentiles (within 0.5 %) from send and intended start, SLOs, iterations, CPU."""
     duration = recorder.duration_s
     names: dict[str, Any] = {}
     for name in sorted(recorder.service):
@@ -51,10 +59,13 @@ def summary(
     total = recorder.requests
     failures = sum(recorder.failures.values())
     scheduled = sum(recorder.scheduled.values())
+    started = sum(recorder.started.values())
     dropped = sum(recorder.dropped.values())
     return {
         **context,
         "passed": all(v.passed for v in verdicts),
+        "percentiles": ACCURACY_NOTE,
+        "intended_start": INTENDED_START.get(str(context.get("arrival")), ""),
         "duration_s": round(duration, 3),
         "requests": total,
         "failures": failures,
@@ -68,7 +79,10 @@ def summary(
         "requests_by_name": names,
         "iterations": {
             "scheduled": scheduled,
+            "started": started,
             "dropped": dropped,
+            "not_started_at_end": scheduled - started - dropped,
+            "start_wait": figures(recorder.start_wait),
             "scheduled_by_caller": dict(recorder.scheduled),
             "dropped_by_caller": dict(recorder.dropped),
         },
@@ -93,26 +107,36 @@ def summary(
     }
 
 
-def latency_chart(recorder: Recorder, title: str, width: int = 900, height: int = 360) -> str:
-    """An SVG of p50/p95/p99 per second (from the intended start in the open model) with failures and drops."""
+SERIES = (("intended", 0.50, "#2a7"), ("intended", 0.95, "#e80"), ("intended", 0.99, "#c22"),
+          ("service", 0.95, "#e80"), ("service", 0.99, "#c22"))  # fmt: skip
+
+
+def latency_chart(
+    recorder: Recorder, title: str, stress: Mapping[str, Any] | None = None, width: int = 900, height: int = 380
+) -> str:
+    """An SVG of latency per second: p50/p95/p99 from the intended start (solid) and p95/p99 from the send
+    (dashed), seconds with failures or drops shaded, and a stress run's steps with the one where an SLO broke."""
     seconds = sorted(recorder.seconds)
-    pad_l, pad_r, pad_t, pad_b = 60, 20, 30, 40
+    pad_l, pad_r, pad_t, pad_b = 60, 20, 46, 40
     plot_w, plot_h = width - pad_l - pad_r, height - pad_t - pad_b
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
         'font-size="11">',
         f'<rect width="{width}" height="{height}" fill="white"/>',
-        f'<text x="{pad_l}" y="18" font-size="13">{escape(title)}</text>',
+        f'<text x="{pad_l}" y="16" font-size="13">{escape(title)}</text>',
     ]
     if not seconds:
         out.append(f'<text x="{pad_l}" y="{pad_t + 20}">no requests recorded</text></svg>')
         return "".join(out)
     t0, t1 = seconds[0], seconds[-1] + 1
-    series = {p: [(s, recorder.seconds[s].latency.percentile(p)) for s in seconds] for p in PERCENTILES}
+    series = {
+        (kind, p): [(s, getattr(recorder.seconds[s], kind).percentile(p)) for s in seconds] for kind, p, _ in SERIES
+    }
     top = max((v for pts in series.values() for _, v in pts if v is not None), default=1.0) * 1.1 or 1.0
+    span = max(t1 - t0, 1)
 
     def x(s: float) -> float:
-        return pad_l + (s - t0) / max(t1 - t0, 1) * plot_w
+        return pad_l + (min(max(s, t0), t1) - t0) / span * plot_w
 
     def y(v: float) -> float:
         return pad_t + plot_h - v / top * plot_h
@@ -129,16 +153,19 @@ def latency_chart(recorder: Recorder, title: str, width: int = 900, height: int 
     for s in seconds:
         sec = recorder.seconds[s]
         if sec.failures or sec.dropped:
-            out.append(f'<rect x="{x(s):.1f}" y="{pad_t}" width="{max(plot_w / max(t1 - t0, 1), 1):.1f}" '
+            out.append(f'<rect x="{x(s):.1f}" y="{pad_t}" width="{max(plot_w / span, 1):.1f}" '
                        f'height="{plot_h}" fill="#fdd" opacity="0.6"/>')  # fmt: skip
-    colours = {0.50: "#2a7", 0.95: "#e80", 0.99: "#c22"}
-    for p, pts in series.items():
+    out += _stress_steps(stress, x, pad_t, plot_h)
+    for (kind, p), pts in series.items():
+        colour = next(c for k, q, c in SERIES if (k, q) == (kind, p))
+        dash = ' stroke-dasharray="5,3"' if kind == "service" else ""
         path = " ".join(f"{x(s + 0.5):.1f},{y(v):.1f}" for s, v in pts if v is not None)
-        out.append(f'<polyline fill="none" stroke="{colours[p]}" stroke-width="1.5" points="{path}"/>')
-        lx = pad_l + plot_w - 200 + 65 * PERCENTILES.index(p)
-        out.append(f'<text x="{lx}" y="18" fill="{colours[p]}">p{round(p * 100)}</text>')
-    out.append(f'<text x="{pad_l + plot_w - 200 + 195}" y="18" fill="#c66" text-anchor="end">'
-               "shaded: failures or drops</text>")  # fmt: skip
+        out.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.5"{dash} points="{path}"/>')
+    legend = [("p50", "#2a7"), ("p95", "#e80"), ("p99", "#c22")]
+    for i, (label, colour) in enumerate(legend):
+        out.append(f'<text x="{pad_l + 44 * i}" y="34" fill="{colour}">{label}</text>')
+    out.append(f'<text x="{pad_l + 140}" y="34">solid: from the intended start; dashed: from the send; '
+               "shaded: failures or dropped iterations</text>")  # fmt: skip
     out.append("</svg>")
     return "".join(out)
 
@@ -146,6 +173,75 @@ def latency_chart(recorder: Recorder, title: str, width: int = 900, height: int 
 def slo_result_name(slo: Slo) -> str:
     """The full name (and test id) of an SLO's Allure result: what a load run's manifest lists it as."""
     return f"rxverify.load.slo.{slo.scope}.{slo.key}"
+
+
+def _stress_steps(stress: Mapping[str, Any] | None, x: Any, top: float, height: float) -> list[str]:
+    """A stress run's step boundaries, each step's multiple of the peak, and the step where an SLO broke."""
+    if not stress or not stress.get("step_s") or not stress.get("start_epoch"):
+        return []
+    step_s, start = float(stress["step_s"]), float(stress["start_epoch"])
+    broke = stress.get("broke_at_step")
+    last = int(broke or stress.get("held_steps") or 0)
+    out = []
+    for k in range(1, last + 1):
+        left, right = x(start + (k - 1) * step_s), x(start + k * step_s)
+        if k == broke:
+            out.append(f'<rect x="{left:.1f}" y="{top}" width="{max(right - left, 1):.1f}" height="{height}" '
+                       'fill="#fc8" opacity="0.35"/>')  # fmt: skip
+            out.append(f'<text x="{left + 3:.1f}" y="{top + 24}" fill="#a40">SLO broke at step {k}</text>')
+        out.append(f'<line x1="{left:.1f}" y1="{top}" x2="{left:.1f}" y2="{top + height}" stroke="#99a" '
+                   'stroke-dasharray="2,3"/>')  # fmt: skip
+        out.append(f'<text x="{left + 3:.1f}" y="{top + 11}" fill="#667">step {k}</text>')
+    return out
+
+
+def html_page(data: Mapping[str, Any], chart_svg: str) -> str:
+    """One self-contained HTML page of a run: verdict, figures from intended start and send, SLOs, the chart."""
+
+    def cell(value: Any) -> str:
+        return "<td>" + escape("-" if value is None else str(value)) + "</td>"
+
+    def row(label: str, figs: Mapping[str, Any]) -> str:
+        keys = ("count", "p50_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms")
+        return "<tr><th>" + escape(label) + "</th>" + "".join(cell(figs.get(k)) for k in keys) + "</tr>"
+
+    head = "<tr><th></th>" + "".join(f"<th>{h}</th>" for h in ("count", "p50 ms", "p95 ms", "p99 ms", "max ms",
+                                                                "mean ms")) + "</tr>"  # fmt: skip
+    overall = data["overall"]
+    latency = [row("overall, from intended start", overall["latency_from_intended_start"]),
+               row("overall, from send", overall["latency_from_send"])]  # fmt: skip
+    for name, figs in data["requests_by_name"].items():
+        latency.append(row(f"{name}, from intended start", figs["latency_from_intended_start"]))
+        latency.append(row(f"{name}, from send", figs["latency_from_send"]))
+    slos = "".join(
+        f'<tr class="{"ok" if v["passed"] else "bad"}"><td>{"ok" if v["passed"] else "BREACHED"}</td>'
+        f"{cell(v['slo'])}{cell(v['measured'])}{cell(v['limit'])}</tr>"
+        for v in data["slo"]
+    )
+    its = data["iterations"]
+    facts = [
+        ("verdict", "PASSED" if data["passed"] else "FAILED"),
+        ("requests", f"{data['requests']} in {data['duration_s']} s ({data['rate_per_s']} /s), "
+                     f"{data['failures']} failed"),
+        ("iterations (open model)", f"{its['scheduled']} scheduled, {its['started']} started, "
+                                    f"{its['dropped']} dropped, {its['not_started_at_end']} still waiting at the end"),
+        ("intended start", data.get("intended_start", "")),
+        ("percentiles", data.get("percentiles", "")),
+        ("stress", (data.get("stress") or {}).get("verdict", "-")),
+        ("SLO thresholds", data.get("slo_thresholds", "")),
+    ]  # fmt: skip
+    title = f"load {data['profile']} on {data['target']} ({data['platform']}, {data['arrival']} model)"
+    return (
+        f"<!doctype html><html lang='en'><head><meta charset='utf-8'><title>{escape(title)}</title><style>"
+        "body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin:.8em 0}"
+        "td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}tr.bad{background:#fdd}tr.ok{background:#efe}"
+        "</style></head><body>"
+        f"<h1>{escape(title)}</h1><table>"
+        + "".join(f"<tr><th>{escape(k)}</th>{cell(v)}</tr>" for k, v in facts)
+        + f"</table>{chart_svg}<h2>SLOs</h2><table><tr><th></th><th>SLO</th><th>measured</th><th>limit</th></tr>"
+        + slos
+        + f"</table><h2>Latency</h2><table>{head}{''.join(latency)}</table></body></html>"
+    )
 
 
 def write_allure(

@@ -1,4 +1,4 @@
-"""Service-level objectives from loadtests/slo.toml, checked against a run's exact figures.
+"""Service-level objectives from loadtests/slo.toml, checked against a run's recorded figures.
 
 Every threshold is an assumption (DOMAIN.md: no response-time requirement is published); the
 file says so and every verdict carries that mark and the file's source text.
@@ -12,13 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from rxverify.errors import UserError
-from rxverify.load.recorder import OVERALL, Recorder
+from rxverify.load.recorder import OVERALL, Recorder, Window
 
-# key in slo.toml -> (metric, comparison): "max" means the measured value must not exceed the limit
+# key in slo.toml -> (metric, comparison): "max" means the measured value must not exceed the limit.
+# p*_ms are latencies from the actual send, intended_p*_ms from the intended send time (open model:
+# the iteration's scheduled start, so the wait for an idle VU and a stall count; closed model: the send).
 KEYS: dict[str, tuple[str, str]] = {
     "p50_ms": ("p50_ms", "max"),
     "p95_ms": ("p95_ms", "max"),
     "p99_ms": ("p99_ms", "max"),
+    "intended_p50_ms": ("intended_p50_ms", "max"),
     "intended_p95_ms": ("intended_p95_ms", "max"),
     "intended_p99_ms": ("intended_p99_ms", "max"),
     "max_failure_ratio": ("failure_ratio", "max"),
@@ -37,6 +40,7 @@ OVERALL_ONLY = {
 }
 DRIFT_KEYS = {"max_p95_drift_ratio", "max_failure_ratio_growth"}  # judged on soak runs only
 DRIFT_WINDOW = 0.1  # first and last tenth of a run are compared for drift
+AT_RISK = 0.8  # a progress line names an upper-limit SLO whose value so far passed this share of its limit
 
 
 @dataclass(frozen=True)
@@ -144,16 +148,26 @@ def load_slos(path: Path) -> SloSet:
     return SloSet(path, tuple(slos), source)
 
 
+def latency_metric(metric: str) -> tuple[str, float] | None:
+    """For a latency metric, which latency (`service` from the send, `intended`) and the percentile (0.95)."""
+    kind = "intended" if metric.startswith("intended_") else "service"
+    core = metric.removeprefix("intended_")
+    if core.startswith("p") and core.endswith("_ms") and core[1:-3].isdigit():
+        return kind, int(core[1:-3]) / 100
+    return None
+
+
 def measure(recorder: Recorder, scope: str, metric: str, offered: float | None) -> float | None:
     """The value of `metric` for `scope` (a request name or OVERALL), or None when not measurable."""
     service = recorder.overall() if scope == OVERALL else recorder.service.get(scope)
     if service is None or not service.count:
         return None
-    if metric in ("p50_ms", "p95_ms", "p99_ms"):
-        return service.percentile(int(metric[1:3]) / 100)
-    if metric.startswith("intended_"):
-        hist = recorder.overall("intended") if scope == OVERALL else recorder.intended.get(scope)
-        return hist.percentile(int(metric[10:12]) / 100) if hist is not None and hist.count else None
+    latency = latency_metric(metric)
+    if latency is not None:
+        kind, fraction = latency
+        hist = service if kind == "service" else (
+            recorder.overall("intended") if scope == OVERALL else recorder.intended.get(scope))  # fmt: skip
+        return hist.percentile(fraction) if hist is not None else None
     if metric == "failure_ratio":
         failed = sum(recorder.failures.values()) if scope == OVERALL else recorder.failures.get(scope, 0)
         return failed / service.count
@@ -169,17 +183,57 @@ def measure(recorder: Recorder, scope: str, metric: str, offered: float | None) 
     raise ValueError(metric)
 
 
+def window_value(slo: Slo, window: Window) -> float | None:
+    """The value of an overall objective's metric over a window of seconds, or None when not judged there."""
+    if not window.requests:
+        return None
+    latency = latency_metric(slo.metric)
+    if latency is not None:
+        kind, fraction = latency
+        return (window.service if kind == "service" else window.intended).percentile(fraction)
+    if slo.metric == "failure_ratio":
+        return window.failures / window.requests
+    if slo.metric == "dropped_ratio":
+        return window.dropped / window.scheduled if window.scheduled else None
+    if slo.metric == "dropped_iterations":
+        return float(window.dropped)
+    return None  # throughput and drift concern the whole run
+
+
+def check_window(slos: SloSet, window: Window) -> list[Verdict]:
+    """The overall objectives judged on a window only (a stress step); those not judged there are left out."""
+    verdicts = []
+    for slo in slos.slos:
+        if slo.scope != OVERALL:
+            continue
+        value = window_value(slo, window)
+        if value is not None:
+            verdicts.append(Verdict(slo, value, _holds(slo, value)))
+    return verdicts
+
+
+def at_risk(verdicts: list[Verdict]) -> list[Verdict]:
+    """The verdicts breached, or (upper limits) past AT_RISK of their limit: what a progress line names."""
+    return [v for v in verdicts if v.measured is not None and
+            (not v.passed or (v.slo.comparison == "max" and v.measured > AT_RISK * v.slo.limit))]  # fmt: skip
+
+
+def _holds(slo: Slo, value: float) -> bool:
+    return value <= slo.limit if slo.comparison == "max" else value >= slo.limit
+
+
 def drift(recorder: Recorder) -> dict[str, float | None]:
-    """p95 of the last tenth of the run over the first, and the growth of the failure ratio."""
+    """p95 from the intended start of the last tenth of the run over the first, and the growth of the failure ratio."""
     if not recorder.seconds:
         return {"p95_drift_ratio": None, "failure_ratio_growth": None}
     first, last = min(recorder.seconds), max(recorder.seconds) + 1
     width = max(1.0, (last - first) * DRIFT_WINDOW)
-    early, early_f, _ = recorder.window(first, first + width)
-    late, late_f, _ = recorder.window(last - width, last)
-    p_early, p_late = early.percentile(0.95), late.percentile(0.95)
+    early, late = recorder.window(first, first + width), recorder.window(last - width, last)
+    p_early, p_late = early.intended.percentile(0.95), late.intended.percentile(0.95)
     ratio = p_late / p_early if p_early and p_late else None
-    growth = (late_f / late.count - early_f / early.count) if early.count and late.count else None
+    growth = (
+        late.failures / late.requests - early.failures / early.requests if early.requests and late.requests else None
+    )
     return {"p95_drift_ratio": ratio, "failure_ratio_growth": growth}
 
 
@@ -193,6 +247,5 @@ def check(slos: SloSet, recorder: Recorder, offered: float | None, soak: bool = 
         if value is None:
             verdicts.append(Verdict(slo, None, True))
             continue
-        ok = value <= slo.limit if slo.comparison == "max" else value >= slo.limit
-        verdicts.append(Verdict(slo, value, ok))
+        verdicts.append(Verdict(slo, value, _holds(slo, value)))
     return verdicts

@@ -229,20 +229,28 @@ def begin_run(
     collected: Iterable[str] = (),
     seeds: Mapping[str, int] | None = None,
     results: Path | None = None,
+    run_id: str | None = None,
 ) -> RunWriter:
     """Make the run's folder and write its manifest, `in-progress`, before the run does anything else.
 
     `results` is where the run's Allure results go when not in its own folder (a folder the
-    user named); it must not hold another run's results.
+    user named); it must not hold another run's results. `run_id` is the id the run builder
+    gave the run (rxverify.target.run.open_run), so its ledger entries carry the manifest's id.
     """
     if suite not in SUITES:
         raise ValueError(f"unknown suite {suite!r}")
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    run = f"{suite}-{stamp}-{os.getpid()}"
+    if run_id:
+        run = checked_id(run_id, "the run id")
+    else:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        run = f"{suite}-{stamp}-{os.getpid()}"
     reports.mkdir(parents=True, exist_ok=True)
     release_run = _join_release_run(reports, run)
     folder = reports / RUNS_DIR / run
-    folder.mkdir(parents=True)
+    try:
+        folder.mkdir(parents=True)
+    except FileExistsError:
+        raise UserError(f"{folder} already holds the evidence of run {run!r}: a run id names one run") from None
     if results is not None:
         results = results.resolve()
         if results.is_dir() and any(results.glob("*-result.json")):

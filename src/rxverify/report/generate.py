@@ -32,12 +32,13 @@ import requests
 
 from rxverify import __version__
 from rxverify.errors import UserError
-from rxverify.redact import redact_text
-from rxverify.registry import Registry
 from rxverify.report.categories import categories_json
 from rxverify.report.evidence import Manifest, git_commit, now_iso, recorded_release_run, release_runs, results_digest
 from rxverify.report.runs import RunRecord, read_run_records
 from rxverify.report.scan import Finding, scan_report, scan_results
+from rxverify.safety.guard import RequestRefused
+from rxverify.safety.redaction import redact_text
+from rxverify.safety.registry import Registry
 
 Out = Callable[[str], None]
 ALLURE_PACKAGE = "allure-commandline"
@@ -127,8 +128,12 @@ def _version_text(status: dict[str, Any]) -> str:
     return " ".join(parts) or json.dumps(status, sort_keys=True)
 
 
-def platform_versions(records: list[RunRecord], probe: bool = True) -> dict[str, str]:
-    """Each platform's version: from GET /status now when it answers, else what the latest run recorded."""
+def platform_versions(records: list[RunRecord], session: requests.Session | None = None) -> dict[str, str]:
+    """Each platform's version: from GET /status now when it answers, else what the latest run recorded.
+
+    `session` is a guarded session of the report's target (rxverify.target.run.open_run); without
+    one (the local platforms of earlier runs are gone) nothing is probed.
+    """
     latest: dict[str, dict[str, Any]] = {}
     for record in records:
         latest.update(record.platforms)
@@ -136,11 +141,11 @@ def platform_versions(records: list[RunRecord], probe: bool = True) -> dict[str,
     for platform, info in sorted(latest.items()):
         base = info.get("legacy") or info.get("fhir")
         status = None
-        if probe and isinstance(base, str):
+        if session is not None and isinstance(base, str):
             try:
-                answer = requests.get(status_url(base), timeout=STATUS_TIMEOUT_S)
+                answer = session.get(status_url(base), timeout=STATUS_TIMEOUT_S)
                 status = answer.json() if answer.ok else None
-            except (requests.RequestException, ValueError):
+            except (requests.RequestException, RequestRefused, ValueError):
                 status = None
         if isinstance(status, dict):
             versions[platform] = _version_text(status)
@@ -155,7 +160,7 @@ def environment(
     reports: Path,
     records: list[RunRecord],
     release: str | None,
-    probe: bool = True,
+    session: requests.Session | None = None,
     runs: list[Manifest] | None = None,
 ) -> dict[str, str]:
     """environment.properties: release run, target, reference platforms or not, versions, release, commit, seeds."""
@@ -176,7 +181,7 @@ def environment(
         "seed": ", ".join(seeds) or "not recorded",
         "rxverify": __version__,
     }
-    for platform, version in platform_versions(records, probe).items():
+    for platform, version in platform_versions(records, session).items():
         values[f"platform.{platform}"] = version
     return {key: redact_text(value) for key, value in values.items()}
 
@@ -247,7 +252,7 @@ def generate_report(
     tools: Path,
     release: str | None = None,
     out: Out = print,
-    probe: bool = True,
+    session: requests.Session | None = None,
 ) -> ReportOutcome:
     """Remove the old report; scan the release run's results; generate the report; keep its history; scan it.
 
@@ -261,7 +266,23 @@ def generate_report(
         raise UserError(f"no Allure results in {where} (run the suites first: tox -e contract,load)")
     with tempfile.TemporaryDirectory(prefix="rxverify-report-") as tmp:
         meta = Path(tmp)
-        return _generate(folders, meta, output, reports, registry, tools, release, out, probe, runs)
+        return _generate(folders, meta, output, reports, registry, tools, release, out, session, runs)
+
+
+def _gather(folders: list[Path], meta: Path) -> None:
+    """Copy the runs' results beside the report's own files: one folder for Allure, the runs' left as they are.
+
+    Given several folders, Allure's command line applies no categories.json (with it in the first
+    folder or the last, every failure fell under its defaults); in one folder it applies them.
+    """
+    for folder in folders:
+        for path in folder.iterdir():
+            if not path.is_file():
+                continue
+            copy = meta / path.name
+            if copy.exists():  # Allure names its files by UUID: two runs never share one
+                raise UserError(f"{path} has the name of a file of another run: the results cannot be merged")
+            shutil.copyfile(path, copy)
 
 
 def _generate(
@@ -273,12 +294,12 @@ def _generate(
     tools: Path,
     release: str | None,
     out: Out,
-    probe: bool,
+    session: requests.Session | None,
     runs: list[Manifest],
 ) -> ReportOutcome:
     records = read_run_records(reports)
     outcome = ReportOutcome(results=sum(len(list(f.glob("*-result.json"))) for f in folders))
-    outcome.environment = environment(reports, records, release, probe, runs)
+    outcome.environment = environment(reports, records, release, session, runs)
     (meta / "environment.properties").write_text(_properties(outcome.environment), encoding="utf-8")
     (meta / "executor.json").write_text(json.dumps(executor(outcome.environment), indent=1), encoding="utf-8")
     (meta / "categories.json").write_text(json.dumps(categories_json(), indent=1), encoding="utf-8")
@@ -290,10 +311,11 @@ def _generate(
         return outcome
     require_tools()
     allure = allure_command(tools, out)
+    _gather(folders, meta)
     env = dict(os.environ, ALLURE_NO_ANALYTICS="true")  # no tracking script: the report loads nothing from outside
     try:
         done = subprocess.run(
-            [str(allure), "generate", str(meta), *map(str, folders), "-o", str(output), "--clean", "--single-file"],
+            [str(allure), "generate", str(meta), "-o", str(output), "--clean", "--single-file"],
             capture_output=True,
             text=True,
             timeout=GENERATE_TIMEOUT_S,

@@ -21,6 +21,7 @@ import pytest
 
 from rxverify.errors import UserError
 from rxverify.report.evidence import COMPLETE, FAILED, INTERRUPTED, RunWriter, begin_run
+from rxverify.target.processes import Terminated
 
 SUITE_ATTRIBUTE = "RXVERIFY_SUITE"
 TEST_ID_LABEL = "test_id"
@@ -103,8 +104,13 @@ def _begin(config: pytest.Config) -> None:
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM ends the session as Ctrl-C does: the teardown runs and the manifest says `interrupted`."""
-    raise KeyboardInterrupt("SIGTERM")
+    """SIGTERM ends the session as Ctrl-C does: the teardown runs and the manifest says `interrupted`.
+
+    A second SIGTERM or Ctrl-C while it unwinds is ignored, so the platforms' clean-up is not cut short.
+    """
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+    raise Terminated("SIGTERM")
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -1,6 +1,6 @@
 """Run records: what each suite run was about, for the report's environment and the gate's safety criterion.
 
-Every run of a suite (contract, verify) writes one file when it ends, in its own run folder
+Every run of a suite (contract, load, verify) writes one file when it ends, in its own run folder
 (`reports/runs/<run id>/run-record.json`, rxverify.report.evidence); without a run id it is
 `reports/runs/<suite>-<UTC stamp>-<pid>.json`, which the gate refuses as evidence of no run:
 
@@ -15,12 +15,16 @@ Every run of a suite (contract, verify) writes one file when it ends, in its own
         "old": {"legacy": "http://127.0.0.1:40001/legacy", "status": {"product": "...", "version": "..."}},
         "new": {"legacy": "...", "fhir": "...", "status": {...}}
       },
-      "guard": {"sent": 6095, "refused": {"identity": 0, "plan": 0, "operation": 0, "window": 0}},
-      "refused_cases": {"<test id>": {"<operation>": 2}}   # generated cases the guard refused, when counted
+      "guard": {"admitted": 6095, "sent": 6095, "refused": {"identity": 0, "plan": 0, "window": 0}},
+      "egressAudit": {"ran": true, "problems": []},   # local targets: every request received was sent
+      "refusedCases": {"tests/contract/test_x.py::test_y[new]": {"SkapaOrdinationVard": 1}}
     }
 
-`guard` is the guard's counts (`Guard.counts`): `passed` becomes `sent`, every other reason is
-a refusal. `write_run_record` writes this shape; the report and the gate read it with
+`guard` is the guard's counts (`Guard.counts`): `admitted` what the guard let through, `sent`
+what its transports wrote to a socket (what left, not what was passed), every other reason a
+refusal. `egressAudit` is the egress audit of a run against the local platforms
+(rxverify.safety.audit); `refusedCases` the generated cases the guard refused, per test and
+operation. `write_run_record` writes this shape; the report and the gate read it with
 `read_run_records`.
 """
 
@@ -56,7 +60,8 @@ class RunRecord:
     platforms: dict[str, dict[str, Any]] = field(default_factory=dict)
     sent: int = 0
     refused: dict[str, int] = field(default_factory=dict)
-    refused_cases: dict[str, dict[str, int]] = field(default_factory=dict)  # test id -> operation -> count
+    egress_problems: list[str] = field(default_factory=list)  # the egress audit's findings (empty: none)
+    refused_cases: dict[str, dict[str, int]] = field(default_factory=dict)  # test -> operation -> refused
 
     @property
     def refusals(self) -> int:
@@ -80,6 +85,8 @@ def write_run_record(
     release: str | None = None,
     platforms: Mapping[str, Mapping[str, Any]] | None = None,
     run_id: str | None = None,
+    egress_audit: list[str] | None = None,
+    refused_cases: Mapping[str, Mapping[str, int]] | None = None,
 ) -> Path:
     """Write one run's record: in its run folder when `run_id` is given (see the module docstring)."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
@@ -95,9 +102,12 @@ def write_run_record(
         "release": release,
         "platforms": {name: dict(info) for name, info in (platforms or {}).items()},
         "guard": {
-            "sent": int(guard_counts.get("passed", 0)),
-            "refused": {k: int(v) for k, v in guard_counts.items() if k != "passed"},
+            "admitted": int(guard_counts.get("passed", 0)),
+            "sent": int(guard_counts.get("sent", 0)),
+            "refused": {k: int(v) for k, v in guard_counts.items() if k not in ("passed", "sent")},
         },
+        "egressAudit": {"ran": egress_audit is not None, "problems": list(egress_audit or [])},
+        "refusedCases": {test: dict(ops) for test, ops in (refused_cases or {}).items()},
     }
     directory = reports / RUNS_DIR / run_id if run_id else reports / RUNS_DIR
     directory.mkdir(parents=True, exist_ok=True)
@@ -123,8 +133,9 @@ def _record(path: Path, document: Any) -> RunRecord:
             platforms={str(k): dict(v) for k, v in (document.get("platforms") or {}).items()},
             sent=int(guard.get("sent", 0)),
             refused=refused,
+            egress_problems=[str(p) for p in (document.get("egressAudit") or {}).get("problems", [])],
             refused_cases=refused_cases_of(
-                document.get("refused_cases", document.get("refusedCases")), f"run record {path}"
+                document.get("refusedCases", document.get("refused_cases")), f"run record {path}"
             ),
         )
     except (AttributeError, KeyError, TypeError, ValueError) as exc:

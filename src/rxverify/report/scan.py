@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from rxverify.identity import mask
-from rxverify.redact import redact_text
-from rxverify.registry import Registry
+from rxverify.safety.identity import mask
+from rxverify.safety.redaction import redact_text
+from rxverify.safety.registry import Registry
 
 BINARY_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp", ".ico", ".woff", ".woff2", ".ttf", ".zip"})
 REPORT_DATA_DIRS = ("data", "widgets", "history", "export")

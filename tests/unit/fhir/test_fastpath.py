@@ -26,7 +26,7 @@ from rxverify.fhir.fastpath import Unsupported
 from rxverify.fhir.generate import resources
 from rxverify.fhir.package import Package
 from rxverify.fhir.validator import Constraint, Node, validator_for
-from rxverify.registry import Registry
+from rxverify.safety.registry import Registry
 
 from .conftest import FHIR_DIR, resource_profiles
 

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from rxverify.fhir.generate import Generator, Violation, generator_for, resources, violations
 from rxverify.fhir.package import Package
 from rxverify.fhir.validator import errors, validator_for
-from rxverify.identity import find_identities
-from rxverify.registry import Registry
+from rxverify.safety.identity import find_identities
+from rxverify.safety.registry import Registry
 
 from .conftest import resource_profiles
 

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from rxverify.fhir.package import Package
 from rxverify.fhir.validator import errors, validator_for
-from rxverify.registry import Registry
+from rxverify.safety.registry import Registry
 
 from .conftest import FHIR_DIR, INVALID_DIR
 

@@ -34,9 +34,9 @@ from rxverify.gate.evaluate import (
     evaluate,
 )
 from rxverify.gate.inputs import sha256_of
-from rxverify.ledger import Ledger
-from rxverify.registry import Registry
 from rxverify.report.evidence import INTERRUPTED, RELEASE_RUN_ENV, results_digest
+from rxverify.safety.ledger import Ledger
+from rxverify.safety.registry import Registry
 
 from ..conftest import CONTRACTS
 from ..report import builders as b

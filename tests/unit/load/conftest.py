@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -59,6 +60,13 @@ def locust_args(reports: Path, *extra: str, shape: str = "smoke") -> list[str]:
         *LOCUST, "--headless", "--config", "loadtests/profiles/smoke.conf", "--reports", str(reports),
         "--csv", str(reports / "load" / shape), "--html", str(reports / "load" / f"{shape}.html"), *extra,
     ]  # fmt: skip
+
+
+def free_port() -> str:
+    """A free loopback port (for a master, so runs of others on this machine cannot meet ours on 5557)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return str(probe.getsockname()[1])
 
 
 def run_locust(reports: Path, *extra: str, timeout: float = RUN_TIMEOUT_S) -> LoadRun:

@@ -50,23 +50,11 @@ class RunningPlatform:
                 self.process.wait()
 
 
-def start_platform(platform: str, data_dir: Path, key_file: Path, faults: list[str] | None = None) -> RunningPlatform:
-    """Start `python -m refplatform` and wait for its READY line."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "refplatform",
-        "--platform",
-        platform,
-        "--data-dir",
-        str(data_dir),
-        "--ticket-key-file",
-        str(key_file),
-    ]
-    for fault in faults or []:
-        cmd += ["--fault", fault]
+def start_ready(args: list[str], what: str) -> tuple[subprocess.Popen[str], str]:
+    """Start `python -m refplatform ARGS` and wait for its READY line; the process and its base URL."""
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "refplatform", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
     assert proc.stdout is not None
     deadline = time.monotonic() + 30
     line = ""
@@ -76,8 +64,18 @@ def start_platform(platform: str, data_dir: Path, key_file: Path, faults: list[s
             break
     if not line.startswith("READY"):
         proc.kill()
-        raise RuntimeError(f"{platform} platform did not start: {proc.stderr.read() if proc.stderr else ''}")
-    return RunningPlatform(platform, line.split()[2], data_dir, key_file, proc, list(faults or []))
+        raise RuntimeError(f"{what} did not start: {proc.stderr.read() if proc.stderr else ''}")
+    return proc, line.split()[2]
+
+
+def start_platform(platform: str, data_dir: Path, key_file: Path, faults: list[str] | None = None,
+                   extra: list[str] | None = None) -> RunningPlatform:
+    """Start `python -m refplatform --platform ...` (plus `extra` options) and wait for its READY line."""
+    cmd = ["--platform", platform, "--data-dir", str(data_dir), "--ticket-key-file", str(key_file)]
+    for fault in faults or []:
+        cmd += ["--fault", fault]
+    proc, url = start_ready(cmd + list(extra or []), f"{platform} platform")
+    return RunningPlatform(platform, url, data_dir, key_file, proc, list(faults or []))
 
 
 @pytest.fixture(scope="session")
@@ -148,3 +146,15 @@ def legacy_platform(request: pytest.FixtureRequest) -> RunningPlatform:
 def http() -> Iterator[requests.Session]:
     with requests.Session() as s:
         yield s
+
+
+@pytest.fixture(scope="session")
+def seeded_old(tmp_path_factory: pytest.TempPathFactory, patients: list[dict[str, Any]]) -> Path:
+    """An old store seeded (seed 11) for the 42 test patients of migration_support.subset: read it, never write."""
+    from refplatform.seed import seed_old_store
+
+    from .migration_support import AS_OF, subset
+
+    data_dir = tmp_path_factory.mktemp("seeded-old")
+    seed_old_store(data_dir, CONTRACTS, seed=11, as_of=AS_OF, patients=subset(patients))
+    return data_dir

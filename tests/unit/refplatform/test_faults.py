@@ -36,7 +36,7 @@ SAMORDNINGSNUMMER = "http://electronichealth.se/identifier/samordningsnummer"
 PRESCRIPTION_ID = "http://electronichealth.se/identifier/nllmedicationrequestid"
 PRESCRIPTION_FORMAT = "http://electronichealth.se/fhir/CodeSystem/nll-prescription-format"
 NPL_EXAMPLE = "19990101100001"
-KINDS = {"mapping", "fhir-conformance", "behaviour", "security", "performance"}
+KINDS = {"mapping", "fhir-conformance", "behaviour", "security", "performance", "migration", "wire"}
 
 MAPPING_FAULTS = [
     "transformer-drops-doseringstext", "transformer-utc-dates", "transformer-quantity-rounded",
@@ -140,7 +140,7 @@ def test_list_faults_names_at_least_24_with_kinds_and_descriptions() -> None:
     names = [r[0] for r in rows]
     assert len(set(names)) == len(names)
     for name, platform, kind, description in rows:
-        assert platform in ("old", "new", "both"), name
+        assert platform in ("old", "new", "both", "migration"), name
         assert kind in KINDS, name
         assert len(description) > 20, name
     assert {r[2] for r in rows} == KINDS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -198,3 +199,18 @@ def test_cli_non_loopback_host(tmp_path: Path, key_file: Path) -> None:
     result = run_cli("--platform", "old", "--data-dir", str(tmp_path / "d"), "--ticket-key-file", str(key_file),
                      "--host", "0.0.0.0")
     assert_bad_input(result, "loopback")
+
+
+@pytest.mark.parametrize("which", ["old", "new"])
+@pytest.mark.parametrize(("damage", "named"), [
+    ("services.toml", "services.toml"),
+    ("core_components/se.apotekensservice_or_1.0.xsd", "cannot compile"),
+])
+def test_cli_broken_service_contract(which: str, damage: str, named: str, tmp_path: Path, key_file: Path) -> None:
+    """A broken file of contracts/riv stops the platform with one line naming it, exit 2."""
+    contracts = tmp_path / "contracts"
+    shutil.copytree(ROOT / "contracts", contracts)
+    (contracts / "riv" / damage).write_text("<not [valid", encoding="utf-8")
+    result = run_cli("--platform", which, "--data-dir", str(tmp_path / "d"), "--ticket-key-file", str(key_file),
+                     "--contracts", str(contracts))
+    assert_bad_input(result, named)

@@ -93,11 +93,8 @@ def run_record(
         seed=seed,
         platforms={"new": {"legacy": "http://127.0.0.1:9/legacy", "status": {"product": "ECP", "version": "0.1.0"}}},
         run_id=run_id,
+        refused_cases=refused_cases,
     )
-    if refused_cases is not None:
-        document = json.loads(path.read_text(encoding="utf-8"))
-        document["refused_cases"] = refused_cases
-        path.write_text(json.dumps(document), encoding="utf-8")
     return path
 
 

@@ -26,7 +26,7 @@ CASES = [
     ("broken", b.GUARD_REFUSAL, c.SAFETY_REFUSAL),
     (
         "broken",
-        "rxverify.guard.RequestRefused: refused POST /legacy/x: outside the verification plan",
+        "rxverify.safety.guard.RequestRefused: refused POST /legacy/x: outside the verification plan",
         c.SAFETY_REFUSAL,
     ),
     ("failed", b.SLO_BREACH, c.SLO_BREACH),

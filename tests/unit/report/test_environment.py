@@ -14,13 +14,17 @@ import pytest
 
 from rxverify.cli import main
 from rxverify.errors import UserError
-from rxverify.registry import Registry
 from rxverify.report import generate
 from rxverify.report.evidence import read_runs
 from rxverify.report.runs import read_run_records
+from rxverify.safety.egress import guarded_session
+from rxverify.safety.guard import Guard
+from rxverify.safety.registry import Registry, load_registry
 
 from ..conftest import CONTRACTS
 from . import builders as b
+
+ROOT = Path(__file__).resolve().parents[3]
 
 
 class _Status(BaseHTTPRequestHandler):
@@ -53,15 +57,19 @@ def test_status_url_is_the_platform_root() -> None:
 def test_versions_come_from_the_platforms_when_they_answer(tmp_path: Path, status_server: str) -> None:
     b.run_record(tmp_path)  # the recorded platform (port 9) does not answer: its record is used
     records = read_run_records(tmp_path)
-    assert generate.platform_versions(records) == {"new": "ECP 0.1.0 (as recorded by the run)"}
+    guard = Guard(load_registry(ROOT / "contracts" / "testdata" / "test-patients.json"))
+    session = guarded_session(guard)
+    assert generate.platform_versions(records, session) == {"new": "ECP 0.1.0 (as recorded by the run)"}
     records[0].platforms["new"]["legacy"] = status_server + "/legacy"
-    assert generate.platform_versions(records) == {"new": "ECP 2.3.4 (release 21.0)"}
+    assert generate.platform_versions(records, session) == {"new": "ECP 2.3.4 (release 21.0)"}
+    assert guard.counts["passed"] == 2 and guard.counts["sent"] == 1  # both through the guard; port 9 never connected
+    assert generate.platform_versions(records) == {"new": "ECP 0.1.0 (as recorded by the run)"}  # no session: no probe
 
 
 def test_environment_names_release_run_target_platforms_commit_seed(tmp_path: Path) -> None:
     run = b.Run(tmp_path, "contract", seed=1234)
     run.record()
-    values = generate.environment(tmp_path, read_run_records(tmp_path), "21.0", probe=False, runs=read_runs(tmp_path))
+    values = generate.environment(tmp_path, read_run_records(tmp_path), "21.0", runs=read_runs(tmp_path))
     assert values["release.run"] == json.loads((tmp_path / "release.json").read_text())["releaseRun"]
     assert values["target"] == "local (local)"
     assert values["platforms"].startswith("the embedded reference platforms")
@@ -123,7 +131,7 @@ def test_the_previous_report_is_gone_when_the_scan_fails_and_the_gate_links_to_n
     (output / "provenance.json").write_text("{}")
     contract.result("test_leak", "failed", message="AssertionError: Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.x")
     monkeypatch.setattr(generate, "require_tools", lambda: pytest.fail("the scan stops it before any tool runs"))
-    outcome = generate.generate_report(None, output, tmp_path, registry, tmp_path, probe=False)
+    outcome = generate.generate_report(None, output, tmp_path, registry, tmp_path)
     assert outcome.findings and outcome.index is None
     assert not (output / "index.html").exists() and not (output / "provenance.json").exists()
     assert (output / "history" / "history-trend.json").is_file()  # the trend survives for the next report
@@ -151,7 +159,7 @@ def test_the_report_is_made_of_the_release_runs_folders_only(
     monkeypatch.setattr(generate, "require_tools", lambda: None)
     monkeypatch.setattr(generate, "allure_command", lambda tools, out: Path("/bin/allure"))
     monkeypatch.setattr(generate.subprocess, "run", allure)
-    outcome = generate.generate_report(None, tmp_path / "allure-report", tmp_path, registry, tmp_path, probe=False)
+    outcome = generate.generate_report(None, tmp_path / "allure-report", tmp_path, registry, tmp_path)
     assert outcome.index is not None
     [command] = seen
     assert str(contract.results) in command and str(load.results) in command

@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rxverify.cli import main
-from rxverify.identity import mask
-from rxverify.registry import Registry
 from rxverify.report.scan import scan_report, scan_results, scan_text
+from rxverify.safety.identity import mask
+from rxverify.safety.registry import Registry
 
 from ..strategies import foreign_identities, written
 from . import builders as b
@@ -67,7 +67,7 @@ def test_a_planted_foreign_identity_is_found(
 def test_digests_are_not_mistaken_for_identities(registry: Registry) -> None:
     # a historyId-like digest whose digit run would pass for a 10-digit identity
     nine = "850709980"
-    from rxverify.identity import check_digit
+    from rxverify.safety.identity import check_digit
 
     digest = f"ab{nine}{check_digit(nine)}cd0123456789abcdef"
     assert scan_text(json.dumps({"historyId": digest}), registry, "x") == []

@@ -42,9 +42,19 @@ class Target:
 
 def _check_url(url: str, where: str) -> str:
     parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 (urlsplit checks the port only when it is read)
+    except ValueError:
+        raise UserError(f"{where}: {url!r} has no valid port (1-65535)") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UserError(f"{where}: {url!r} is not an http(s) base URL")
     return url.rstrip("/")
+
+
+def _legacy_base(url: str, option: str) -> str:
+    """The legacy interface's base of a platform given by its root URL (or by that base itself)."""
+    base = _check_url(url, option)
+    return base if base.endswith("/legacy") else base + "/legacy"
 
 
 def load_targets(path: Path) -> dict[str, Target]:
@@ -97,18 +107,22 @@ def resolve_target(
     old_url: str | None = None,
     new_url: str | None = None,
     fhir_url: str | None = None,
+    old_secondary_url: str | None = None,
 ) -> Target:
     """The target to run against: a name from targets.toml, or running platforms given by URL.
 
-    An ad-hoc target (`--old-url`, `--new-url`, `--fhir-url`, as `rxverify serve` prints them)
-    is of class `test` unless it is on loopback, where it counts as `local`.
+    An ad-hoc target (`--old-url`, `--old-secondary-url`, `--new-url`, `--fhir-url`, as
+    `rxverify serve` prints them) is of class `test` unless it is on loopback, where it counts
+    as `local`.
     """
+    if old_secondary_url and not old_url:
+        raise UserError("--old-secondary-url is a second old instance: give the first with --old-url")
     if old_url or new_url or fhir_url:
         platforms = {}
         if old_url:
-            platforms["old"] = Endpoints(
-                legacy=_check_url(old_url, "--old-url") + "/legacy" * (not old_url.rstrip("/").endswith("/legacy"))
-            )
+            platforms["old"] = Endpoints(legacy=_legacy_base(old_url, "--old-url"))
+        if old_secondary_url:
+            platforms[PLATFORMS[2]] = Endpoints(legacy=_legacy_base(old_secondary_url, "--old-secondary-url"))
         if new_url or fhir_url:
             legacy = None
             if new_url:

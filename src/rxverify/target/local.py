@@ -19,10 +19,37 @@ from pathlib import Path
 
 from rxverify.errors import UserError
 from rxverify.paths import contracts_dir
-from rxverify.targets import Endpoints, Target
+from rxverify.target.processes import RUN_DIR_PREFIX, RunProcesses, clean_orphans
+from rxverify.target.targets import Endpoints, Target
 
 START_TIMEOUT_S = 60.0
 SECONDARY = "old-secondary"  # a second instance of the old platform (Diffy's secondary)
+# the interfaces each embedded platform serves: a test is generated only for a platform that has its interface
+INTERFACES = {"old": frozenset({"legacy"}), "new": frozenset({"legacy", "fhir"}), SECONDARY: frozenset({"legacy"})}
+_FAULTS: list[dict[str, str]] = []
+
+
+def known_faults() -> dict[str, str]:
+    """The reference platforms' fault catalogue (name -> platform), from `python -m refplatform --list-faults`."""
+    if not _FAULTS:
+        listed = subprocess.run(
+            [sys.executable, "-m", "refplatform", "--list-faults"], capture_output=True, text=True, timeout=60
+        )
+        if listed.returncode != 0:
+            raise UserError(f"cannot list the reference platforms' faults: {listed.stderr.strip()[-300:]}")
+        _FAULTS.append({line.split("\t")[0]: line.split("\t")[1] for line in listed.stdout.splitlines() if line})
+    return _FAULTS[0]
+
+
+def check_faults(faults: tuple[str, ...] | list[str], option: str = "--fault") -> None:
+    """Refuse an unknown fault name before anything is started (one line, naming it)."""
+    if not faults:
+        return
+    catalogue = known_faults()
+    unknown = [f for f in faults if f not in catalogue]
+    if unknown:
+        shown = ", ".join(map(repr, unknown))
+        raise UserError(f"{option}: unknown fault {shown} (the catalogue: python -m refplatform --list-faults)")
 
 
 @dataclass
@@ -52,9 +79,16 @@ def _drain(stream: object, sink: list[str]) -> None:
 
 
 def start_platform(
-    platform: str, data_dir: Path, key_file: Path, faults: tuple[str, ...] = (), port: int = 0
+    platform: str,
+    data_dir: Path,
+    key_file: Path,
+    faults: tuple[str, ...] = (),
+    port: int = 0,
+    audit_log: Path | None = None,
+    processes: RunProcesses | None = None,
+    label: str | None = None,
 ) -> StartedPlatform:
-    """Start one reference platform and wait until it prints its address."""
+    """Start one reference platform and wait until it prints its address (written down in `processes`)."""
     cmd = [
         sys.executable,
         "-m",
@@ -71,7 +105,11 @@ def start_platform(
     for fault in faults:
         cmd += ["--fault", fault]
     cmd += ["--contracts", str(contracts_dir().resolve())]
+    if audit_log is not None:
+        cmd += ["--audit-log", str(audit_log)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if processes is not None:
+        processes.started(label or platform, proc.pid)
     assert proc.stdout is not None and proc.stderr is not None
     tail: list[str] = []
     threading.Thread(target=_drain, args=(proc.stderr, tail), daemon=True).start()
@@ -101,6 +139,9 @@ class LocalPlatforms:
     data_dir: Path
     # a second old platform with its own store: the differential learns noise from old vs old
     secondary: StartedPlatform | None = None
+    # the run's temporary folder holds the ticket key (0600) and the audit logs: both gone with the run
+    key_file: Path | None = None
+    audit_dir: Path | None = None
 
     def target(self) -> Target:
         """A Target pointing at the started platforms."""
@@ -134,24 +175,42 @@ def local_platforms(
     faults: tuple[str, ...] = (),
     ports: dict[str, int] | None = None,
     key: bytes | None = None,
+    audit: bool = False,
 ) -> Iterator[LocalPlatforms]:
-    """Start the reference platforms for the duration of a `with` block."""
-    with tempfile.TemporaryDirectory(prefix="rxverify-") as tmp:
+    """Start the reference platforms for the duration of a `with` block.
+
+    Everything the run needs on disk lives in one temporary folder, removed at the end: the
+    stores (unless `data_dir` keeps them), the ticket key and, with `audit`, the audit logs
+    (each platform writes a digest of every request it receives to `<audit_dir>/<platform>.jsonl`,
+    the egress audit of rxverify.safety.audit). Orphans of killed runs are cleaned up first
+    (rxverify.target.processes).
+    """
+    clean_orphans()
+    with tempfile.TemporaryDirectory(prefix=RUN_DIR_PREFIX) as tmp:
         run_dir = data_dir or Path(tmp)
         run_dir.mkdir(parents=True, exist_ok=True)
         key = key or new_ticket_key()
         key_file = Path(tmp) / "ticket.key"
         key_file.write_bytes(key)
         key_file.chmod(0o600)
+        audit_dir = Path(tmp) / "audit" if audit else None
+        if audit_dir is not None:
+            audit_dir.mkdir(mode=0o700)
+        processes = RunProcesses(Path(tmp))
         started: dict[str, StartedPlatform] = {}
         try:
             for platform in platforms:
                 kind = "old" if platform == SECONDARY else platform
+                audit_log = audit_dir / f"{platform}.jsonl" if audit_dir is not None else None
                 started[platform] = start_platform(
-                    kind, run_dir / platform, key_file, faults, (ports or {}).get(platform, 0)
+                    kind, run_dir / platform, key_file, faults, (ports or {}).get(platform, 0), audit_log, processes,
+                    label=platform,
                 )
-            running = LocalPlatforms(started.get("old"), started.get("new"), key, run_dir, started.get(SECONDARY))
+            running = LocalPlatforms(
+                started.get("old"), started.get("new"), key, run_dir, started.get(SECONDARY), key_file, audit_dir
+            )
             yield running
         finally:
             for p in started.values():
                 p.stop()
+            processes.done()

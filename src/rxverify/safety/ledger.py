@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rxverify.errors import UserError
-from rxverify.identity import mask_identities
+from rxverify.safety.identity import mask_identities
 
 UNKNOWN = "unknown: may have reached the platform"
 # ids a platform returns for what a write created (legacy fields, FHIR `id`)
@@ -48,10 +48,14 @@ def returned_ids(document: Any, location: str | None = None) -> dict[str, Any]:
 class Ledger:
     """Appends the writes of one run to reports/ledger/ledger-<UTC timestamp>-<pid>.jsonl."""
 
-    def __init__(self, directory: Path, *, target: str = "", environment_class: str = "", run_id: str = "") -> None:
+    def __init__(
+        self, directory: Path, *, target: str = "", environment_class: str = "", run_id: str = "", kind: str = ""
+    ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         self.run_id = run_id or f"{stamp}-{os.getpid()}"
+        # what the writes are part of: contract, load, load seeding, verification, ... (a run may change it)
+        self.run_kind = kind
         self.path = directory / f"ledger-{stamp}-{os.getpid()}.jsonl"
         self.target = target
         self.environment_class = environment_class
@@ -59,14 +63,18 @@ class Ledger:
         self._seq = 0
         self._shown: dict[int, str] = {}  # attempts awaiting their outcome: seq -> masked path
         # unbuffered, opened for appending: each entry is one write(2) of a whole line, so it is
-        # with the operating system as soon as it is written and a killed run loses nothing
-        self._fd: int | None = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # with the operating system as soon as it is written and a killed run loses nothing. The
+        # file is made with the first write: a run refused before it sends anything leaves none.
+        self._fd: int | None = None
+        self._closed = False
 
     def _write(self, entry: dict[str, Any]) -> None:
         line = (_ENCODE(entry) + "\n").encode("utf-8")
         with self._lock:
-            if self._fd is None:
+            if self._closed:
                 raise UserError(f"the ledger {self.path} is closed")
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             written = os.write(self._fd, line)
             while written < len(line):  # a regular file takes it whole; a short write is finished, not lost
                 written += os.write(self._fd, line[written:])
@@ -77,6 +85,7 @@ class Ledger:
         return {
             "time": _now(),
             "run": self.run_id,
+            "runKind": self.run_kind,
             "seq": seq,
             "kind": kind,
             "target": self.target,
@@ -118,6 +127,7 @@ class Ledger:
     def close(self) -> None:
         """Close the file (entries are already on disk)."""
         with self._lock:
+            self._closed = True
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
@@ -140,6 +150,7 @@ class LedgerRecord:
     ids: dict[str, Any] = field(default_factory=dict)
     outcome: str = UNKNOWN
     finished: str | None = None
+    run_kind: str = ""  # what the write was part of: contract, load, load seeding, verification, ...
 
     def id_values(self) -> list[str]:
         """Every returned id as a flat list (the Location header excluded)."""
@@ -162,43 +173,51 @@ def parse_instant(text: str, what: str = "--since") -> datetime:
         raise UserError(f"{what} {text!r} is not an ISO 8601 date or time") from None
 
 
-def read_ledger(directory: Path, since: str | datetime | None = None, patient: str | None = None) -> list[LedgerRecord]:
+def read_ledger(
+    directory: Path,
+    since: str | datetime | None = None,
+    patient: str | None = None,
+    run: str | None = None,
+    problems: list[str] | None = None,
+) -> list[LedgerRecord]:
     """Every write in the ledger files of `directory`, oldest first, attempts merged with outcomes.
 
     An attempt without an outcome is `UNKNOWN`: the run stopped (or was killed) after sending.
     A write whose request named no patient (a cancellation by prescription id) is attributed
-    to the patients of the earlier write that returned the id its path names.
+    to the patients of the earlier write that returned the id its path names. `run` keeps one
+    run's writes. A line or file that cannot be read is skipped and, when `problems` is given,
+    named there (file and line number), so a reader can say what it could not show.
     """
     records: dict[tuple[str, int], LedgerRecord] = {}
     for path in sorted(directory.glob("ledger-*.jsonl")) if directory.is_dir() else []:
-        with path.open(encoding="utf-8") as handle:
-            for line in handle:
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue  # a line torn by a kill mid-write
-                key = (str(entry.get("run")), int(entry.get("seq", 0)))
-                if entry.get("kind") == "attempt":
-                    records[key] = LedgerRecord(
-                        entry["time"],
-                        key[0],
-                        key[1],
-                        entry.get("target", ""),
-                        entry.get("environmentClass", ""),
-                        entry.get("method", ""),
-                        entry.get("operation"),
-                        entry.get("path", ""),
-                        list(entry.get("patients", [])),
-                    )
-                elif entry.get("kind") == "outcome" and key in records:
-                    record = records[key]
-                    record.status = entry.get("status")
-                    record.ids = dict(entry.get("ids") or {})
-                    record.outcome = entry.get("outcome", UNKNOWN)
-                    record.finished = entry.get("time")
-                    record.patients = sorted(set(record.patients) | set(entry.get("patients", [])))
+        for number, entry in _entries(path, problems if problems is not None else []):
+            key = (str(entry.get("run")), int(entry.get("seq", 0)))
+            if entry.get("kind") == "attempt":
+                records[key] = LedgerRecord(
+                    entry["time"],
+                    key[0],
+                    key[1],
+                    entry.get("target", ""),
+                    entry.get("environmentClass", ""),
+                    entry.get("method", ""),
+                    entry.get("operation"),
+                    entry.get("path", ""),
+                    list(entry.get("patients", [])),
+                    run_kind=str(entry.get("runKind") or ""),
+                )
+            elif entry.get("kind") == "outcome" and key in records:
+                record = records[key]
+                record.status = entry.get("status")
+                record.ids = dict(entry.get("ids") or {})
+                record.outcome = entry.get("outcome", UNKNOWN)
+                record.finished = entry.get("time")
+                record.patients = sorted(set(record.patients) | set(entry.get("patients", [])))
+            elif entry.get("kind") == "outcome" and problems is not None:
+                problems.append(f"{path} line {number}: an outcome whose attempt is not in the ledger")
     ordered = sorted(records.values(), key=lambda r: (r.time, r.run, r.seq))
     _attribute(ordered)
+    if run is not None:
+        ordered = [r for r in ordered if r.run == run]
     if since is not None:
         start = _as_utc(since) if isinstance(since, datetime) else parse_instant(since)
         ordered = [r for r in ordered if parse_instant(r.time, "ledger time") >= start]
@@ -206,6 +225,33 @@ def read_ledger(directory: Path, since: str | datetime | None = None, patient: s
         wanted = re.sub(r"\D", "", patient)
         ordered = [r for r in ordered if any(p == wanted or p.endswith(wanted) for p in r.patients)]
     return ordered
+
+
+def _entries(path: Path, problems: list[str]) -> Iterable[tuple[int, dict[str, Any]]]:
+    """(line number, entry) of every readable entry of one ledger file; what cannot be read goes to `problems`."""
+    try:
+        lines = path.read_bytes().split(b"\n")
+    except OSError as exc:
+        problems.append(f"{path}: unreadable ({exc.strerror})")
+        return
+    if lines and lines[-1] == b"":
+        lines.pop()  # the newline that ends the last entry
+    for number, raw in enumerate(lines, start=1):
+        try:
+            entry = json.loads(raw.decode("utf-8"))
+            if not isinstance(entry, dict) or entry.get("kind") not in ("attempt", "outcome") or "time" not in entry:
+                raise ValueError("not a ledger entry")
+            int(entry.get("seq", 0))
+        except (ValueError, TypeError):
+            # a line torn by a kill mid-write, or not written by a ledger at all
+            problems.append(f"{path} line {number}: torn or unreadable (skipped)")
+            continue
+        yield number, entry
+
+
+def run_ids(directory: Path) -> list[str]:
+    """The ids of the runs that wrote to the ledger, oldest first."""
+    return list(dict.fromkeys(r.run for r in read_ledger(directory)))
 
 
 def _attribute(records: list[LedgerRecord]) -> None:

@@ -2,7 +2,8 @@
 
 No rule recognises Skatteverket's test numbers (DOMAIN.md), so the registry is a list. The
 one shipped for the embedded platforms is synthetic and says so; a non-local target refuses
-to run on a synthetic registry.
+to run on a synthetic registry and needs one imported from Skatteverket's published list
+(`rxverify registry import`, rxverify.safety.registry_import).
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from rxverify.errors import UserError
-from rxverify.identity import find_identities, luhn_ok
+from rxverify.safety.identity import find_identities, luhn_ok
+
+IMPORT_HINT = (
+    "import Skatteverket's published test numbers first: rxverify registry import FILE --output PATH, "
+    "and name PATH as the target's registry (targets.toml: registry = PATH)"
+)
 
 
 @dataclass(frozen=True)
@@ -37,8 +43,14 @@ class Registry:
     def __init__(self, path: Path, document: dict[str, Any]) -> None:
         self.path = path
         self.synthetic = bool(document.get("synthetic"))
-        self.source = str(document.get("source", "unknown"))
-        self.created = str(document.get("created", "unknown"))
+        source = document.get("source", "unknown")
+        # an imported registry names its file and checksum (rxverify registry import)
+        self.source = (
+            f"{source.get('file', '?')} (sha256 {str(source.get('sha256', '?'))[:12]}…)"
+            if isinstance(source, dict)
+            else str(source)
+        )
+        self.created = str(document.get("imported") or document.get("created") or "unknown")
         self.allowed_classes = tuple(document.get("allowed_environment_classes", ("local",) if self.synthetic else ()))
         patients = []
         for row in document.get("patients", []):
@@ -80,11 +92,17 @@ class Registry:
         return [f for f in find_identities(text) if f.twelve not in self.ids]
 
     def check_usable_for(self, environment_class: str, target: str) -> None:
-        """Refuse a synthetic registry for anything but the embedded local platforms."""
+        """Refuse a synthetic registry for anything but the embedded local platforms (and any class it excludes)."""
         if self.synthetic and environment_class != "local":
             raise UserError(
                 f"target {target!r} is class {environment_class!r} but the test-patient registry {self.path} is "
-                "synthetic: import Skatteverket's published test numbers first (rxverify registry import)"
+                f"synthetic: {IMPORT_HINT}"
+            )
+        if environment_class not in self.allowed_classes:
+            allowed = ", ".join(self.allowed_classes) or "none"
+            raise UserError(
+                f"target {target!r} is class {environment_class!r} but the test-patient registry {self.path} allows "
+                f"only {allowed} (allowed_environment_classes)"
             )
 
 

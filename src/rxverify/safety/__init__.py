@@ -1,0 +1,1 @@
+"""Safety: the one guarded egress, identities, the test-patient registry, scrubbing, the ledger."""

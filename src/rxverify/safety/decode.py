@@ -1,0 +1,393 @@
+"""Decoding before scanning: every text a server could read out of a request, as it would read it.
+
+The guard scans texts, not bytes, so a request is first taken apart the way a receiving stack
+would take it apart: the URL (percent-encoding applied any number of times, `+` as a space in a
+query, userinfo), every header (Basic credentials, bearer tokens and JWT payloads, any other
+base64 or base64url token), and the body by its Content-Encoding (gzip, deflate, br; any other
+is refused), its charset (UTF-8, UTF-16, UTF-32, with a BOM or a charset parameter) and its
+media type: JSON (escapes decoded; numbers as integers, floats and exponents), form data,
+multipart (each part, with its own transfer encoding and media type), XML and SOAP (entities,
+numeric character references, CDATA, text split by comments), plain text. Base64 tokens found
+in any of these are decoded and read again.
+
+A body it cannot read (a stream, a file object, bytes of an unknown media type or encoding, a
+multipart body without a boundary) raises Unreadable: the guard refuses it rather than send it
+unread. Decoding only what the media type and encoding call for keeps the load-test hot path
+cheap: a JSON body without escapes or fractions, or an XML body without entities, comments or
+CDATA, is read as it stands.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import email.parser
+import email.policy
+import html
+import json
+import re
+import zlib
+from collections.abc import Iterator, Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
+
+MAX_DECODED = 16 * 1024 * 1024  # a body that inflates beyond this is refused (a decompression bomb)
+MAX_PERCENT_ROUNDS = 8  # percent-decoding applied more often than this is refused
+MAX_DEPTH = 4  # base64 inside base64 inside a multipart part ...: deeper is refused
+# an identity is at least 10 characters written, so at least 14 in base64 (unpadded)
+_B64_TOKEN = re.compile(r"[A-Za-z0-9+/_-]{14,}={0,2}")
+_CONTROL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # no text holds these: decoded noise
+_JSON_NEEDS_PARSE = re.compile(r"\\|\d[.eE]")  # escapes, fractions, exponents: the raw text is not enough
+TEXT_TYPES = ("text/",)
+JSON_TYPES = ("application/json",)
+XML_TYPES = ("application/xml", "text/xml", "application/soap+xml")
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+class Unreadable(Exception):
+    """A request part the guard cannot read, so it must not be sent."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+Places = list[tuple[str, str]]  # (where, text): every text to scan
+
+
+def media_type(content_type: str | None) -> tuple[str, dict[str, str]]:
+    """The lower-case media type and its parameters of a Content-Type value."""
+    if not content_type:
+        return "", {}
+    kind, _, rest = content_type.partition(";")
+    params: dict[str, str] = {}
+    for piece in rest.split(";"):
+        name, eq, value = piece.strip().partition("=")
+        if eq:
+            params[name.strip().lower()] = value.strip().strip('"')
+    return kind.strip().lower(), params
+
+
+def _header(headers: Mapping[str, Any], name: str) -> str | None:
+    for key, value in headers.items():
+        if str(key).lower() == name:
+            return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+    return None
+
+
+# ---- URL ----
+
+
+def percent_decodings(text: str, plus_is_space: bool) -> list[str]:
+    """`text` and every further percent-decoding of it, until nothing changes.
+
+    `+` is a space in form-encoded text (a query, a form body): in the first decoding, where the
+    standard puts it. A `+` that a decoding produced (from `%2B`) stays a `+` in later rounds, or a
+    centenarian's `YYMMDD+NNNN`, properly encoded, would read as someone born a century later.
+    """
+    seen = [text]
+    if plus_is_space and "+" in text:
+        seen.append(unquote_plus(text))
+    current = seen[-1]
+    for _ in range(MAX_PERCENT_ROUNDS):
+        if "%" not in current:
+            return seen
+        decoded = unquote(current)
+        if decoded == current:
+            return seen
+        seen.append(decoded)
+        current = decoded
+    raise Unreadable(f"percent-encoded more than {MAX_PERCENT_ROUNDS} times")
+
+
+def url_places(url: str) -> Places:
+    """The path, the query and any userinfo of `url`, decoded."""
+    parts = urlsplit(url)
+    places: Places = [("path", text) for text in percent_decodings(parts.path, False)]
+    if parts.query:
+        places += [("query", text) for text in percent_decodings(parts.query, True)]
+    if parts.fragment:
+        places += [("fragment", text) for text in percent_decodings(parts.fragment, True)]
+    if "@" in parts.netloc:
+        userinfo = parts.netloc.rsplit("@", 1)[0]
+        places += [("userinfo", text) for text in percent_decodings(userinfo, False)]
+    return places
+
+
+# ---- base64 ----
+
+
+def _b64(token: str) -> bytes | None:
+    stripped = token.rstrip("=")
+    padded = stripped + "=" * (-len(stripped) % 4)
+    alphabet = "-_" if ("-" in token or "_" in token) else "+/"
+    try:
+        return base64.b64decode(padded, altchars=alphabet.encode(), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _as_text(raw: bytes) -> str | None:
+    """`raw` as text when it reads as text (a decoded token), else None (random bytes)."""
+    if b"\x00" in raw:  # UTF-16 text has NUL bytes; nothing else that is text does
+        try:
+            text = raw.decode("utf-16")
+        except UnicodeDecodeError:
+            return None
+        return text if text.replace("\n", "").replace("\r", "").replace("\t", "").isprintable() else None
+    if _CONTROL.search(raw):
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def base64_places(where: str, text: str, depth: int) -> Places:
+    """Every base64/base64url token in `text` that decodes to text (or to a compressed body), decoded and read."""
+    places: Places = []
+    for match in _B64_TOKEN.finditer(text):
+        raw = _b64(match.group(0))
+        if raw is None:
+            continue
+        if raw[:2] == b"\x1f\x8b" or raw[:1] in (b"\x78",):
+            with contextlib.suppress(Unreadable):  # not compressed after all: read as it is
+                raw = _inflate(raw, "gzip" if raw[:2] == b"\x1f\x8b" else "deflate")
+        decoded = _as_text(raw)
+        if decoded is None:
+            continue
+        places.append((f"{where} (base64)", decoded))
+        places += _content_places(f"{where} (base64)", decoded, _sniff(decoded), depth + 1)
+    return places
+
+
+def _sniff(text: str) -> str:
+    stripped = text.lstrip("\ufeff \r\n\t")
+    if stripped[:1] in ("{", "["):
+        return "application/json"
+    if stripped[:1] == "<":
+        return "application/xml"
+    return "text/plain"
+
+
+# ---- headers ----
+
+
+def header_places(headers: Mapping[str, Any]) -> Places:
+    """Every header value, percent-decoded, with its credentials and tokens decoded."""
+    places: Places = []
+    for name, value in headers.items():
+        where = f"header {name}"
+        text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+        places += [(where, t) for t in percent_decodings(text, False)]
+        places += base64_places(where, text, 0)
+    return places
+
+
+# ---- bodies ----
+
+
+def _inflate(data: bytes, coding: str) -> bytes:
+    try:
+        if coding in ("gzip", "x-gzip"):
+            out = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, MAX_DECODED + 1)
+        elif coding == "deflate":
+            try:
+                out = zlib.decompressobj().decompress(data, MAX_DECODED + 1)
+            except zlib.error:  # raw deflate, as some stacks send it
+                out = zlib.decompressobj(-zlib.MAX_WBITS).decompress(data, MAX_DECODED + 1)
+        elif coding == "br":
+            import brotli  # locust's dependency; the one maintained binding
+
+            out = brotli.decompress(data)
+        else:
+            raise Unreadable(f"a body with Content-Encoding {coding!r}")
+    except (zlib.error, OSError) as exc:
+        raise Unreadable(f"a {coding} body that does not decompress ({exc})") from None
+    except Exception as exc:
+        if type(exc).__name__ == "error":  # brotli.error
+            raise Unreadable(f"a br body that does not decompress ({exc})") from None
+        raise
+    if len(out) > MAX_DECODED:
+        raise Unreadable(f"a {coding} body larger than {MAX_DECODED} bytes once decompressed")
+    return out
+
+
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8"),
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
+
+
+def body_texts(raw: bytes, charset: str | None) -> list[str]:
+    """The body as text, in every reading a server could give it (declared charset, BOM, UTF-8, UTF-16/32)."""
+    texts: list[str] = []
+    for bom, encoding in _BOMS:
+        if raw.startswith(bom):
+            texts.append(raw[len(bom) :].decode(encoding, "replace"))
+            break
+    if charset:
+        try:
+            texts.append(raw.decode(charset, "replace"))
+        except LookupError:
+            raise Unreadable(f"a body in the unknown charset {charset!r}") from None
+    if not texts:
+        texts.append(raw.decode("utf-8", "replace"))
+    if b"\x00" in raw:
+        # NUL bytes: a server could read the body as UTF-16 or UTF-32 even without a BOM
+        texts += [raw.decode(enc, "ignore") for enc in ("utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be")]
+    return list(dict.fromkeys(texts))
+
+
+def _is_text_bytes(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def body_places(body: Any, headers: Mapping[str, Any], depth: int = 0) -> Places:
+    """Every text of a request body, by its Content-Encoding, charset and media type."""
+    if body is None or body == b"" or body == "":
+        return []
+    if isinstance(body, bytearray | memoryview):
+        body = bytes(body)
+    if not isinstance(body, bytes | str):
+        raise Unreadable(f"a streamed or file body ({type(body).__name__})")
+    kind, params = media_type(_header(headers, "content-type"))
+    if isinstance(body, str):
+        texts = [body]
+    else:
+        raw = body
+        coding = (_header(headers, "content-encoding") or "").strip().lower()
+        for step in reversed([c.strip() for c in coding.split(",") if c.strip() and c.strip() != "identity"]):
+            raw = _inflate(raw, step)
+        if not _readable_type(kind) and not (kind == "" and _is_text_bytes(raw)):
+            raise Unreadable(f"a body of media type {kind or '(none)'!r} the guard cannot read")
+        if kind.startswith("multipart/"):
+            return _multipart_places(raw, kind, params, depth)
+        texts = body_texts(raw, params.get("charset"))
+    places: Places = []
+    for text in texts:
+        places.append(("body", text))
+        places += _content_places("body", text, kind or _sniff(text), depth)
+    return places
+
+
+def _readable_type(kind: str) -> bool:
+    return (
+        kind.startswith(TEXT_TYPES)
+        or kind in JSON_TYPES
+        or kind.endswith("+json")
+        or kind in XML_TYPES
+        or kind.endswith("+xml")
+        or kind == FORM_TYPE
+        or kind.startswith("multipart/")
+    )
+
+
+def _content_places(where: str, text: str, kind: str, depth: int) -> Places:
+    """What a parser of `kind` reads out of `text` beyond the text itself (which the caller scans)."""
+    if depth > MAX_DEPTH:
+        raise Unreadable(f"encodings nested more than {MAX_DEPTH} deep")
+    places: Places = []
+    if kind in JSON_TYPES or kind.endswith("+json"):
+        if _JSON_NEEDS_PARSE.search(text):
+            places += [(where, t) for t in json_texts(text)]
+    elif kind in XML_TYPES or kind.endswith("+xml"):
+        # always parsed: entities, character references, CDATA, comments and child elements can all
+        # split or hide digits that a receiving stack reads as one value
+        places += [(where, t) for t in xml_texts(text)]
+    elif kind == FORM_TYPE:
+        for name, value in parse_qsl(text, keep_blank_values=True):
+            places += [(where, name), (where, value)]
+    if "%" in text or (kind == FORM_TYPE and "+" in text):
+        places += [(where, t) for t in percent_decodings(text, True)[1:]]
+    places += base64_places(where, text, depth)
+    for extra_where, extra in list(places):  # tokens inside what the parser read out
+        if extra is not text and extra_where == where:
+            places += base64_places(where, extra, depth + 1)
+    return places
+
+
+def json_texts(text: str) -> Iterator[str]:
+    """The strings, keys and numbers (as integers where integral) of a JSON document; the raw text if not JSON."""
+    try:
+        document = json.loads(text, parse_float=Decimal, parse_int=Decimal)
+    except (ValueError, InvalidOperation):
+        yield html.unescape(text)
+        return
+    yield from _walk(document)
+
+
+def _walk(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, Decimal):
+        if node.is_finite():
+            yield str(node)
+            if node == node.to_integral_value() and abs(node.adjusted()) < 64:
+                yield str(int(node))
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield key
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def xml_texts(text: str) -> Iterator[str]:
+    """Every text node, attribute value and element's whole text of an XML document (entities resolved)."""
+    from lxml import etree
+
+    # internal entities are what a receiving parser expands; external ones are never fetched
+    parser = etree.XMLParser(resolve_entities="internal", no_network=True, load_dtd=False, huge_tree=False)
+    try:
+        root = etree.fromstring(text.encode("utf-8"), parser)
+    except etree.XMLSyntaxError:
+        yield html.unescape(text)  # not XML: what a lenient server would read
+        return
+    for element in root.iter():
+        if not isinstance(element.tag, str):
+            continue
+        # an element's whole text joins the text around comments and processing instructions
+        yield "".join(element.itertext())
+        yield from (str(v) for v in element.attrib.values())
+        if element.tail:
+            yield element.tail
+
+
+def _multipart_places(raw: bytes, kind: str, params: dict[str, str], depth: int) -> Places:
+    boundary = params.get("boundary")
+    if not boundary:
+        raise Unreadable("a multipart body without a boundary")
+    head = f"Content-Type: {kind}; boundary=\"{boundary}\"\r\nMIME-Version: 1.0\r\n\r\n".encode()
+    message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(head + raw)
+    if not message.is_multipart():
+        raise Unreadable("a multipart body that does not parse")
+    places: Places = []
+    for part in message.walk():
+        if part.is_multipart():
+            continue
+        for name, value in part.items():
+            places.append((f"multipart header {name}", str(value)))
+        payload = part.get_payload(decode=True)  # base64 and quoted-printable undone
+        if not isinstance(payload, bytes):
+            continue
+        part_headers = {"content-type": part.get("content-type", "text/plain")}
+        if part.get("content-encoding"):
+            part_headers["content-encoding"] = str(part["content-encoding"])
+        places += [("multipart part", t) for _, t in body_places(payload, part_headers, depth + 1)]
+    return places
+
+
+def request_places(url: str, headers: Mapping[str, Any], body: Any) -> tuple[Places, Places]:
+    """(the texts that can name patients: URL and body; the headers' texts), decoded; Unreadable if a part is not."""
+    return url_places(url) + body_places(body, headers), header_places(headers)

@@ -1,0 +1,347 @@
+"""The one guarded HTTP layer: every request the suite sends passes here before a byte leaves.
+
+It refuses (fail-closed) any request that carries a valid personal identity number that is
+not a registered test patient, wherever and however it hides: every part of the request is
+first decoded as a receiving server would decode it (rxverify.safety.decode), and a part it
+cannot read is refused, never sent unread. On a production target it also refuses any request
+without an active verification plan, any operation the plan does not cover and any request
+outside the plan's time window, and it keeps to the plan's rate limit. Every write goes to the
+ledger: an attempt before it is sent, its outcome after. Refusals are counted so a run can show them.
+
+The checks beyond the identity scan cost nothing on a local read: the load-test hot path.
+The transports that call it live in rxverify.safety.egress.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from functools import partial
+from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import unquote, urlsplit
+
+from rxverify.operations import WRITES, OperationIndex
+from rxverify.safety import decode
+from rxverify.safety.identity import Found, find_identities, mask_identities, might_hold_identity
+from rxverify.safety.ledger import Ledger, returned_ids
+from rxverify.safety.registry import Registry
+
+if TYPE_CHECKING:
+    from rxverify.plans import Plan
+
+# what can hide six digits from a plain reading: percent-encoding, base64 (12+ characters), non-ASCII digits
+_MAY_HIDE = re.compile(r"%|[A-Za-z0-9+/_-]{12,}|[^\x00-\x7f]")
+CLEAN_CACHE_LIMIT = 65_536  # texts remembered as clean; the cache starts over when full
+CLEAN_CACHE_TEXT = 4_096  # longer texts (bodies) are not remembered
+
+
+Attempt = tuple[int, str, str | None, list[str]]  # a ledgered attempt: seq, path, operation, patients
+
+
+class Admission(NamedTuple):
+    """What the guard found of a request it let through."""
+
+    operation: str | None  # the operationId, when the plan check resolved it
+    patients: tuple[str, ...]  # the registered test patients its path, query and body name
+
+
+class RequestRefused(Exception):
+    """The guard refused to send a request; nothing was sent."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class RateLimiter:
+    """A token bucket (in its GCRA form): at most `per_second` requests a second, bursts of `burst`.
+
+    Thread-safe: each caller reserves its slot under the lock and sleeps outside it.
+    """
+
+    def __init__(
+        self,
+        per_second: float,
+        burst: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.interval = 1.0 / per_second
+        self.tolerance = (burst - 1) * self.interval
+        self._clock = clock
+        self._sleep = sleep
+        self._next = clock()  # the theoretical arrival time of the next request
+        self._lock = threading.Lock()
+
+    def acquire(self) -> float:
+        """Block until a request may be sent; returns the seconds waited."""
+        with self._lock:
+            now = self._clock()
+            allowed_at = self._next - self.tolerance
+            wait = max(0.0, allowed_at - now)
+            self._next = max(self._next, now) + self.interval
+        if wait:
+            self._sleep(wait)
+        return wait
+
+
+class Guard:
+    """Checks outgoing requests against the registry and, on production, the verification plan.
+
+    Built for a run by `rxverify.target.run.open_run` only: the target's class, plan, window,
+    rate limit, ledger and operation index are fixed when it is made.
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        environment_class: str = "local",
+        plan: Plan | None = None,
+        ledger: Ledger | None = None,
+        operations: OperationIndex | None = None,
+        target_name: str = "",
+        audit: bool = False,
+    ) -> None:
+        self.registry = registry
+        self.environment_class = environment_class
+        self.production = environment_class == "production"
+        self.plan = plan
+        self.ledger = ledger
+        self.operations = operations
+        self.target_name = target_name
+        self.rate = RateLimiter(plan.rate_per_second, plan.burst) if plan is not None else None
+        # passed: admitted by the guard; sent: reached a socket (counted by the transport);
+        # every other key is a reason of refusal
+        self.counts: Counter[str] = Counter()
+        # what reached a socket, as digests (method, request target, body): the egress audit's evidence
+        self.sent_log: Counter[str] | None = Counter() if audit else None
+        self.busy_s = 0.0  # seconds the load client spent here (scan, ledger): the generator's figures
+        self._lock = threading.Lock()
+        self._clean: dict[tuple[str, str], tuple[str, ...]] = {}  # text read today -> the registered patients in it
+        self._clean_day = date.today()
+
+    def inspect(self, method: str, url: str, headers: Mapping[str, Any], body: Any) -> tuple[str, ...]:
+        """Raise RequestRefused if the request carries an identity outside the registry, in any encoding.
+
+        Every text a server could read out of the request (rxverify.safety.decode) is scanned; a
+        part the guard cannot read is refused. Returns the registered test patients the URL and
+        body name (for the ledger), so a write is scanned once.
+        """
+        patients = self._scan(method, url, headers, body)
+        with self._lock:
+            self.counts["passed"] += 1
+        return patients
+
+    def refusal(self, method: str, url: str, headers: Mapping[str, Any], body: Any) -> str | None:
+        """Why the guard would refuse this request (identities, readability), or None; nothing is counted.
+
+        Generated data is filtered with this while it is generated, so it never carries what the
+        guard would refuse, by the very reading the guard applies.
+        """
+        try:
+            self._scan(method, url, headers, body, count=False)
+        except RequestRefused as exc:
+            return exc.message
+        return None
+
+    def _scan(
+        self, method: str, url: str, headers: Mapping[str, Any], body: Any, count: bool = True
+    ) -> tuple[str, ...]:
+        today = date.today()  # a 10-digit number's century depends on the day: so does the cache
+        if today != self._clean_day:
+            self._clean, self._clean_day = {}, today
+        path = urlsplit(url).path
+        patients: set[str] = set()
+        patients.update(self._read(method, path, "url", url, partial(decode.url_places, url), today, count))
+        for name, value in headers.items():
+            text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+            self._read(method, path, "header", text, partial(decode.header_places, {name: text}), today, count)
+        if body is not None and body not in (b"", ""):
+            key = None
+            if isinstance(body, bytes | str):
+                # the same bytes read under another media type or encoding are another reading
+                kind = decode.media_type(_header(headers, "content-type"))
+                coding = _header(headers, "content-encoding") or ""
+                key = f"{kind}|{coding}|" + (body.decode("latin-1") if isinstance(body, bytes) else body)
+            patients.update(
+                self._read(method, path, "body", key, partial(decode.body_places, body, headers), today, count)
+            )
+        return tuple(sorted(patients))
+
+    def _read(
+        self,
+        method: str,
+        path: str,
+        part: str,
+        key: str | None,
+        places: Callable[[], decode.Places],
+        today: date,
+        count: bool = True,
+    ) -> tuple[str, ...]:
+        """The registered patients one part of a request names; refuses a foreign identity or an unreadable part.
+
+        Parts already read today are remembered by their text (tickets, read paths and repeated
+        bodies recur on the load path); long texts are not remembered.
+        """
+        if key is not None and len(key) <= CLEAN_CACHE_TEXT:
+            known = self._clean.get((part, key))
+            if known is not None:
+                return known
+            if part != "body" and not might_hold_identity(key) and not _MAY_HIDE.search(key):
+                # no six digits in any reading (nothing percent-encoded, no base64, no other digit forms)
+                self._remember(part, key, ())
+                return ()
+        else:
+            key = None
+        try:
+            found_places = places()
+        except decode.Unreadable as exc:
+            message = (
+                f"refused {method} {mask_identities(unquote(path))}: the {part} holds {exc.reason}, "
+                "which the guard cannot read (nothing unread is sent)"
+            )
+            raise (self._refuse("unreadable", message) if count else RequestRefused("unreadable", message)) from None
+        registered: set[str] = set()
+        ids = self.registry.ids
+        for where, text in found_places:
+            if not might_hold_identity(text):
+                continue
+            for hit in find_identities(text, today):
+                if hit.twelve not in ids:
+                    self._refuse_identity(method, path, where, hit, count)
+                registered.add(hit.twelve)
+        known = tuple(sorted(registered))
+        if key is not None:
+            self._remember(part, key, known)
+        return known
+
+    def _remember(self, part: str, key: str, known: tuple[str, ...]) -> None:
+        if len(self._clean) >= CLEAN_CACHE_LIMIT:
+            self._clean.clear()
+        self._clean[(part, key)] = known
+
+    def _refuse_identity(self, method: str, path: str, where: str, hit: Found, count: bool = True) -> None:
+        if count:
+            with self._lock:
+                self.counts["identity"] += 1
+        shown = mask_identities(unquote(path))
+        raise RequestRefused(
+            "identity",
+            f"refused {method} {shown}: {hit.kind} {hit.masked} in the {where} is not a registered test patient",
+        )
+
+    def _refuse(self, reason: str, message: str) -> RequestRefused:
+        with self._lock:
+            self.counts[reason] += 1
+        return RequestRefused(reason, message)
+
+    def sent(self, method: str, target: str, body: bytes | None) -> None:
+        """The transport reports a request that reached (or may have reached) a socket: counted and digested."""
+        with self._lock:
+            self.counts["sent"] += 1
+            if self.sent_log is not None:
+                self.sent_log[request_digest(method, target, body)] += 1
+
+    def unsent(self, method: str, target: str, body: bytes | None) -> None:
+        """The transport takes back a `sent`: the connection was never made, so nothing left."""
+        with self._lock:
+            self.counts["sent"] -= 1
+            if self.sent_log is not None:
+                self.sent_log[request_digest(method, target, body)] -= 1
+
+    def operation_of(self, method: str, url: str) -> str | None:
+        """The request's operationId, when an operation index is configured and one matches."""
+        return self.operations.operation_of(method, url) if self.operations is not None else None
+
+    def admit(self, method: str, url: str, headers: Mapping[str, Any], body: Any) -> Admission:
+        """Every check before sending (RequestRefused if one fails): what the ledger needs of the request.
+
+        Identities first; on a production target the plan (one active, the operation covered,
+        inside the window); then the plan's rate limit, which blocks rather than refuses.
+        """
+        patients = self.inspect(method, url, headers, body)
+        operation = None
+        if self.production:
+            operation = self._check_plan(method, url)
+        if self.rate is not None:
+            self.rate.acquire()
+        return Admission(operation, patients)
+
+    def _check_plan(self, method: str, url: str) -> str | None:
+        plan = self.plan
+        shown = f"{method} {mask_identities(unquote(urlsplit(url).path))}"
+        if plan is None:
+            raise self._refuse(
+                "plan",
+                f"refused {shown}: target {self.target_name!r} is class production and no verification plan "
+                "is active (rxverify verify --plan)",
+            )
+        operation = self.operation_of(method, url)
+        if operation not in plan.allowed_operations:
+            name = operation or "an operation outside the contracts"
+            raise self._refuse(
+                "plan", f"refused {name} ({shown}): not allowed by verification plan {plan.name!r} ({plan.path})"
+            )
+        now = datetime.now(UTC)
+        if not plan.in_window(now):
+            raise self._refuse(
+                "window",
+                f"refused {operation} ({shown}): {now.isoformat(timespec='seconds')} is outside the window of "
+                f"verification plan {plan.name!r} ({plan.window_start.isoformat()} to {plan.window_end.isoformat()})",
+            )
+        return operation
+
+    def _patients(self, *texts: str) -> list[str]:
+        ids = self.registry.ids
+        return sorted({f.twelve for text in texts for f in find_identities(text) if f.twelve in ids})
+
+    def record_attempt(self, method: str, url: str, admission: Admission) -> Attempt | None:
+        """Ledger the attempt of a write before it is sent (None when not a write or no ledger)."""
+        if self.ledger is None or method not in WRITES:
+            return None
+        operation = admission.operation or self.operation_of(method, url)
+        parts = urlsplit(url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        patients = list(admission.patients)
+        seq = self.ledger.attempt(method, operation, path, patients)
+        return seq, path, operation, patients
+
+    def record_outcome(self, attempt: Attempt, method: str, status: int | None, content: bytes | None,
+                       location: str | None = None) -> None:
+        """Ledger what came of a write: its status and returned ids, or (status None) a transport error."""
+        assert self.ledger is not None
+        seq, path, operation, patients = attempt
+        if status is None:
+            self.ledger.outcome(seq, method, operation, path, patients, None, {}, "transport-error")
+            return
+        document: Any = None
+        if content:
+            text = content.decode("utf-8", "replace")
+            patients = sorted(set(patients) | set(self._patients(text)))
+            try:
+                document = json.loads(text)
+            except ValueError:
+                document = None
+        ids = returned_ids(document, location)
+        outcome = "ok" if status < 400 else "error"
+        self.ledger.outcome(seq, method, operation, path, patients, status, ids, outcome)
+
+
+def request_digest(method: str, target: str, body: bytes | None) -> str:
+    """One request as the egress audit compares it: method, request target and the body's sha256."""
+    return f"{method.upper()} {target} {hashlib.sha256(body or b'').hexdigest()}"
+
+
+def _header(headers: Mapping[str, Any], name: str) -> str | None:
+    for key, value in headers.items():
+        if str(key).lower() == name:
+            return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+    return None

@@ -1,0 +1,1 @@
+"""Targets, the run a target becomes (one builder), the local platforms, credentials."""
