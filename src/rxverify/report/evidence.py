@@ -244,21 +244,20 @@ def begin_run(
     else:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         run = f"{suite}-{stamp}-{os.getpid()}"
-    reports.mkdir(parents=True, exist_ok=True)
-    release_run = _join_release_run(reports, run)
     folder = reports / RUNS_DIR / run
-    try:
-        folder.mkdir(parents=True)
-    except FileExistsError:
-        raise UserError(f"{folder} already holds the evidence of run {run!r}: a run id names one run") from None
-    if results is not None:
+    if results is not None:  # refused before anything is written
         results = results.resolve()
         if results.is_dir() and any(results.glob("*-result.json")):
-            folder.rmdir()
             raise UserError(
                 f"{results} already holds Allure results of another run: a run's results go to a folder of "
                 f"their own (leave --alluredir out: they go to {reports / RUNS_DIR}/<run id>/{RESULTS})"
             )
+    if folder.exists():
+        raise UserError(f"{folder} already holds the evidence of run {run!r}: a run id names one run")
+    reports.mkdir(parents=True, exist_ok=True)
+    release_run = _join_release_run(reports, run)
+    folder.mkdir(parents=True)
+    if results is not None:
         try:
             shown = str(results.relative_to(folder.resolve()))
         except ValueError:

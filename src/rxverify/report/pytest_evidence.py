@@ -78,10 +78,11 @@ def _selection(config: pytest.Config) -> dict[str, Any]:
 
 def _begin(config: pytest.Config) -> None:
     from rxverify.paths import contracts_dir, reports_dir
-    from rxverify.pytest_plugin import selected_platforms, target_of
+    from rxverify.pytest_plugin import checked_options, selected_platforms, target_of
 
     explicit = getattr(config.option, "allure_report_dir", None)
     try:
+        checked_options(config)  # a mistyped option writes nothing, not even a manifest (this hook runs first)
         target = target_of(config, contracts_dir(config.getoption("--contracts")))
         writer = begin_run(
             reports_dir(),
@@ -116,7 +117,9 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     """A contract run: its manifest first, and its results folder before Allure opens one."""
-    if config.option.collectonly or hasattr(config, "workerinput") or not _declares_contract_suite(config):
+    if config.option.collectonly or config.option.help or hasattr(config, "workerinput"):
+        return  # no run: nothing is written
+    if not _declares_contract_suite(config):
         return
     _begin(config)
 
