@@ -376,6 +376,7 @@ def _begin_evidence(load: LoadRun, target: Any, run_id: str) -> None:
             "faults": list(s.faults),
         },
         collected=planned_slos(load),
+        seeds={"load": s.seed},
         run_id=run_id,  # the ledger's entries of the master and its workers carry the same id
     )
 
