@@ -65,6 +65,7 @@ RXVERIFY_CASES = [
     (["gate", "--today", "2021-13-01"], "argument --today: '2021-13-01' is not an ISO 8601 date"),
     (["gate", "--criteria", "/nosuch"], "cannot read release criteria /nosuch"),
     (["gate", "--reports", "{empty}"], "{empty}"),
+    (["gate", "--reports", "{empty}", "--release-run", "release-x"], "no release run in"),
     (["loadmodel", "--scale", "nan"], "argument --scale: 'nan' is not a finite number"),
     (["loadmodel", "--scale", "inf"], "argument --scale: 'inf' is not a finite number"),
     (["loadmodel", "--scale", "-1"], "argument --scale: '-1' is not a number above 0"),
