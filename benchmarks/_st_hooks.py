@@ -1,9 +1,12 @@
-"""Schemathesis CLI hooks for the throughput benchmark: the suite's safety, counted calls.
+"""Schemathesis CLI hooks for the throughput benchmark: the suite's safety, SOAP bodies, counted calls.
 
 Loaded with SCHEMATHESIS_HOOKS=_st_hooks. The CLI has no guard of its own, so: identities are
 drawn from the test-patient registry, every case is inspected by rxverify's guard before it is
 sent (a refused case is filtered out, and one that slips through aborts the call), and each
-call is counted so the benchmark can compare cases per second.
+call is counted so the benchmark can compare cases per second. legacy.yaml's bodies are
+`text/xml`: the CLI writes them with the same serializer as our run (rxverify.legacy.media, the
+one legacy client writing the SOAP envelope, SOAPAction, RIV-TA headers and the ticket, here the
+one the benchmark passes in RXVERIFY_BENCH_TICKET), or it could not send one valid request.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from pathlib import Path
 import schemathesis
 from hypothesis import strategies as st
 
+from rxverify.contracts.riv import load_riv
+from rxverify.legacy import media
+from rxverify.legacy.client import LegacyClient
 from rxverify.safety.guard import Guard
 from rxverify.safety.registry import load_registry
 from rxverify.strategies import contract_patients
@@ -24,6 +30,19 @@ REGISTRY = load_registry(Path("contracts/testdata/test-patients.json"))
 GUARD = Guard(REGISTRY)
 CALLS = {"n": 0}
 schemathesis.openapi.format("personid", st.sampled_from([p.id for p in contract_patients(REGISTRY)]))
+RIV = load_riv(Path("contracts"))
+
+
+class _BenchTicket:
+    """The ticket the benchmark minted, for every role."""
+
+    def ticket(self, role: str, index: int = 0) -> str | None:
+        """The benchmark's ticket."""
+        return os.environ.get("RXVERIFY_BENCH_TICKET")
+
+
+media.register()
+media.bind(lambda session, base: LegacyClient(session, base, RIV, _BenchTicket()), lambda: None)  # type: ignore[arg-type,return-value]
 
 
 def _wire(case: schemathesis.Case) -> tuple[str, dict[str, str], str]:

@@ -2,8 +2,9 @@
 
 One embedded platform (old, legacy interface) is started on loopback; in the same run, in
 interleaved rounds, Locust drives it with
-- bare: a FastHttpUser with no wait hitting one endpoint (GET KontrolleraArbetsplatskod) with a
-  ticket, nothing else: Locust's own cost per request;
+- bare: a FastHttpUser with no wait posting one fixed SOAP request (KontrolleraArbetsplatskod,
+  written once by the legacy client before the run) with a ticket, nothing else: Locust's own cost
+  per request;
 - mix: loadtests/locustfile.py, the three callers with the model's weights, closed model with
   the think times scaled to nothing (saturation), every request through the guard (identity
   scan, ledger of writes), every response time recorded (1 % buckets) for the SLO check.
@@ -27,6 +28,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from rxverify.contracts.riv import load_riv
+from rxverify.legacy.client import LegacyClient
 from rxverify.target.credentials import TicketMinter, load_actors
 from rxverify.target.local import local_platforms
 
@@ -39,7 +42,9 @@ BARE = textwrap.dedent(
     import json, os, time
     from locust import FastHttpUser, events, task
 
-    TICKET = os.environ["RXBENCH_TICKET"]
+    with open(os.environ["RXBENCH_REQUEST"]) as f:
+        REQUEST = json.load(f)
+    BODY = REQUEST["body"].encode()
     marks = {}
 
     class Bare(FastHttpUser):
@@ -47,8 +52,7 @@ BARE = textwrap.dedent(
 
         @task
         def check_workplace_code(self):
-            self.client.get("/arbetsplatskoder/4000000", headers={"Authorization": TICKET},
-                            name="KontrolleraArbetsplatskod")
+            self.client.post(REQUEST["path"], data=BODY, headers=REQUEST["headers"], name="KontrolleraArbetsplatskod")
 
     @events.test_start.add_listener
     def _start(environment, **_):
@@ -71,11 +75,23 @@ def _run(cmd: list[str], env: dict[str, str], timeout: float) -> None:
         sys.exit(f"generator_efficiency: locust failed ({proc.returncode}): {proc.stderr[-800:]}")
 
 
+class _Ticket:
+    def __init__(self, ticket: str) -> None:
+        self._ticket = ticket
+
+    def ticket(self, role: str, index: int = 0) -> str | None:
+        return self._ticket
+
+
 def bare(base: str, ticket: str, seconds: float, users: int, tmp: Path) -> tuple[float, int]:
     """Requests per CPU second of the bare FastHttpUser, and its requests."""
-    lf, out = tmp / "bare_locustfile.py", tmp / "bare.json"
+    lf, out, request = tmp / "bare_locustfile.py", tmp / "bare.json", tmp / "bare-request.json"
     lf.write_text(BARE, encoding="utf-8")
-    env = {**os.environ, "RXBENCH_HOST": base + "/legacy", "RXBENCH_TICKET": ticket, "RXBENCH_OUT": str(out)}
+    client = LegacyClient(None, "", load_riv(ROOT / "contracts"), _Ticket(ticket.removeprefix("Bearer ")))
+    prepared = client.prepare("KontrolleraArbetsplatskod", {"arbetsplatskod": "4000000"}, role="pharmacy")
+    request.write_text(json.dumps({"path": prepared.url, "headers": prepared.headers,
+                                   "body": prepared.body.decode()}), encoding="utf-8")
+    env = {**os.environ, "RXBENCH_HOST": base + "/legacy", "RXBENCH_REQUEST": str(request), "RXBENCH_OUT": str(out)}
     cmd = [sys.executable, "-m", "locust", "-f", str(lf), "--headless", "-u", str(users), "-r", str(users),
            "-t", f"{seconds:g}s", "--only-summary", "--loglevel", "WARNING"]  # fmt: skip
     _run(cmd, env, seconds + 60)

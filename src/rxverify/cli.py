@@ -63,7 +63,7 @@ def _serve(args: argparse.Namespace) -> int:
                 print(f"stores: {data_dir} (kept)")
             print(f"run the contract suite against them:\n  {suite_command(running, args.platform)}")
             print("Ctrl-C or SIGTERM stops them.", flush=True)
-            _watch(running)
+            _serve_until_stopped(running)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the platforms are stopped, the key removed
         pass
     return 0
@@ -84,7 +84,7 @@ def suite_command(running: LocalPlatforms, platform: str) -> str:
     return f"tox -e contract -- {' '.join(options)}"
 
 
-def _watch(running: LocalPlatforms) -> None:
+def _serve_until_stopped(running: LocalPlatforms) -> None:
     """Wait until interrupted; a platform that stops on its own ends `serve` with one line."""
     while True:
         for p in (running.old, running.secondary, running.new):
@@ -270,6 +270,12 @@ def _gate(args: argparse.Namespace) -> int:
     return 0 if verdict.go else 1
 
 
+def _fhir_snapshot(args: argparse.Namespace) -> int:
+    from rxverify.fhir.cli import snapshot_folder
+
+    return snapshot_folder(args.folder, args.check)
+
+
 def _fhir_validate(args: argparse.Namespace) -> int:
     from rxverify.fhir.cli import validate_files
 
@@ -299,6 +305,143 @@ def _power(args: argparse.Namespace) -> int:
         Path(args.matrix), args.fault or None, seeds, args.workers, reports_dir(args.reports),
         lambda line: print(line, flush=True), Path(args.corpus) if args.corpus else None,
     )  # fmt: skip
+
+
+def _contracts_openapi(args: argparse.Namespace) -> int:
+    from rxverify.contracts.openapi import write_or_check
+
+    contracts = contracts_dir(args.contracts)
+    ok, path = write_or_check(contracts, Path(args.output) if args.output else None, check=args.check)
+    if args.check:
+        print(f"{path}: {'as the contracts give it' if ok else 'stale: run rxverify contracts openapi'}")
+        return 0 if ok else 1
+    print(f"written: {path}")
+    return 0
+
+
+def _lanes(text: str) -> tuple[str, ...]:
+    lanes = tuple(x.strip() for x in text.split(",") if x.strip())
+    if not lanes or set(lanes) - {"legacy", "fhir"}:
+        raise UserError(f"--lanes {text!r}: legacy, fhir or legacy,fhir")
+    return lanes
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from rxverify import reconcile
+
+    contracts = contracts_dir(args.contracts)
+    reports = reports_dir(args.reports)
+    if args.reconcile_command == "local":
+        faults = tuple(args.fault)
+        rec = reconcile.run_local(contracts, reports, args.seed, faults, _lanes(args.lanes),
+                                  Path(args.data_dir) if args.data_dir else None)
+        return 1 if rec.differences else 0
+    from rxverify.operations import load_operations
+    from rxverify.plans import load_plan, plan_path
+    from rxverify.target.credentials import load_actors
+    from rxverify.target.run import open_run, registry_for
+    from rxverify.target.targets import resolve_target
+
+    target = resolve_target(
+        args.target, Path(args.targets or contracts / "targets.toml"), args.old_url, args.new_url, args.fhir_url
+    )
+    if target.is_local:
+        raise UserError("the local target's platforms start empty: run `rxverify reconcile local` for the whole round, "
+                        "or give running platforms (--old-url/--new-url with --ticket-key-file)")
+    plan = None
+    if args.plan:
+        plan = load_plan(plan_path(args.plan, contracts), load_operations(contracts), registry_for(target, contracts),
+                         load_actors(contracts / "testdata" / "test-actors.json"))
+    key_file = Path(args.ticket_key_file) if args.ticket_key_file else None
+    opened = {"suite": "reconcile", "reports": reports, "plan": plan, "ticket_key_file": key_file}
+    if args.reconcile_command == "snapshot":
+        with open_run(target, contracts, **opened) as run:  # type: ignore[arg-type]
+            reconcile.take_snapshot(run, contracts, Path(args.out), args.platform)
+        return 0
+    baseline = reconcile.read_snapshot(Path(args.baseline))
+    lanes = _lanes(args.lanes)
+    with open_run(target, contracts, **opened) as run:  # type: ignore[arg-type]
+        rec = reconcile.compare_with(run, contracts, baseline, args.baseline, reports, args.platform, lanes)
+    return 1 if rec.differences else 0
+
+
+def _rehearse(args: argparse.Namespace) -> int:
+    from rxverify.rehearse import run_rehearsal
+
+    contracts = contracts_dir(args.contracts)
+    return run_rehearsal(args.plan, contracts, reports_dir(args.reports), tuple(args.fault), args.seed,
+                         lambda line: print(line, flush=True), args.patients)
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from rxverify.operations import load_operations
+    from rxverify.plans import load_plan, plan_path
+    from rxverify.target.credentials import load_actors
+    from rxverify.target.run import open_run, registry_for
+    from rxverify.target.targets import resolve_target
+    from rxverify.watch import parse_every, watch, watch_plan
+
+    contracts = contracts_dir(args.contracts)
+    target = resolve_target(
+        args.target, Path(args.targets or contracts / "targets.toml"), args.old_url, args.new_url, args.fhir_url
+    )
+    actors = load_actors(contracts / "testdata" / "test-actors.json")
+    registry = registry_for(target, contracts)
+    full = load_plan(plan_path(args.plan, contracts), load_operations(contracts), registry, actors)
+    plan = watch_plan(full, contracts)
+    try:
+        until = datetime.fromisoformat(args.until) if args.until else None
+    except ValueError:
+        raise UserError(f"--until {args.until!r} is not an ISO 8601 time with its offset") from None
+    if until is not None and until.tzinfo is None:
+        raise UserError(f"--until {args.until!r}: give the offset (e.g. 2021-12-05T06:00:00+01:00)")
+    every = parse_every(args.every)
+    reports = reports_dir(args.reports)
+    key_file = Path(args.ticket_key_file) if args.ticket_key_file else None
+    with open_run(target, contracts, suite="verification", reports=reports, plan=plan, ticket_key_file=key_file,
+                  platforms=(args.platform,), faults=tuple(args.fault)) as run:
+        return watch(plan, run, args.platform, contracts, reports, every, args.rounds, until, args.max_latency_ms,
+                     lambda line: print(line, flush=True))
+
+
+def _running_platforms(command: argparse.ArgumentParser) -> None:
+    """The options naming platforms that are already running (instead of a target's)."""
+    command.add_argument("--old-url", help="base URL of an already running old platform")
+    command.add_argument("--new-url", help="base URL of an already running new platform")
+    command.add_argument("--fhir-url", help="base URL of the new platform's FHIR API, if not <new-url>/fhir")
+    command.add_argument("--ticket-key-file", help="ticket key of running local platforms (rxverify serve)")
+
+
+def _reconcile_parser(sub: argparse._SubParsersAction) -> None:
+    reconcile = sub.add_parser(
+        "reconcile", help="before the migration snapshot what old serves every test patient; after it compare new"
+    )
+    commands = reconcile.add_subparsers(dest="reconcile_command", required=True)
+    snapshot = commands.add_parser("snapshot", help="read every test patient from the old platform (legacy reads)")
+    snapshot.add_argument("--out", required=True, help="the snapshot file to write (JSON)")
+    snapshot.add_argument("--platform", default="old", help="the platform read (default old)")
+    compare = commands.add_parser("compare", help="read every patient of a snapshot from the new platform and compare")
+    compare.add_argument("--baseline", required=True, help="the snapshot taken before the migration")
+    compare.add_argument("--platform", default="new", help="the platform read (default new)")
+    for command in (snapshot, compare):
+        command.add_argument("--target", default="local", help="target name from contracts/targets.toml")
+        command.add_argument("--targets", help="targets file (default contracts/targets.toml)")
+        command.add_argument("--plan", help="verification plan (required on a production-class target)")
+        _running_platforms(command)
+    local = commands.add_parser(
+        "local", help="the whole round on the embedded platforms: seed old, snapshot, migrate [--fault], compare"
+    )
+    local.add_argument("--seed", type=int, default=1, help="seed of the old platform's data (default 1)")
+    local.add_argument("--fault", action="append", default=[], metavar="NAME",
+                       help="a migration fault for the migration job (repeatable; python -m refplatform --list-faults)")
+    local.add_argument("--data-dir", help="keep the stores here (an empty or new folder; default a temporary one)")
+    for command in (compare, local):
+        command.add_argument("--lanes", default="legacy,fhir", help="what of the new platform is read: legacy,fhir")
+    for command in (snapshot, compare, local):
+        command.add_argument("--reports", help="reports folder (default ./reports)")
+    reconcile.set_defaults(func=_reconcile)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -350,10 +493,7 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--dry-run", action="store_true", help="print the plan and what it would send; send nothing")
     verify.add_argument("--production", action="store_true", help="confirm a real run on a production-class target")
     verify.add_argument("--reports", help="reports folder (default ./reports)")
-    verify.add_argument("--old-url", help="base URL of an already running old platform")
-    verify.add_argument("--new-url", help="base URL of an already running new platform")
-    verify.add_argument("--fhir-url", help="base URL of the new platform's FHIR API, if not <new-url>/fhir")
-    verify.add_argument("--ticket-key-file", help="ticket key of running local platforms (rxverify serve)")
+    _running_platforms(verify)
     verify.set_defaults(func=_verify)
 
     ledger = sub.add_parser("ledger", help="print the writes in the ledger per test patient (rollback reconciliation)")
@@ -404,13 +544,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     registry_import.set_defaults(func=_registry_import)
 
-    fhir = sub.add_parser("fhir", help="FHIR profile validation, offline, from the conformance resources")
+    fhir = sub.add_parser("fhir", help="FHIR R4 validation, offline, against the R4 base and the conformance resources")
     fhir_sub = fhir.add_subparsers(dest="fhir_command", required=True, metavar="COMMAND")
     fhir_validate = fhir_sub.add_parser("validate", help="validate resource files (exit 1 when any has an error)")
-    fhir_validate.add_argument("files", nargs="+", metavar="FILE", help="FHIR resources as JSON")
+    fhir_validate.add_argument("files", nargs="+", metavar="FILE", help="FHIR resources as JSON (a folder: its *.json)")
     fhir_validate.add_argument("--profile", help="validate against this profile (canonical URL)")
     fhir_validate.add_argument("--package", help="package folder or .tgz (default contracts/fhir)")
     fhir_validate.set_defaults(func=_fhir_validate)
+    fhir_snapshot = fhir_sub.add_parser(
+        "snapshot", help="regenerate the profiles' snapshots from their differentials and the R4 base"
+    )
+    fhir_snapshot.add_argument("--folder", help="folder of StructureDefinitions (default contracts/fhir)")
+    fhir_snapshot.add_argument("--check", action="store_true", help="change nothing; exit 1 when a snapshot is stale")
+    fhir_snapshot.set_defaults(func=_fhir_snapshot)
+    contracts = sub.add_parser("contracts", help="files generated from the contracts")
+    contracts_sub = contracts.add_subparsers(dest="contracts_command", required=True, metavar="COMMAND")
+    openapi = contracts_sub.add_parser("openapi", help="the old interface's OpenAPI (legacy.yaml) from contracts/riv")
+    openapi.add_argument("--check", action="store_true", help="exit 1 when the committed file is stale; write nothing")
+    openapi.add_argument("--output", help="file to write (default contracts/openapi/legacy.yaml)")
+    openapi.set_defaults(func=_contracts_openapi)
     power = sub.add_parser(
         "power", help="run the suite against every seeded fault over fresh seeds: caught k/K, false alarms, the score"
     )
@@ -428,6 +580,33 @@ def _parser() -> argparse.ArgumentParser:
     power.add_argument("--reports", default=None, help="reports folder for power.json (default ./reports)")
     power.add_argument("--corpus", default=None, help="also write the faulted runs' failure texts here (JSON, merged)")
     power.set_defaults(func=_power)
+    _reconcile_parser(sub)
+    rehearse = sub.add_parser(
+        "rehearse", help="the service window on the embedded platforms: migrate, cut over, reconcile, verify, GO/NO-GO"
+    )
+    rehearse.add_argument("--plan", required=True, help="verification plan with decision points (release-21.0)")
+    rehearse.add_argument("--fault", action="append", default=[], metavar="NAME",
+                          help="a migration or platform fault, to rehearse a NO-GO (refplatform --list-faults)")
+    rehearse.add_argument("--seed", type=int, default=1, help="seed of the old platform's data (default 1)")
+    rehearse.add_argument("--patients", type=argtype(positive_int), default=None, metavar="N",
+                          help="reconcile only the first N test patients (a short rehearsal; default every one)")
+    rehearse.add_argument("--reports", help="reports folder (default ./reports)")
+    rehearse.set_defaults(func=_rehearse)
+    watching = sub.add_parser("watch", help="after a GO: the plan's read-only steps in rounds, exit 1 at a breach")
+    watching.add_argument("--plan", required=True, help="verification plan with a [watch] section (release-21.0)")
+    watching.add_argument("--target", default="local", help="target name from contracts/targets.toml (default local)")
+    watching.add_argument("--targets", help="targets file (default contracts/targets.toml)")
+    watching.add_argument("--platform", choices=("old", "new"), default="new", help="platform watched (default new)")
+    watching.add_argument("--every", default="15m", help="time between rounds: 30s, 15m, 1h (default 15m)")
+    watching.add_argument("--rounds", type=argtype(positive_int), help="stop after N rounds")
+    watching.add_argument("--until", help="stop at this ISO 8601 time (with its offset)")
+    watching.add_argument(
+        "--max-latency-ms", type=argtype(positive_number), default=2000.0, help="a step slower than this is a breach"
+    )
+    watching.add_argument("--fault", action="append", default=[], metavar="NAME", help="local: a platform fault")
+    watching.add_argument("--reports", help="reports folder (default ./reports)")
+    _running_platforms(watching)
+    watching.set_defaults(func=_watch)
     return parser
 
 

@@ -16,7 +16,10 @@ from schemathesis import AuthContext, Case
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.transport.requests import REQUESTS_TRANSPORT, RequestsTransport
 
+from rxverify.contracts.riv import RivContracts, load_riv
 from rxverify.errors import UserError
+from rxverify.legacy import media
+from rxverify.legacy.client import LegacyClient
 from rxverify.mapping import load_mapping
 from rxverify.paths import contracts_dir
 from rxverify.safety.guard import Guard
@@ -33,7 +36,9 @@ class _Active:
     # known before collection: generating the explicit examples needs identities and tickets
     registry: Registry | None = None
     tickets: TicketMinter | EnvironmentTickets | None = None
+    contracts: Path | None = None  # the contracts folder of the run (the legacy client reads contracts/riv there)
     _session: requests.Session | None = None
+    _riv: tuple[Path, RivContracts] | None = None
     _session_run: Run | None = None
 
     def get(self) -> Run:
@@ -41,6 +46,13 @@ class _Active:
         if self.run is None:
             raise UserError("no active run: the contract schemas are used outside the rxverify pytest plugin")
         return self.run
+
+    def riv(self) -> RivContracts:
+        """The old interface's contracts of the run (read once)."""
+        folder = self.contracts or contracts_dir()
+        if self._riv is None or self._riv[0] != folder:
+            self._riv = (folder, load_riv(folder))
+        return self._riv[1]
 
     def session(self) -> requests.Session:
         """One guarded session of the active run, for the checks' follow-up reads."""
@@ -87,15 +99,46 @@ def _registered_tokens() -> st.SearchStrategy[str]:
     return st.sampled_from([f"{mapping.identity_system(p.id)}|{p.id}" for p in contract_patients(registry)])
 
 
-def load_contract(path: Path) -> Any:
-    """A schemathesis schema of `path`, authenticated as test actors, identities from the registry."""
+def _formats() -> None:
     schemathesis.openapi.format("personid", st.deferred(_registered_ids))
     schemathesis.openapi.format("personid-token", st.deferred(_registered_tokens))
+
+
+def load_contract(path: Path) -> Any:
+    """A schemathesis schema of `path`, authenticated as test actors, identities from the registry."""
+    _formats()
     schema = schemathesis.openapi.from_path(path)
     _route_through_guard(schema)
     schema.auth(refresh_interval=None)(TestActorTicket)
     schema.hook("filter_case")(only_registered_identities)
     schema.hook("filter_case")(negative_only_if_it_breaks_the_contract)
+    return schema
+
+
+def legacy_client(session: requests.Session | None = None, base_url: str = "") -> LegacyClient:
+    """The one legacy client, with the active run's credentials (no session: it only prepares and reads)."""
+    tickets = ACTIVE.tickets or ACTIVE.get().tickets
+    actors = ACTIVE.run.actors if ACTIVE.run is not None else getattr(tickets, "actors", None)
+    return LegacyClient(session, base_url, ACTIVE.riv(), tickets, actors)
+
+
+def load_legacy_contract(path: Path) -> Any:
+    """The old interface's schema (legacy.yaml, SOAP): bodies written and read by the legacy client.
+
+    No schemathesis auth provider here: the legacy client puts the caller's credentials on every
+    request itself (its one place for them), inside the serializer. The wire and domain checks of
+    rxverify.checks.schemathesis_checks are registered with schemathesis on the way.
+    """
+    from rxverify.checks import schemathesis_checks  # noqa: F401  (registers the checks)
+
+    _formats()
+    media.register()
+    media.bind(legacy_client, ACTIVE.session)
+    schema = schemathesis.openapi.from_path(path)
+    # the ticket comes from the client: schemathesis must not draw an Authorization header of its own
+    schema.config.generation.update(with_security_parameters=False)
+    _route_through_guard(schema)
+    schema.hook("filter_case")(only_registered_identities)
     return schema
 
 

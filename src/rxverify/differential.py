@@ -1,5 +1,9 @@
 """Old vs new: the same generated legacy call sequences go to both platforms and are compared.
 
+The calls are SOAP requests of the one legacy client; the answers are compared canonically (see
+`canonical`): element local names, namespaces and child order, never the platforms' prefixes,
+whitespace or attribute order.
+
 Non-deterministic fields are learned, not listed by hand (the Diffy method): every sequence
 also goes to a second instance of the old platform, and whatever differs between the two old
 answers is noise. On top of that the mapping declares its instant fields non-deterministic.
@@ -14,9 +18,11 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
 from hypothesis import strategies as st
+from lxml import etree
 
+from rxverify.contracts.xsdmodel import children, is_simple, repeats
+from rxverify.legacy.client import LegacyAnswer, LegacyClient
 from rxverify.mapping import Mapping
 from rxverify.safety.registry import Registry, TestPatient
 from rxverify.strategies import differential_patients
@@ -125,7 +131,7 @@ def call_sequences(draw: st.DrawFn, registry: Registry) -> tuple[TestPatient, li
 
 @dataclass
 class Exchange:
-    """What one platform answered to one step."""
+    """What one platform answered to one step: the status and the answer's canonical leaves."""
 
     step: str
     operation: str
@@ -133,14 +139,77 @@ class Exchange:
     body: Any
 
 
+def canonical(answer: LegacyAnswer) -> Any:
+    """An answer as the comparison sees it, whatever the platform's prefixes, whitespace and attribute order.
+
+    The body element read by its XSD (XML local names, lists where an element repeats, values typed;
+    a fault as faultcode, faultstring and its detail's kind, kod and meddelande), plus what the local
+    names alone would hide: the namespace of the body element and of every element whose namespace is
+    not its parent's (`@ns`), and the order of an element's children where it has several (`#order`).
+    Not SOAP at all: the reason, as text.
+    """
+    element = answer.element
+    if element is None:
+        return f"not SOAP: {answer.parsed.problem}"
+    body = answer.body
+    if not isinstance(body, dict):
+        return body
+    out = body if answer.fault is not None else _with_empty_lists(body, answer.service.element(response=True))
+    out = dict(out)
+    out.update(_wire_leaves(element, "", None))
+    return out
+
+
+def _with_empty_lists(data: Any, decl: Any) -> Any:
+    """Decoded data with every absent element that may repeat as an empty list: none is a length of 0.
+
+    XML has no empty list: an answer with no prescriptions simply has no `ordination`; read as a
+    length it compares as 0 against the other platform's n, which names the list in the difference.
+    """
+    if not isinstance(data, dict) or decl is None or is_simple(decl.type):
+        return data
+    out = dict(data)
+    for child in children(decl.type):
+        name = child.local_name
+        if name not in out:
+            if repeats(child):
+                out[name] = []
+            continue
+        value = out[name]
+        out[name] = ([_with_empty_lists(v, child) for v in value] if isinstance(value, list)
+                     else _with_empty_lists(value, child))
+    return out
+
+
+def _wire_leaves(node: etree._Element, path: str, parent_ns: str | None) -> dict[str, Any]:
+    qname = etree.QName(node)
+    out: dict[str, Any] = {}
+    children = [c for c in node if isinstance(c.tag, str)]
+    if qname.namespace != parent_ns:
+        out[f"{path}@ns"] = qname.namespace
+    if len(children) > 1:
+        out[f"{path}#order"] = " ".join(etree.QName(c).localname for c in children)
+    seen: dict[str, int] = {}
+    for child in children:
+        local = etree.QName(child).localname
+        index = seen.get(local, 0)
+        seen[local] = index + 1
+        at = f"{path}.{local}" if path else local
+        out.update(_wire_leaves(child, f"{at}[{index}]" if index or _repeated(children, local) else at,
+                                qname.namespace))
+    return out
+
+
+def _repeated(children: list[etree._Element], local: str) -> bool:
+    return sum(1 for c in children if etree.QName(c).localname == local) > 1
+
+
 @dataclass
 class Lane:
-    """One platform's legacy interface, and how to call it."""
+    """One platform's old interface, called through the one legacy client."""
 
     name: str
-    legacy: str
-    session: requests.Session
-    auth: Any  # (role, index) -> headers
+    client: LegacyClient
 
     def run(self, patient: TestPatient, steps: list[Step], issue_date_days: Any) -> list[Exchange]:
         """Send every step in order, resolving references within this lane; record the answers."""
@@ -151,26 +220,24 @@ class Lane:
         out: list[Exchange] = []
         pid = patient.id
         for step in steps:
-            method, path, body, operation, role, who = self._request(
-                step, pid, created, reserved, withdrawn, issue_date_days, prescribed
-            )
-            if path is None:
-                out.append(Exchange(str(step), operation, None, "skipped: nothing to refer to"))
+            service, data, role, who = self._request(step, pid, created, reserved, withdrawn, issue_date_days,
+                                                     prescribed)
+            if data is None:
+                out.append(Exchange(str(step), service, None, "skipped: nothing to refer to"))
                 continue
-            r = self.session.request(method, self.legacy + path, json=body, headers=self.auth(role, who), timeout=30)
-            try:
-                answer = r.json()
-            except ValueError:
-                answer = r.text
-            out.append(Exchange(str(step), operation, r.status_code, answer))
-            if r.ok and isinstance(answer, dict):
-                if operation == "SkapaOrdinationVard":
-                    created.append(answer["ordinationId"])
-                    prescribed[answer["ordinationId"]] = int(body["antalForpackningar"])
-                elif operation == "HamtaExpeditionsId":
-                    reserved.extend(answer.get("expeditionsIdn", []))
-                elif operation == "GodkannUttag":
-                    withdrawn.append((answer["ordinationId"], answer["expeditionsId"], answer["antalForpackningar"]))
+            answer = self.client.call(service, data, role=role, actor=who)
+            out.append(Exchange(str(step), service, answer.status, canonical(answer)))
+            got = answer.body if answer.ok else None
+            if not isinstance(got, dict):
+                continue
+            if service == "SkapaOrdinationVard" and "ordinationsId" in got:
+                created.append(got["ordinationsId"])
+                prescribed[got["ordinationsId"]] = int(data["antalForpackningar"])
+            elif service == "HamtaExpeditionsId":
+                ids = got.get("expeditionsId", [])
+                reserved.extend(ids if isinstance(ids, list) else [ids])
+            elif service == "GodkannUttag" and {"ordinationsId", "expeditionsId"} <= got.keys():
+                withdrawn.append((got["ordinationsId"], got["expeditionsId"], int(got["antalForpackningar"])))
         return out
 
     @staticmethod
@@ -182,11 +249,12 @@ class Lane:
         withdrawn: list[tuple[str, str, int]],
         issue_date_days: Any,
         prescribed: dict[str, int],
-    ) -> tuple[str, str | None, Any, str, str, int]:
+    ) -> tuple[str, dict[str, Any] | None, str, int]:
+        """The service, its request element's children (XML names; None: nothing to refer to), role, actor."""
         k = step.kind
         if k == "create":
             body: dict[str, Any] = {
-                "personId": pid,
+                "personnummer": pid,
                 "lakemedel": {"nplPackId": "19990101100001", "namn": step.arg("namn")},
                 "doseringstext": step.arg("doseringstext"),
                 "antalForpackningar": step.arg("antalForpackningar"),
@@ -195,45 +263,39 @@ class Lane:
             }
             if step.arg("giltigDagar") is not None:
                 body["giltigTom"] = issue_date_days(step.arg("giltigDagar"))
-            return "POST", "/ordinationer", body, "SkapaOrdinationVard", "prescriber", step.arg("prescriber", 0)
-        if k in ("aktuella", "historik"):
-            op = "HamtaAktuellaOrdinationer" if k == "aktuella" else "HamtaOrdinationshistorik"
-            return "GET", f"/patienter/{pid}/ordinationer/{k}", None, op, "pharmacy", 0
-        if k == "patientinfo":
-            return "GET", f"/patienter/{pid}", None, "HamtaPatientInfo", "prescriber", 0
-        if k == "lakemedelsforteckning":
-            return "GET", f"/patienter/{pid}/lakemedelsforteckning", None, "HamtaLakemedelsforteckning", "prescriber", 0
+            return "SkapaOrdinationVard", body, "prescriber", step.arg("prescriber", 0)
+        reads = {
+            "aktuella": ("HamtaAktuellaOrdinationer", "pharmacy"),
+            "historik": ("HamtaOrdinationshistorik", "pharmacy"),
+            "patientinfo": ("HamtaPatientInfo", "prescriber"),
+            "lakemedelsforteckning": ("HamtaLakemedelsforteckning", "prescriber"),
+        }
+        if k in reads:
+            service, role = reads[k]
+            return service, {"personnummer": pid}, role, 0
         if k == "reserve":
-            return "POST", "/expeditionsid", {"antal": step.arg("antal")}, "HamtaExpeditionsId", "pharmacy", 0
+            return "HamtaExpeditionsId", {"antal": step.arg("antal")}, "pharmacy", 0
         if k == "consent":
-            body = {"samtycke": step.arg("samtycke")}
-            return "PUT", f"/patienter/{pid}/samtycke", body, "UppdateraSamtycke", "pharmacy", 0
+            return "UppdateraSamtycke", {"personnummer": pid, "samtycke": step.arg("samtycke")}, "pharmacy", 0
         if k == "withdraw":
             if not created or not reserved:
-                return "POST", None, None, "GodkannUttag", "pharmacy", 0
+                return "GodkannUttag", None, "pharmacy", 0
             oid = created[step.ref % len(created)]
             # at the limit the prescription sets: one below, exactly, one above
             packages = max(1, prescribed.get(oid, 1) + step.arg("extra", 0))
-            body = {"expeditionsId": reserved[-1], "antalForpackningar": packages}
-            return "POST", f"/ordinationer/{oid}/uttag", body, "GodkannUttag", "pharmacy", 0
+            body = {"ordinationsId": oid, "expeditionsId": reserved[-1], "antalForpackningar": packages}
+            return "GodkannUttag", body, "pharmacy", 0
         if k == "report":
             if not withdrawn:
-                return "POST", None, None, "RapporteraExpeditionLF", "pharmacy", 0
+                return "RapporteraExpeditionLF", None, "pharmacy", 0
             oid, eid, pkgs = withdrawn[step.ref % len(withdrawn)]
-            body = {"expeditionsId": eid, "personId": pid, "ordinationId": oid, "antalForpackningar": pkgs}
-            return "POST", "/lakemedelsforteckning/expeditioner", body, "RapporteraExpeditionLF", "pharmacy", 0
+            body = {"expeditionsId": eid, "personnummer": pid, "ordinationsId": oid, "antalForpackningar": pkgs}
+            return "RapporteraExpeditionLF", body, "pharmacy", 0
         if k == "cancel":
             if not created:
-                return "POST", None, None, "MakuleraOrdination", "prescriber", 0
+                return "MakuleraOrdinationVard", None, "prescriber", 0
             oid = created[step.ref % len(created)]
-            return (
-                "POST",
-                f"/ordinationer/{oid}/makulering",
-                {"orsak": step.arg("orsak")},
-                "MakuleraOrdination",
-                "prescriber",
-                0,
-            )
+            return "MakuleraOrdinationVard", {"ordinationsId": oid, "orsak": step.arg("orsak")}, "prescriber", 0
         raise ValueError(f"unknown step {k}")
 
 
@@ -331,6 +393,6 @@ def render(patient: str, steps: list[Step], diffs: list[Difference], old: list[E
     for a, b in zip(old, new, strict=True):
         if a.step in differing:
             lines.append(f"--- {a.operation} [{a.step}]")
-            lines.append(f"old {a.status}: {json.dumps(a.body, ensure_ascii=False)[:2000]}")
-            lines.append(f"new {b.status}: {json.dumps(b.body, ensure_ascii=False)[:2000]}")
+            lines.append(f"old {a.status}: {json.dumps(a.body, ensure_ascii=False, default=str)[:2000]}")
+            lines.append(f"new {b.status}: {json.dumps(b.body, ensure_ascii=False, default=str)[:2000]}")
     return "\n".join(lines)

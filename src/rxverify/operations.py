@@ -1,4 +1,7 @@
-"""Which contract operation a request is: (method, URL) -> operationId, from the OpenAPI contracts.
+"""Which contract operation a request is: (method, URL) -> operationId, from the contracts.
+
+The old interface's operations are its SOAP endpoints, read from contracts/riv (every one a POST;
+whether it writes is services.toml's to say); the FHIR API's come from contracts/openapi/fhir.yaml.
 
 The guard asks this on every write and, on a production target, on every request, so the path
 templates are compiled once per method into one alternation and answers are cached by
@@ -9,20 +12,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import unquote
 
 import yaml
 
+from rxverify.contracts.riv import Service, load_riv
 from rxverify.errors import UserError
 from rxverify.target.targets import Endpoints
 
 METHODS = ("get", "put", "post", "patch", "delete", "head", "options")
 WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# contract file -> the API of a platform it describes (Endpoints.legacy / Endpoints.fhir)
-CONTRACTS = (("legacy", "legacy.yaml"), ("fhir", "fhir.yaml"))
+FHIR_CONTRACT = "fhir.yaml"  # contracts/openapi/: the FHIR API of the new platform (Endpoints.fhir)
 CACHE_LIMIT = 65_536  # distinct (method, path) answers kept; cleared when full (ids make URLs unbounded)
 _PARAM = re.compile(r"\{([^}/]+)\}")
 
@@ -36,11 +39,13 @@ class Operation:
     template: str  # path template relative to the API's base URL, e.g. /patienter/{personId}
     api: str  # legacy | fhir
     roles: tuple[str, ...]  # x-roles: ticket roles that may call it
+    writes: bool | None = None  # whether it changes state, where the contract says (services.toml); else by method
+    service: Service | None = field(default=None, compare=False, repr=False)  # the old interface's: its WSDL/XSD
 
     @property
     def is_write(self) -> bool:
-        """Whether the method changes state (and so goes to the ledger)."""
-        return self.method in WRITES
+        """Whether it changes state (and so goes to the ledger)."""
+        return self.writes if self.writes is not None else self.method in WRITES
 
     @property
     def path_params(self) -> tuple[str, ...]:
@@ -66,15 +71,19 @@ def _read_contract(path: Path, api: str) -> list[Operation]:
     return operations
 
 
+def _legacy_operations(contracts: Path) -> list[Operation]:
+    riv = load_riv(contracts)
+    return [Operation(s.operation_id, "POST", s.endpoint, "legacy", s.roles, s.writes, s)
+            for s in riv.services.values()]
+
+
 @lru_cache(maxsize=8)
 def load_operations(contracts: Path) -> Mapping[str, Operation]:
-    """Every operation of legacy.yaml and (if present) fhir.yaml, by operationId."""
-    found: dict[str, Operation] = {}
-    for api, name in CONTRACTS:
-        path = contracts / "openapi" / name
-        if api != "legacy" and not path.is_file():
-            continue
-        for op in _read_contract(path, api):
+    """Every operation of the old interface (contracts/riv) and (if present) of fhir.yaml, by operationId."""
+    found: dict[str, Operation] = {op.operation_id: op for op in _legacy_operations(contracts)}
+    path = contracts / "openapi" / FHIR_CONTRACT
+    if path.is_file():
+        for op in _read_contract(path, "fhir"):
             found[op.operation_id] = op
     return found
 
@@ -94,7 +103,9 @@ class OperationIndex:
     """Maps a request's (method, URL) to its operationId for the base URLs of one target."""
 
     def __init__(self, operations: Iterable[Operation], bases: Mapping[str, Iterable[str]]) -> None:
+        operations = list(operations)
         self._ids: dict[str, str] = {}
+        self._writes = {op.operation_id: op.is_write for op in operations}
         self._by_method: dict[str, re.Pattern[str]] = {}
         alternatives: dict[str, list[str]] = {}
         for op in sorted(operations, key=_specificity):
@@ -117,6 +128,11 @@ class OperationIndex:
             if e.fhir:
                 bases["fhir"].append(e.fhir)
         return cls(load_operations(contracts).values(), bases)
+
+    def is_write(self, method: str, url: str) -> bool:
+        """Whether a request changes state: its operation's say (services.toml), or outside the contracts its method."""
+        operation = self.operation_of(method, url)
+        return self._writes.get(operation, method.upper() in WRITES) if operation else method.upper() in WRITES
 
     def operation_of(self, method: str, url: str) -> str | None:
         """The operationId of a request, or None when no contract operation matches."""

@@ -11,7 +11,7 @@ from rxverify.errors import UserError
 def contracts_dir(explicit: str | Path | None = None) -> Path:
     """The contracts/ folder: explicit, else $RXVERIFY_CONTRACTS, else ./contracts."""
     candidate = Path(explicit or os.environ.get("RXVERIFY_CONTRACTS") or "contracts")
-    if not (candidate / "openapi" / "legacy.yaml").is_file():
+    if not (candidate / "riv" / "services.toml").is_file():
         raise UserError(
             f"no contracts found at {candidate.resolve()} (run from the repository root or pass --contracts)"
         )

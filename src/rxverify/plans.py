@@ -4,8 +4,11 @@ A production verification may use only test patients and only the calls it cover
 (DOMAIN.md). The plan is that list: participants with named contacts, ordered steps
 (operation, test patient, request, expected outcome, blocking or not), the time window and
 the rate limit. The allowed operations are the steps' operations; the guard refuses any other
-on a production target. A step refers to earlier steps' results as `${S1.ordinationId}` or
-`${S3.expeditionsIdn[0]}`, and to its own test patient as `${patient}`.
+on a production target. A step of the old interface names its service (`SkapaOrdinationVard`,
+`MakuleraOrdinationVard`) and gives the request element's children in `body` under their XML
+names (contracts/riv); a FHIR step its path `params` and JSON `body`. A step refers to earlier
+steps' results as `${S3.ordinationsId}` or `${S5.expeditionsId[0]}` (the answer decoded by its
+XSD: XML local names, lists where an element repeats), and to its own test patient as `${patient}`.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from rxverify.contracts.xsdmodel import children as children_of
 from rxverify.errors import UserError
 from rxverify.operations import Operation
 from rxverify.safety.identity import mask
@@ -164,6 +168,29 @@ def _participant(key: str, raw: Any, actors: TestActors) -> Participant:
     return Participant(key, str(raw.get("name", key)), role, actor, contact)
 
 
+IDENTITY_ELEMENT = "personnummer"  # the request child a step's test patient fills when the body leaves it out
+
+
+def _soap_body(sid: str, op: Operation, params: Mapping[str, Any], body: Any, patient: str | None) -> dict[str, Any]:
+    """A step's request of the old interface: its body, checked against the request element's children."""
+    assert op.service is not None
+    if params:
+        raise _Problem(f"step {sid}: {op.operation_id} is a SOAP service: its data goes in body, not params")
+    if body is not None and not isinstance(body, Mapping):
+        raise _Problem(f"step {sid}: body must be a table of {op.operation_id}'s elements")
+    data = dict(body or {})
+    children = [c.local_name for c in children_of(op.service.element().type)]
+    unknown = [k for k in data if k not in children]
+    if unknown:
+        raise _Problem(f"step {sid}: {', '.join(unknown)} is not an element of {op.service.name} (its elements: "
+                       f"{', '.join(children)})")
+    if IDENTITY_ELEMENT in children and IDENTITY_ELEMENT not in data:
+        if patient is None:
+            raise _Problem(f"step {sid}: {op.operation_id} needs a patient (its request names {IDENTITY_ELEMENT})")
+        data[IDENTITY_ELEMENT] = "${patient}"
+    return data
+
+
 def _step(
     raw: Any,
     number: int,
@@ -189,17 +216,17 @@ def _step(
         if patient not in registry:
             raise _Problem(f"step {sid}: patient {mask(patient)} is not in the test-patient registry {registry.path}")
     params = dict(raw.get("params") or {})
-    if "personId" in op.path_params and "personId" not in params:
-        if patient is None:
-            raise _Problem(f"step {sid}: {operation_id} needs a patient ({op.template})")
-        params["personId"] = "${patient}"
-    missing = [p for p in op.path_params if p not in params]
-    if missing:
-        raise _Problem(f"step {sid}: {operation_id} ({op.template}) needs params {', '.join(missing)}")
-    extra = [p for p in params if p not in op.path_params]
-    if extra and op.api == "legacy":
-        raise _Problem(f"step {sid}: {', '.join(extra)} is not a path parameter of {operation_id} ({op.template})")
     body = raw.get("body")
+    if op.service is not None:
+        body = _soap_body(sid, op, params, body, patient)
+    else:
+        if "personId" in op.path_params and "personId" not in params:
+            if patient is None:
+                raise _Problem(f"step {sid}: {operation_id} needs a patient ({op.template})")
+            params["personId"] = "${patient}"
+        missing = [p for p in op.path_params if p not in params]
+        if missing:
+            raise _Problem(f"step {sid}: {operation_id} ({op.template}) needs params {', '.join(missing)}")
     stray = registry.unregistered_in(json.dumps([params, body], ensure_ascii=False))
     if stray:
         raise _Problem(f"step {sid}: {stray[0].kind} {stray[0].masked} is not a registered test patient")

@@ -35,9 +35,10 @@ from rxverify.errors import UserError
 from rxverify.safety.identity import mask_identities
 from rxverify.safety.redaction import redact_text
 
-KINDS = ("contract", "load")
-PLATFORMS = {"contract": ("old", "new", "both"), "load": ("old", "new", "fhir")}
-RUN_KEYS = {"run", "tests", "k", "platform", "examples", "profile", "duration"}
+KINDS = ("contract", "load", "reconcile")
+# reconcile: the old platform seeded, snapshot, migrated with the fault, new compared (`rxverify reconcile local`)
+PLATFORMS = {"contract": ("old", "new", "both"), "load": ("old", "new", "fhir"), "reconcile": ("both",)}
+RUN_KEYS = {"run", "tests", "k", "platform", "examples", "profile", "duration", "timeout"}
 FAULT_KEYS = {"run", "expect", "tests", "overlaps"}
 DEFAULT_KEYS = {"examples", "timeout"}
 DEFAULT_EXAMPLES = 20  # `tox -e contract`'s default (pytest_plugin.DEFAULT_EXAMPLES)
@@ -62,6 +63,7 @@ class Run:
     examples: int = DEFAULT_EXAMPLES
     profile: str = ""
     duration: float | None = None  # load: seconds, when shorter than the profile's
+    timeout: float | None = None  # seconds, when this run needs another bound than [defaults] timeout
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,12 @@ def _run(name: str, spec: Any, examples: int, where: str) -> Run:
             raise UserError(f"{at}: profile {profile} does not exist")
         duration = _positive(spec["duration"], f"{at} duration", float) if "duration" in spec else None
         return Run(name, kind, platform, profile=profile, duration=duration)
+    if kind == "reconcile":
+        extra = sorted(set(spec) - {"run", "platform", "timeout"})
+        if extra:
+            raise UserError(f"{at}: a reconcile run takes no {', '.join(extra)} (its seed seeds the old platform)")
+        timeout = _positive(spec["timeout"], f"{at} timeout", float) if "timeout" in spec else None
+        return Run(name, kind, platform, timeout=timeout)
     tests = _strings(spec, "tests", at)
     if not tests:
         raise UserError(f"{at}: tests must list the pytest node ids (or files) the run selects")
@@ -314,6 +322,9 @@ def command(job: Job, work: Path) -> list[str]:
             "-p", "rxverify.power_plugin", "--platform", run.platform, "--examples", str(run.examples),
             "--seed", str(seed), "--alluredir", str(work / "allure-results"), *faults,
         ]  # fmt: skip
+    if run.kind == "reconcile":  # the seed draws the old platform's data; the fault goes to the migration job
+        return [sys.executable, "-m", "rxverify", "reconcile", "local", "--seed", str(seed),
+                "--reports", str(work), *faults]  # fmt: skip
     duration = ["--duration", f"{run.duration:g}"] if run.duration else []
     return [
         sys.executable, "-m", "locust", "-f", "loadtests/locustfile.py", "--headless", "--config", run.profile,
@@ -471,13 +482,13 @@ def run_jobs(
     with tempfile.TemporaryDirectory(prefix="rxpower-pycache-") as cache:
 
         def one(job: Job) -> Outcome:
-            outcome = execute(job, timeout_s, Path(cache))
+            outcome = execute(job, job.run.timeout or timeout_s, Path(cache))
             if on_done is not None:
                 with lock:
                     on_done(outcome)
             return outcome
 
-        for kind, lanes in (("load", LOAD_LANES), ("contract", workers)):
+        for kind, lanes in (("load", LOAD_LANES), ("contract", workers), ("reconcile", workers)):
             phase = [j for j in jobs if j.run.kind == kind]
             with ThreadPoolExecutor(max_workers=max(1, min(lanes, workers))) as pool:
                 try:

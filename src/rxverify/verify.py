@@ -2,11 +2,14 @@
 
 Every step goes through the guarded session with its participant's ticket: identities from
 the registry only, on production only the plan's operations inside its window, at its rate,
-every write in the ledger. The run stops at the first failed blocking step, writes one Allure
-result per step (redacted request and response attached) and verification/summary.json, which
-the gate reads, into its own run folder (reports/runs/<run id>/, rxverify.report.evidence),
-whose manifest says `in-progress` from before the first step: a killed run never leaves an
-earlier run's summary as the last word.
+every write in the ledger. A step of the old interface is a SOAP call of the one legacy client
+(rxverify.legacy.client); it passes when the answer is what the plan expects (the HTTP status and,
+for a refusal, the ApplicationException's kod) and keeps the wire rules (rxverify.checks.riv_rules:
+valid against the XSD, the right response element, a fault of the right kind). The run stops at
+the first failed blocking step, writes one Allure result per step (redacted request and response
+attached) and verification/summary.json, which the gate reads, into its own run folder
+(reports/runs/<run id>/, rxverify.report.evidence), whose manifest says `in-progress` from before
+the first step: a killed run never leaves an earlier run's summary as the last word.
 """
 
 from __future__ import annotations
@@ -18,14 +21,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import requests
 
 from rxverify import __version__
 from rxverify.allure_results import AllureResult, write_result
+from rxverify.checks import riv_rules
+from rxverify.checks.failures import RuleViolation
+from rxverify.contracts.riv import load_riv
 from rxverify.errors import UserError
+from rxverify.legacy import envelope
+from rxverify.legacy.client import LegacyAnswer, LegacyClient, Prepared
 from rxverify.operations import Operation, load_operations
 from rxverify.plans import Plan, Step, resolve
 from rxverify.report.evidence import COMPLETE, FAILED, INTERRUPTED, RunWriter, begin_run
@@ -123,6 +131,8 @@ def describe(plan: Plan, target: Target, platform: str, contracts: Path, out: Ou
         }
         path, query = _path(op, shown, encode=False)
         url = mask_identities(base + path + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else ""))
+        if op.service is not None:
+            url += f" (SOAP, {op.service.name} V{op.service.major})"
         about = f" about {mask(step.patient)}" if step.patient else ""
         expect = f"{step.expect.status}" + (f" {step.expect.kod}" if step.expect.kod else "")
         flag = "blocking" if step.blocking else "non-blocking"
@@ -145,6 +155,16 @@ class _Scrubber:
 
     def document(self, value: Any) -> Any:
         return json.loads(self.text(json.dumps(value, ensure_ascii=False)))
+
+
+def _soap_exchange(prepared: Prepared, answer: LegacyAnswer | None) -> dict[str, Any]:
+    exchange: dict[str, Any] = {"request": {"method": "POST", "url": prepared.url,
+                                            "headers": redact_headers(prepared.headers),
+                                            "body": prepared.body.decode("utf-8", "replace")}}
+    if answer is not None:
+        exchange["response"] = {"status": answer.status, "headers": {"content-type": answer.content_type},
+                                "body": answer.raw[:BODY_LIMIT].decode("utf-8", "replace")}
+    return exchange
 
 
 def _exchange(
@@ -185,6 +205,59 @@ def _check(step: Step, response: requests.Response) -> tuple[str, str]:
     return "passed", f"received {got}, as the plan expects"
 
 
+def _check_answer(step: Step, answer: LegacyAnswer) -> tuple[str, str]:
+    """passed, or failed: the status and kod the plan expects, and the wire rules of the old interface."""
+    expect = step.expect
+    fault = answer.fault
+    kod = fault.kod if fault is not None else None
+    wanted = f"{expect.status}" + (f" ApplicationException {expect.kod}" if expect.kod else "")
+    got = f"{answer.status}" + (f" {fault.kind} {kod}" if fault is not None else "")
+    if answer.status != expect.status or (expect.kod and (kod != expect.kod or fault is None
+                                                          or fault.kind != envelope.APPLICATION)):
+        return "failed", f"{step.operation}: received {got}, the plan expects {wanted}"
+    try:
+        riv_rules.check_answer(answer)
+    except RuleViolation as broken:
+        return "failed", f"{step.operation}: {broken.rule}: {broken.message}"
+    return "passed", f"received {got}, as the plan expects"
+
+
+T = TypeVar("T")
+
+
+def _sent(step: Step, result: StepResult, send: Callable[[], T]) -> T | None:
+    """What `send` returned, or None with the step's message saying why nothing came back."""
+    try:
+        return send()
+    except RequestRefused as refused:
+        result.message = f"refused by the guard: {refused.message}"
+    except requests.RequestException as exc:
+        result.message = f"{step.operation}: transport error {type(exc).__name__}: {exc}"
+    return None
+
+
+def _run_soap_step(step: Step, run: Run, session: requests.Session, op: Operation, base: str,
+                   body: Any, result: StepResult, results: dict[str, Any], plan: Plan) -> StepResult:
+    assert op.service is not None
+    participant = plan.participants[step.participant]
+    client = LegacyClient(session, base, load_riv(run_contracts(op)), run.tickets, run.actors)
+    prepared = client.prepare(op.service, body or {}, role=participant.role, actor=participant.actor)
+    answer = _sent(step, result, lambda: client.send(prepared, REQUEST_TIMEOUT_S))
+    if answer is not None:
+        result.http_status = answer.status
+        result.status, result.message = _check_answer(step, answer)
+        results[step.id] = answer.body
+    result.exchange = _soap_exchange(prepared, answer)
+    result.stop_ms = _now_ms()
+    return result
+
+
+def run_contracts(op: Operation) -> Path:
+    """The contracts folder an operation of the old interface was read from."""
+    assert op.service is not None
+    return op.service.wsdl.parents[3]  # <contracts>/riv/interactions/<Service>Interaction/<file>.wsdl
+
+
 def _run_step(
     step: Step,
     run: Run,
@@ -203,28 +276,21 @@ def _run_step(
         result.message = f"${{{missing.args[0]}}} has no value: the step it refers to gave no such result"
         result.stop_ms = _now_ms()
         return result
+    if op.service is not None:
+        return _run_soap_step(step, run, session, op, base, body, result, results, plan)
     path, query = _path(op, params)
     url = base + path
     headers = run.auth_headers(participant.role, participant.actor)
-    if op.api == "fhir":
-        headers |= {
-            "Accept": "application/fhir+json",
-            "x-request-id": str(uuid.uuid4()),
-            "x-context-id": str(uuid.uuid4()),
-            "x-user-agent": f"rxverify-verify/{__version__}",
-        }
-    else:
-        headers["Accept"] = "application/json"
-    response = None
-    try:
-        response = session.request(
-            op.method, url, params=query or None, json=body, headers=headers, timeout=REQUEST_TIMEOUT_S
-        )
-    except RequestRefused as refused:
-        result.message = f"refused by the guard: {refused.message}"
-    except requests.RequestException as exc:
-        result.message = f"{step.operation}: transport error {type(exc).__name__}: {exc}"
-    else:
+    headers |= {
+        "Accept": "application/fhir+json",
+        "x-request-id": str(uuid.uuid4()),
+        "x-context-id": str(uuid.uuid4()),
+        "x-user-agent": f"rxverify-verify/{__version__}",
+    }
+    response = _sent(step, result, lambda: session.request(
+        op.method, url, params=query or None, json=body, headers=headers, timeout=REQUEST_TIMEOUT_S
+    ))
+    if response is not None:
         result.http_status = response.status_code
         result.status, result.message = _check(step, response)
         results[step.id] = _json(response)
@@ -242,10 +308,13 @@ def execute(
     reports: Path,
     out: Out = print,
     embedded: bool = False,
+    evidence: RunWriter | None = None,
 ) -> Outcome:
     """Run the plan's steps in order on `run` (whose target is started); write the reports.
 
     `embedded`: the target is the embedded reference platforms, started for the run.
+    `evidence`: a run already begun whose part this is (a round of `rxverify watch`, whose rounds
+    are one run): the steps' results and summary go to its folder, and its manifest is left open.
     """
     target = run.target
     endpoints = target.platforms.get(platform)
@@ -253,6 +322,8 @@ def execute(
         raise UserError(f"target {target.name!r} has no {platform} platform")
     operations = load_operations(contracts)
     bases = {s.id: base_url(operations[s.operation], endpoints, platform) or "" for s in plan.steps}
+    if evidence is not None:
+        return _execute(plan, run, platform, reports, out, evidence, operations, bases, finish=False)
     evidence = begin_run(
         reports,
         "verification",
@@ -261,7 +332,7 @@ def execute(
         embedded=embedded,
         platforms=[platform],
         selection={"plan": plan.name, "planFile": str(plan.path)},
-        collected=[_full_name(plan, step) for step in plan.steps],
+        collected=[step_name(plan, step) for step in plan.steps],
         run_id=run.run_id,  # the ledger's entries carry the same id
     )
     try:
@@ -275,7 +346,7 @@ def execute(
         raise
 
 
-def _full_name(plan: Plan, step: Step) -> str:
+def step_name(plan: Plan, step: Step) -> str:
     """A step's Allure full name, and its test id in the run's manifest."""
     return f"verification.{plan.name}.{step.id}"
 
@@ -289,6 +360,7 @@ def _execute(
     evidence: RunWriter,
     operations: Mapping[str, Operation],
     bases: dict[str, str],
+    finish: bool = True,
 ) -> Outcome:
     target = run.target
     endpoints = target.platforms[platform]
@@ -327,17 +399,18 @@ def _execute(
     for result in outcome.results:
         _write_allure(allure_dir, result, plan, target, platform, scrub)
     outcome.summary_path = _write_summary(evidence, plan, target, platform, outcome, started, finished, scrub)
-    write_run_record(
-        reports,
-        run_id=evidence.run,
-        suite="verification",
-        target=target.name,
-        environment_class=target.environment_class,
-        guard_counts=run.guard.counts,
-        release=plan.release,
-        platforms={platform: {"legacy": endpoints.legacy, "fhir": endpoints.fhir}},
-    )
-    evidence.finish(COMPLETE, summary=str(outcome.summary_path.relative_to(evidence.folder)))
+    if finish:
+        write_run_record(
+            reports,
+            run_id=evidence.run,
+            suite="verification",
+            target=target.name,
+            environment_class=target.environment_class,
+            guard_counts=run.guard.counts,
+            release=plan.release,
+            platforms={platform: {"legacy": endpoints.legacy, "fhir": endpoints.fhir}},
+        )
+        evidence.finish(COMPLETE, summary=str(outcome.summary_path.relative_to(evidence.folder)))
     passed = sum(r.status == "passed" for r in outcome.results)
     verdict = "passed" if outcome.passed else "failed"
     out(
@@ -361,7 +434,7 @@ def _write_allure(
         directory,
         AllureResult(
             name=f"{step.id} {step.operation}{about}",
-            full_name=_full_name(plan, step),
+            full_name=step_name(plan, step),
             status=result.status,
             start_ms=result.start_ms,
             stop_ms=result.stop_ms,

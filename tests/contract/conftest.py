@@ -8,8 +8,9 @@ import pytest
 import requests
 from hypothesis import HealthCheck, settings
 
-from rxverify.contract import ACTIVE, configure
+from rxverify.contract import ACTIVE, configure, legacy_client
 from rxverify.errors import UserError
+from rxverify.legacy.client import LegacyClient
 from rxverify.paths import contracts_dir
 from rxverify.pytest_plugin import prepare_target
 from rxverify.target.run import Run
@@ -36,7 +37,9 @@ def pytest_configure(config: pytest.Config) -> None:
     settings.load_profile("rxverify-contract")
     try:
         # the target checked and probed before collection: a mistake is one line, exit 2, before any test
-        _, ACTIVE.registry, ACTIVE.tickets = prepare_target(config, contracts_dir(config.getoption("--contracts")))
+        contracts = contracts_dir(config.getoption("--contracts"))
+        _, ACTIVE.registry, ACTIVE.tickets = prepare_target(config, contracts)
+        ACTIVE.contracts = contracts
     except UserError as exc:
         pytest.exit(f"rxverify: {exc}", returncode=2)
 
@@ -61,6 +64,12 @@ def legacy_url(platform: str, rx_run: Run) -> str:
     endpoints = rx_run.target.platforms[platform]
     assert endpoints.legacy is not None, f"generated for {platform}, which has no legacy interface"
     return endpoints.legacy
+
+
+@pytest.fixture(scope="session")
+def legacy(legacy_url: str, rx_session: requests.Session) -> LegacyClient:
+    """The one legacy client of `platform`, over the guarded session, with the run's tickets."""
+    return legacy_client(rx_session, legacy_url)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,8 @@
 """Old vs new: generated legacy call sequences answered alike by the old platform and the new one.
 
+The calls are SOAP requests of the one legacy client; answers are compared as canonical XML
+(rxverify.differential.canonical: local names, namespaces, child order, typed values).
+
 Requirement: the new platform keeps the old service interface alive through its transformer
 "so that today's care systems and pharmacy systems are not affected" (DOMAIN.md). Noise (ids,
 instants) is learned from a second old instance (the Diffy method), not listed by hand.
@@ -15,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rxverify.contract import ACTIVE
+from rxverify.contract import ACTIVE, legacy_client
 from rxverify.differential import Lane, Noise, call_sequences, compare, declared_noise, render
 from rxverify.mapping import load_mapping
 from rxverify.paths import contracts_dir
@@ -33,10 +36,11 @@ def lanes(rx_run: Run) -> Iterator[dict[str, Lane]]:
     for name in ("old", SECONDARY, "new"):
         legacy = platforms[name].legacy
         assert legacy is not None
-        out[name] = Lane(name, legacy, rx_run.session(), rx_run.auth_headers)
+        out[name] = Lane(name, legacy_client(rx_run.session(), legacy))
     yield out
     for lane in out.values():
-        lane.session.close()
+        if lane.client.session is not None:
+            lane.client.session.close()
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,13 @@
 """FHIR conformance of the new platform, driven by its CapabilityStatement.
 
-For every declared resource, interaction and search parameter: create-then-read returns what
+First, as Inferno's test kits begin: GET [base]/metadata through the guarded session is a valid
+R4 CapabilityStatement of kind instance, and it declares every resource, interaction, search
+parameter, operation, profile and format the contract's CapabilityStatement
+(contracts/fhir/CapabilityStatement-nll-server.json) declares: each missing piece is its own
+failure naming it. The tests that follow depend on it: each first requires the server to declare
+what it exercises, and fails naming it when it does not (never a skip: the contract requires it).
+
+Then, for every declared resource, interaction and search parameter: create-then-read returns what
 was sent; a search by each declared parameter finds the resource and returns only matches;
 paging with _count is consistent; an invalid resource gets 4xx with an OperationOutcome; a
 missing required header is refused; an unknown id gives 404 with an OperationOutcome;
@@ -22,11 +29,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rxverify.checks.fhir_rules import profile_errors
+from rxverify.contract import legacy_client
+from rxverify.fhir import capability
 from rxverify.fhir.generate import resources, violations
 from rxverify.fhir.package import load_package
+from rxverify.fhir.validator import errors, validator_for
 from rxverify.paths import contracts_dir
 from rxverify.strategies import contract_patients
 from rxverify.target.run import Run
+
+from .legacy_steps import prescribe
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.platforms("new"), allure.epic("FHIR")]
 
@@ -36,6 +48,9 @@ DECLARED = {r["type"]: r for r in CAPABILITY["rest"][0]["resource"]}
 REQUIRED_HEADERS = ("x-request-id", "x-context-id", "x-user-agent")
 CONTROL = {"_count", "_offset"}
 SLOW = settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+
+
+REQUIREMENTS = capability.requirements(CAPABILITY)
 
 
 def _with(interaction: str) -> list[str]:
@@ -101,6 +116,48 @@ def api(rx_run: Run, rx_session: requests.Session, fhir_url: str) -> Fhir:
 
 
 @pytest.fixture(scope="session")
+def server_statement(rx_session: requests.Session, fhir_url: str) -> Any:
+    """What GET [base]/metadata answers (its JSON body, None when it is none), fetched once."""
+    answer = rx_session.get(f"{fhir_url}/metadata", headers={"Accept": "application/fhir+json"}, timeout=30)
+    try:
+        return answer.json()
+    except ValueError:
+        return None
+
+
+def _require(statement: Any, rtype: str, kind: str, name: str) -> None:
+    """The server must declare what a test is about to exercise (the contract requires it): fail naming it."""
+    problems = capability.statement_problems(statement)
+    assert not problems or statement.get("resourceType") == "CapabilityStatement", problems[0]
+    wanted = next(r for r in REQUIREMENTS if r.resource == rtype and r.kind == kind and r.name == name)
+    assert capability.declares(statement, wanted), wanted.missing()
+
+
+@allure.feature("CapabilityStatement")
+@allure.story("GET [base]/metadata is the server's CapabilityStatement, valid R4")
+@allure.severity(allure.severity_level.BLOCKER)
+def test_metadata_is_a_valid_capability_statement(server_statement: Any) -> None:
+    """http.html#capabilities: /metadata answers a CapabilityStatement of kind instance, valid against R4."""
+    problems = capability.statement_problems(server_statement)
+    assert not problems, "\n".join(problems)
+    found = errors(validator_for().validate(server_statement))
+    assert not found, "the server's CapabilityStatement is not valid R4:\n" + "\n".join(map(str, found))
+
+
+@allure.feature("CapabilityStatement")
+@allure.story("the server declares everything the contract's CapabilityStatement declares")
+@allure.severity(allure.severity_level.CRITICAL)
+@pytest.mark.parametrize("requirement", REQUIREMENTS, ids=lambda r: r.id)
+def test_metadata_declares_what_the_contract_declares(
+    requirement: capability.Requirement, server_statement: Any
+) -> None:
+    """One resource, interaction, search parameter, operation, profile or format of the contract's statement."""
+    problems = capability.statement_problems(server_statement)
+    assert not problems or server_statement.get("resourceType") == "CapabilityStatement", problems[0]
+    assert capability.declares(server_statement, requirement), requirement.missing()
+
+
+@pytest.fixture(scope="session")
 def registry(rx_run: Run) -> Any:
     """Only the conformance patients: FHIR writes must not touch the differential's patients."""
     return rx_run.registry.subset(contract_patients(rx_run.registry))
@@ -108,21 +165,9 @@ def registry(rx_run: Run) -> Any:
 
 def _prescription_for_dispense(api: Fhir, patient: dict[str, Any]) -> str:
     """An active prescription, as a care system creates it, for a dispense to refer to."""
-    pid = patient["value"]
-    body = {
-        "personId": pid,
-        "lakemedel": {"nplPackId": "19990101100001", "namn": "Alvedon"},
-        "doseringstext": "1 x 3",
-        "antalForpackningar": 99,
-        "antalUttag": 12,
-        "forskrivningstyp": "ELEKTRONISK",
-    }
     legacy = api.run.target.platforms["new"].legacy
-    created = api.session.post(
-        f"{legacy}/ordinationer", json=body, headers=api.run.auth_headers("prescriber"), timeout=30
-    )
-    assert created.status_code == 201, created.text
-    return str(created.json()["ordinationId"])
+    assert legacy is not None
+    return prescribe(legacy_client(api.session, legacy), patient["value"], packages=99, withdrawals=12)
 
 
 BORN_AS = {"MedicationRequest": "active", "MedicationDispense": "completed"}  # the platform's create rules (422)
@@ -164,9 +209,11 @@ def _subset(sent: Any, read: Any, path: str = "") -> list[str]:
 @allure.story("create then read returns what was sent")
 @allure.severity(allure.severity_level.CRITICAL)
 @pytest.mark.parametrize("rtype", _with("create"))
-def test_create_then_read(rtype: str, api: Fhir, registry: Any) -> None:
+def test_create_then_read(rtype: str, api: Fhir, registry: Any, server_statement: Any) -> None:
     """POST a generated resource, GET it back: everything sent is there, and it conforms to its profile."""
     allure.dynamic.feature(rtype)
+    for interaction in ("create", "read"):
+        _require(server_statement, rtype, "interaction", interaction)
 
     @SLOW
     @given(resource=resources(DECLARED[rtype]["profile"], registry=registry))
@@ -224,9 +271,13 @@ def _matches(param: dict[str, Any], value: str, resource: dict[str, Any]) -> boo
 @allure.story("a search by each declared parameter finds it and only matches")
 @allure.severity(allure.severity_level.CRITICAL)
 @pytest.mark.parametrize(("rtype", "param"), _search_params())
-def test_search_by_declared_parameter(rtype: str, param: dict[str, Any], api: Fhir, registry: Any) -> None:
+def test_search_by_declared_parameter(
+    rtype: str, param: dict[str, Any], api: Fhir, registry: Any, server_statement: Any
+) -> None:
     """Create, then search by the parameter's value (from its SearchParameter expression)."""
     allure.dynamic.feature(f"{rtype}?{param['name']}")
+    _require(server_statement, rtype, "interaction", "search-type")
+    _require(server_statement, rtype, "search-param", param["name"])
 
     @SLOW
     @given(resource=resources(DECLARED[rtype]["profile"], registry=registry))
@@ -291,9 +342,10 @@ def _definition(rtype: str, name: str) -> str:
 @allure.story("paging with _count is consistent")
 @allure.severity(allure.severity_level.CRITICAL)
 @pytest.mark.parametrize("rtype", [t for t in _with("search-type") if t in _with("create")])  # entries are created
-def test_paging_is_consistent(rtype: str, api: Fhir, registry: Any) -> None:
+def test_paging_is_consistent(rtype: str, api: Fhir, registry: Any, server_statement: Any) -> None:
     """Pages of 2 hold every entry exactly once and the same entries as one page of 100."""
     allure.dynamic.feature(rtype)
+    _require(server_statement, rtype, "search-param", "_count")
 
     @settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(batch=st.lists(resources(DECLARED[rtype]["profile"], registry=registry), min_size=5, max_size=7))
@@ -314,9 +366,11 @@ def test_paging_is_consistent(rtype: str, api: Fhir, registry: Any) -> None:
 @allure.story("an invalid resource is refused with an OperationOutcome")
 @allure.severity(allure.severity_level.CRITICAL)
 @pytest.mark.parametrize("rtype", _with("create"))
-def test_invalid_resource_refused(rtype: str, api: Fhir, registry: Any) -> None:
+def test_invalid_resource_refused(rtype: str, api: Fhir, registry: Any, server_statement: Any) -> None:
     """A valid instance with one profile constraint broken: 4xx with an OperationOutcome, never stored."""
     allure.dynamic.feature(rtype)
+    _require(server_statement, rtype, "interaction", "create")
+    _require(server_statement, rtype, "profile", DECLARED[rtype]["profile"])
 
     @SLOW
     @given(broken=violations(DECLARED[rtype]["profile"], registry=registry))
@@ -337,9 +391,10 @@ def test_invalid_resource_refused(rtype: str, api: Fhir, registry: Any) -> None:
 @allure.severity(allure.severity_level.NORMAL)
 @pytest.mark.parametrize("header", REQUIRED_HEADERS)
 @pytest.mark.parametrize("rtype", _with("search-type"))
-def test_missing_required_header_refused(rtype: str, header: str, api: Fhir) -> None:
+def test_missing_required_header_refused(rtype: str, header: str, api: Fhir, server_statement: Any) -> None:
     """Every required request header of the agency (x-request-id, ...) is enforced: 400 OperationOutcome."""
     allure.dynamic.feature(rtype)
+    _require(server_statement, rtype, "interaction", "search-type")
     answer = api.session.get(f"{api.base}/{rtype}", headers=api.headers("pharmacy", drop=header), timeout=30)
     assert answer.status_code == 400, f"{rtype} search without {header}: {answer.status_code}"
     assert answer.json().get("resourceType") == "OperationOutcome"
@@ -348,9 +403,10 @@ def test_missing_required_header_refused(rtype: str, header: str, api: Fhir) -> 
 @allure.story("an unknown id gives 404 with an OperationOutcome")
 @allure.severity(allure.severity_level.NORMAL)
 @pytest.mark.parametrize("rtype", [t for t, r in DECLARED.items() if "read" in {i["code"] for i in r["interaction"]}])
-def test_unknown_id_is_404(rtype: str, api: Fhir) -> None:
+def test_unknown_id_is_404(rtype: str, api: Fhir, server_statement: Any) -> None:
     """GET [type]/[unknown id]: 404, application/fhir+json, an OperationOutcome."""
     allure.dynamic.feature(rtype)
+    _require(server_statement, rtype, "interaction", "read")
     answer = api.get(f"{rtype}/{uuid.uuid4()}")
     assert answer.status_code == 404, f"GET {rtype}/<unknown id>: received {answer.status_code}, FHIR declares 404"
     kind = answer.headers.get("content-type", "")
@@ -365,10 +421,11 @@ def test_unknown_id_is_404(rtype: str, api: Fhir) -> None:
 @allure.feature("MedicationRequest/$monitoring")
 @allure.story("$monitoring honours its limits (1-50 identities, at most 1000 results)")
 @allure.severity(allure.severity_level.CRITICAL)
-def test_monitoring_limits(api: Fhir, registry: Any) -> None:
+def test_monitoring_limits(api: Fhir, registry: Any, server_statement: Any) -> None:
     """0 and 51 identities are refused (400 OperationOutcome); 50 are answered with at most 1000 prescriptions."""
     from rxverify.mapping import load_mapping
 
+    _require(server_statement, "MedicationRequest", "operation", "monitoring")
     mapping = load_mapping(contracts_dir() / "mapping" / "legacy-fhir.yaml")
 
     def params(n: int) -> dict[str, Any]:

@@ -1,8 +1,10 @@
-"""Stateful lifecycles of a prescription through the legacy contract's OpenAPI links.
+"""Stateful lifecycles of a prescription through the links of the legacy contract (SOAP, from services.toml).
 
 create -> look up -> reserve dispensing ids -> withdraw -> report -> history, and create ->
-cancel -> withdrawal rejected, in orders hypothesis generates, with schemathesis's checks and
-our domain rules after every step.
+cancel -> withdrawal refused, in orders hypothesis generates: schemathesis's state machine over the
+OpenAPI links of contracts/openapi/legacy.yaml, which read `$response.body#/...` from the answer
+the legacy client's deserializer decodes; schemathesis's checks, the wire rules and the domain
+rules after every step.
 
 Hypothesis needs a scenario to draw the same way whenever it runs it again, so what decides
 the next draw must come from the scenario itself. The state machine follows only the links the
@@ -25,14 +27,21 @@ import pytest
 import requests
 from hypothesis import HealthCheck, reject, settings
 
-from rxverify.checks.schemathesis_checks import LEGACY_CHECKS
 from rxverify.distinct_failures import TestFailures
+from rxverify.legacy import media
 from rxverify.safety.guard import RequestRefused
 
 from .schemas import legacy
 
 LegacyLinks = legacy.as_state_machine()
 STEPS_PER_SCENARIO = 10
+
+
+def _step(case: Any, response: Any) -> str:
+    """A scenario's step as a failure report shows it: the service and its answer (a fault by kind and kod)."""
+    fault = media.answer_of(case.operation, response).fault  # every fault is a 500: its kod says which
+    said = f" {fault.kind} {fault.kod}" if fault is not None else ""
+    return f"{case.operation.definition.raw.get('operationId', case.operation.label)} -> {response.status_code}{said}"
 
 
 @pytest.mark.acceptance
@@ -64,12 +73,13 @@ def test_prescription_lifecycle(
             except RequestRefused as refused:
                 rx_refused(case.operation.label, refused)  # counted and shown: the gate bounds refusals
                 reject()  # the guard kept a non-registered identity from leaving: nothing was sent
-            self.steps.append(f"{case.method} {case.formatted_path} -> {response.status_code}")
+            self.steps.append(_step(case, response))
             return response
 
         def validate_response(self, response: Any, case: Any, additional_checks: Any = None, **kwargs: Any) -> None:
+            # the wire and domain rules are registered schemathesis checks (rxverify.checks.schemathesis_checks)
             with rx_failures.collect("scenario: " + " ; ".join(self.steps)):
-                super().validate_response(response, case, additional_checks=LEGACY_CHECKS, **kwargs)
+                super().validate_response(response, case, additional_checks=additional_checks, **kwargs)
 
     Lifecycle.run(
         settings=settings(

@@ -3,6 +3,8 @@
 Requirement: the transformer's contract (contracts/mapping/legacy-fhir.yaml): every legacy
 field maps to a FHIR element. A prescription created through the legacy interface reads back
 through FHIR with equivalent content; a change made through FHIR shows through the legacy interface.
+The legacy side is SOAP, through the one legacy client; the mapping speaks of the old interface's
+data in its JSON shape (contracts/riv/services.toml [names] and lists), which `LegacyAnswer.json` gives.
 """
 
 from __future__ import annotations
@@ -18,15 +20,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rxverify.checks.fhir_rules import profile_errors
+from rxverify.legacy.client import LegacyClient
 from rxverify.mapping import Mapping, load_mapping
 from rxverify.paths import contracts_dir
 from rxverify.strategies import contract_patients
 from rxverify.target.run import Run
 
-from .schemas import legacy
+from .legacy_steps import prescribe, shown
+from .schemas import legacy as legacy_schema
 
 pytestmark = [pytest.mark.integration, pytest.mark.platforms("new"), allure.epic("across representations")]
-CREATE = legacy["/ordinationer"]["POST"]
+CREATE = legacy_schema["/SkapaOrdinationVardResponder/V6"]["POST"]
 IDENTITY_KINDS = ("personnummer", "samordningsnummer")
 
 
@@ -89,7 +93,7 @@ def mismatches(mapping: Mapping, ordination: dict[str, Any], resource: dict[str,
 @pytest.mark.parametrize("kind", IDENTITY_KINDS)
 @given(data=st.data())
 def test_legacy_prescription_reads_back_through_fhir(
-    data: st.DataObject, kind: str, platform: str, rx_run: Run, rx_session: requests.Session
+    data: st.DataObject, kind: str, platform: str, rx_run: Run, rx_session: requests.Session, legacy: LegacyClient
 ) -> None:
     """Create through legacy, read MedicationRequest/{ordinationId}: every mapped field agrees.
 
@@ -101,22 +105,16 @@ def test_legacy_prescription_reads_back_through_fhir(
     patients = [p.id for p in contract_patients(rx_run.registry) if p.kind == kind]
     assert patients, f"the registry holds no {kind} test patient"
     case = data.draw(CREATE.as_strategy().filter(lambda c: "giltigTom" not in (c.body or {})), label="create")
-    case.body["personId"] = data.draw(st.sampled_from(patients), label=kind)
-    created = rx_session.post(
-        f"{endpoints.legacy}/ordinationer", json=case.body, headers=rx_run.auth_headers("prescriber"), timeout=30
-    )
-    if created.status_code != 201:
+    case.body["personnummer"] = data.draw(st.sampled_from(patients), label=kind)
+    created = legacy.call("SkapaOrdinationVard", case.body, role="prescriber")
+    if not created.ok:
         return  # refused by a rule (the conformance tests judge that)
-    ordination = created.json()
+    ordination = created.json
     if data.draw(st.booleans(), label="cancel first"):
-        cancelled = rx_session.post(
-            f"{endpoints.legacy}/ordinationer/{ordination['ordinationId']}/makulering",
-            json={"orsak": "FEL_DOSERING"},
-            headers=rx_run.auth_headers("prescriber"),
-            timeout=30,
-        )
-        assert cancelled.status_code == 200, cancelled.text
-        ordination = cancelled.json()
+        cancelled = legacy.call("MakuleraOrdinationVard", {"ordinationsId": ordination["ordinationId"],
+                                                           "orsak": "FEL_DOSERING"}, role="prescriber")
+        assert cancelled.ok, f"MakuleraOrdinationVard: received {shown(cancelled)}"
+        ordination = cancelled.json
     read = rx_session.get(
         f"{endpoints.fhir}/MedicationRequest/{ordination['ordinationId']}",
         headers=_fhir_headers(rx_run, "pharmacy"),
@@ -131,24 +129,15 @@ def test_legacy_prescription_reads_back_through_fhir(
 @allure.feature("MedicationDispense -> GodkannUttag")
 @allure.story("a FHIR-side change shows through the legacy interface")
 @allure.severity(allure.severity_level.CRITICAL)
-def test_fhir_dispense_shows_as_legacy_withdrawal(platform: str, rx_run: Run, rx_session: requests.Session) -> None:
+def test_fhir_dispense_shows_as_legacy_withdrawal(
+    platform: str, rx_run: Run, rx_session: requests.Session, legacy: LegacyClient
+) -> None:
     """A MedicationDispense registered through FHIR is a withdrawal in the legacy history."""
     mapping = _mapping()
     endpoints = rx_run.target.platforms[platform]
     patient = contract_patients(rx_run.registry)[5].id
-    body = {
-        "personId": patient,
-        "lakemedel": {"nplPackId": "19990101100001", "namn": "Åkerört örtte"},
-        "doseringstext": "1 kopp på kvällen",
-        "antalForpackningar": 2,
-        "antalUttag": 2,
-        "forskrivningstyp": "ELEKTRONISK",
-    }
-    created = rx_session.post(
-        f"{endpoints.legacy}/ordinationer", json=body, headers=rx_run.auth_headers("prescriber"), timeout=30
-    )
-    assert created.status_code == 201, created.text
-    oid = created.json()["ordinationId"]
+    oid = prescribe(legacy, patient, packages=2, withdrawals=2, doseringstext="1 kopp på kvällen",
+                    lakemedel={"nplPackId": "19990101100001", "namn": "Åkerört örtte"})
     dispensing_id = str(uuid.uuid4())
     gln = rx_run.actors.pharmacies[0]["gln"]
     dispense = {
@@ -177,11 +166,9 @@ def test_fhir_dispense_shows_as_legacy_withdrawal(platform: str, rx_run: Run, rx
         timeout=30,
     )
     assert posted.status_code == 201, posted.text
-    history = rx_session.get(
-        f"{endpoints.legacy}/patienter/{patient}/ordinationer/historik",
-        headers=rx_run.auth_headers("pharmacy"),
-        timeout=30,
-    ).json()
+    answer = legacy.call("HamtaOrdinationshistorik", {"personnummer": patient}, role="pharmacy")
+    assert answer.ok, f"HamtaOrdinationshistorik: received {shown(answer)}"
+    history = answer.json
     item = next(i for i in history["ordinationer"] if i["ordination"]["ordinationId"] == oid)
     assert item["ordination"]["uttagKvar"] == 1, item
     assert [u["expeditionsId"] for u in item["uttag"]] == [dispensing_id], item

@@ -1,75 +1,46 @@
-"""The withdrawal rules of GodkannUttag, exercised on purpose with reserved dispensing ids.
+"""The withdrawal rules of GodkannUttag, exercised on purpose with reserved dispensing ids (SOAP).
 
-Requirement: GodkannUttag (legacy.yaml): a cancelled prescription cannot be withdrawn (409
-MAKULERAD); a withdrawal never takes more packages than prescribed per withdrawal (409
-FOR_MANGA_FORPACKNINGAR). Generated conformance cases rarely hold a reserved dispensing id, so
-these rules are driven here through the whole path: create, (cancel), reserve, withdraw.
+Requirement: GodkannUttag (contracts/riv/services.toml): a cancelled prescription cannot be
+withdrawn (a SOAP fault, ApplicationException MAKULERAD); a withdrawal never takes more packages
+than prescribed per withdrawal (ApplicationException FOR_MANGA_FORPACKNINGAR). Generated
+conformance cases rarely hold a reserved dispensing id, so these rules are driven here through
+the whole path: create, (cancel), reserve, withdraw, every call through the one legacy client.
 """
 
 from __future__ import annotations
 
 import allure
 import pytest
-import requests
 from hypothesis import given
 from hypothesis import strategies as st
 
 from rxverify.differential import ORSAKER
+from rxverify.legacy.client import LegacyClient
+from rxverify.legacy.envelope import APPLICATION
 from rxverify.strategies import contract_patients
 from rxverify.target.run import Run
 
+from .legacy_steps import cancel, prescribe, refusal, shown, withdraw
+
 pytestmark = [pytest.mark.acceptance, allure.epic("dispensing"), allure.feature("GodkannUttag")]
-
-
-def _prescribe(session: requests.Session, legacy_url: str, rx_run: Run, patient: str, packages: int) -> str:
-    body = {
-        "personId": patient,
-        "lakemedel": {"nplPackId": "19990101100001", "namn": "Alvedon"},
-        "doseringstext": "1 x 3",
-        "antalForpackningar": packages,
-        "antalUttag": 2,
-        "forskrivningstyp": "ELEKTRONISK",
-    }
-    created = session.post(
-        f"{legacy_url}/ordinationer", json=body, headers=rx_run.auth_headers("prescriber"), timeout=30
-    )
-    assert created.status_code == 201, created.text
-    return str(created.json()["ordinationId"])
-
-
-def _withdraw(session: requests.Session, legacy_url: str, rx_run: Run, oid: str, packages: int) -> tuple[int, str]:
-    pharmacy = rx_run.auth_headers("pharmacy")
-    reserved = session.post(f"{legacy_url}/expeditionsid", json={"antal": 1}, headers=pharmacy, timeout=30)
-    assert reserved.status_code == 200, reserved.text
-    answer = session.post(
-        f"{legacy_url}/ordinationer/{oid}/uttag",
-        headers=pharmacy,
-        timeout=30,
-        json={"expeditionsId": reserved.json()["expeditionsIdn"][0], "antalForpackningar": packages},
-    )
-    return answer.status_code, str(answer.json().get("kod", "")) if answer.status_code >= 400 else ""
+FAULT = 500  # every SOAP fault comes as HTTP 500 (SOAP 1.1 over HTTP)
 
 
 @allure.story("a cancelled prescription cannot be withdrawn")
 @allure.severity(allure.severity_level.BLOCKER)
 @given(data=st.data())
 def test_cancelled_prescription_cannot_be_withdrawn(
-    data: st.DataObject, platform: str, legacy_url: str, rx_run: Run, rx_session: requests.Session
+    data: st.DataObject, platform: str, legacy: LegacyClient, rx_run: Run
 ) -> None:
-    """Create, cancel (any reason), reserve an id, withdraw: 409 MAKULERAD."""
+    """Create, cancel (any reason), reserve an id, withdraw: the fault ApplicationException MAKULERAD."""
     patient = data.draw(st.sampled_from([p.id for p in contract_patients(rx_run.registry)]))
-    oid = _prescribe(rx_session, legacy_url, rx_run, patient, data.draw(st.integers(1, 99)))
-    reason = data.draw(st.sampled_from(ORSAKER))
-    cancelled = rx_session.post(
-        f"{legacy_url}/ordinationer/{oid}/makulering",
-        json={"orsak": reason},
-        headers=rx_run.auth_headers("prescriber"),
-        timeout=30,
-    )
-    assert cancelled.status_code == 200, cancelled.text
-    status, kod = _withdraw(rx_session, legacy_url, rx_run, oid, 1)
-    assert (status, kod) == (409, "MAKULERAD"), (
-        f"GodkannUttag on cancelled prescription {oid}: received {status} {kod}; the contract declares 409 MAKULERAD"
+    oid = prescribe(legacy, patient, data.draw(st.integers(1, 99)))
+    cancelled = cancel(legacy, oid, data.draw(st.sampled_from(ORSAKER)))
+    assert cancelled.ok, f"MakuleraOrdinationVard of {oid}: received {shown(cancelled)}"
+    answer = withdraw(legacy, oid, 1)
+    assert refusal(answer) == (FAULT, APPLICATION, "MAKULERAD"), (
+        f"GodkannUttag on cancelled prescription {oid}: received {shown(answer)}; "
+        "the contract declares a fault ApplicationException MAKULERAD"
     )
 
 
@@ -77,17 +48,17 @@ def test_cancelled_prescription_cannot_be_withdrawn(
 @allure.severity(allure.severity_level.BLOCKER)
 @given(data=st.data())
 def test_withdrawal_never_exceeds_prescribed_packages(
-    data: st.DataObject, platform: str, legacy_url: str, rx_run: Run, rx_session: requests.Session
+    data: st.DataObject, platform: str, legacy: LegacyClient, rx_run: Run
 ) -> None:
-    """Prescribed n packages per withdrawal: n+k is refused (409 FOR_MANGA_FORPACKNINGAR), n is accepted."""
+    """Prescribed n packages per withdrawal: n+k is refused (FOR_MANGA_FORPACKNINGAR), n is accepted."""
     patient = data.draw(st.sampled_from([p.id for p in contract_patients(rx_run.registry)]))
     prescribed = data.draw(st.integers(1, 98))
-    oid = _prescribe(rx_session, legacy_url, rx_run, patient, prescribed)
+    oid = prescribe(legacy, patient, prescribed)
     too_many = data.draw(st.integers(prescribed + 1, 99))
-    status, kod = _withdraw(rx_session, legacy_url, rx_run, oid, too_many)
-    assert (status, kod) == (409, "FOR_MANGA_FORPACKNINGAR"), (
-        f"GodkannUttag of {too_many} packages on {oid} (prescribed {prescribed} per withdrawal): received {status} "
-        f"{kod}; the contract declares 409 FOR_MANGA_FORPACKNINGAR"
+    answer = withdraw(legacy, oid, too_many)
+    assert refusal(answer) == (FAULT, APPLICATION, "FOR_MANGA_FORPACKNINGAR"), (
+        f"GodkannUttag of {too_many} packages on {oid} (prescribed {prescribed} per withdrawal): received "
+        f"{shown(answer)}; the contract declares a fault ApplicationException FOR_MANGA_FORPACKNINGAR"
     )
-    status, kod = _withdraw(rx_session, legacy_url, rx_run, oid, prescribed)
-    assert status == 200, f"GodkannUttag of the prescribed {prescribed} packages on {oid}: received {status} {kod}"
+    answer = withdraw(legacy, oid, prescribed)
+    assert answer.ok, f"GodkannUttag of the prescribed {prescribed} packages on {oid}: received {shown(answer)}"

@@ -80,7 +80,7 @@ RXVERIFY_CASES = [
     (["registry"], "registry: the following arguments are required: COMMAND"),
     (["fhir", "validate", "/nosuch"], "cannot read /nosuch"),
     (["fhir", "validate", "{badtoml}"], "is not valid JSON"),
-    (["fhir", "validate", "--profile", "http://nosuch.invalid/P", "{fhirfile}"], "has no StructureDefinition"),
+    (["fhir", "validate", "--profile", "http://nosuch.invalid/P", "{fhirfile}"], "no StructureDefinition http://nosuch.invalid/P"),
     (["fhir", "validate", "--package", "/nosuch", "{fhirfile}"], "no FHIR package at /nosuch"),
     (["power", "--seed", "abc"], "--seed 'abc': a seed is a positive whole number"),
     (["power", "--seed", "7,-1"], "--seed '-1': a seed is a positive whole number"),

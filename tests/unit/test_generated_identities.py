@@ -1,4 +1,7 @@
-"""Generated contract cases never carry an identity outside the registry: dropped while generated."""
+"""Generated contract cases never carry an identity outside the registry: dropped while generated.
+
+The legacy contract is SOAP: the filter reads the envelope the legacy client writes, as the guard reads it.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from hypothesis import strategies as st
 from schemathesis import Case
 from schemathesis.hooks import GLOBAL_HOOK_DISPATCHER
 
-from rxverify.contract import ACTIVE, load_contract, only_registered_identities
+from rxverify.contract import ACTIVE, load_legacy_contract, only_registered_identities
 from rxverify.safety.identity import check_digit
 from rxverify.safety.registry import Registry
 from rxverify.target.credentials import TicketMinter, load_actors
@@ -21,17 +24,18 @@ from rxverify.target.credentials import TicketMinter, load_actors
 from .conftest import CONTRACTS
 from .strategies import foreign_identities
 
-SCHEMA = load_contract(CONTRACTS / "openapi" / "legacy.yaml")
-CREATE = SCHEMA["/ordinationer"]["POST"]
+SCHEMA = load_legacy_contract(CONTRACTS / "openapi" / "legacy.yaml")
+CREATE = SCHEMA["/SkapaOrdinationVardResponder/V6"]["POST"]
 
 
 @pytest.fixture
 def active_registry(registry: Registry) -> Iterator[Registry]:
     """The registry (and test actors' tickets) the contract suite's run would bind."""
     ACTIVE.registry = registry
+    ACTIVE.contracts = CONTRACTS
     ACTIVE.tickets = TicketMinter(os.urandom(32), load_actors(CONTRACTS / "testdata" / "test-actors.json"))
     yield registry
-    ACTIVE.registry = ACTIVE.tickets = None
+    ACTIVE.registry = ACTIVE.tickets = ACTIVE.contracts = None
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -40,7 +44,7 @@ def test_a_case_with_a_foreign_identity_anywhere_is_dropped(active_registry: Reg
     create = CREATE
     registered = active_registry.patients[0].id
     foreign = data.draw(foreign_identities(active_registry))
-    body = {"personId": registered, "doseringstext": "1 tablett", "antalUttag": 1}
+    body = {"personnummer": registered, "doseringstext": "1 tablett", "antalUttag": 1}
     assert only_registered_identities(None, create.Case(body=body))
     place = data.draw(st.sampled_from(["body", "query", "headers"]))
     text = f"enl. ordination {foreign[2:8]}-{foreign[8:]}"

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from rxverify.contracts.riv import load_riv
+from rxverify.legacy.client import LegacyClient
 from rxverify.operations import OperationIndex
 from rxverify.safety.egress import guarded_session
 from rxverify.safety.guard import Guard
@@ -25,6 +27,13 @@ from rxverify.target.targets import Endpoints
 from .conftest import CONTRACTS, ROOT
 
 TICKET = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJwaGFybWFjeS0xIn0.c2lnbmF0dXJlc2lnbmF0dXJl"  # not a valid ticket: no key
+ORDINATION = "0f8e2b1c-5d4a-4e3b-9c2d-1a0b9c8d7e6f"
+RIV = load_riv(CONTRACTS)
+
+
+class _Ticket:
+    def ticket(self, role: str, index: int = 0) -> str:
+        return TICKET
 
 
 @dataclass
@@ -44,10 +53,12 @@ def recorder() -> Iterator[Recorder]:
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length).decode() if length else ""
             rec.received.append((self.command, self.path, body))
-            personid = json.loads(body).get("personId") if body.startswith("{") else None
-            answer = json.dumps({"ordinationId": "0f8e2b1c-5d4a-4e3b-9c2d-1a0b9c8d7e6f", "personId": personid}).encode()
-            self.send_response(201 if self.command == "POST" else 200)
-            self.send_header("content-type", "application/json")
+            # a SOAP answer naming the prescription it created (the element names of SkapaOrdinationVardResponse)
+            answer = ('<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>'
+                      f'<r:Svar xmlns:r="urn:x"><r:ordinationsId>{ORDINATION}</r:ordinationsId></r:Svar>'
+                      "</s:Body></s:Envelope>").encode()
+            self.send_response(200)
+            self.send_header("content-type", "text/xml; charset=utf-8")
             self.send_header("content-length", str(len(answer)))
             self.end_headers()
             self.wfile.write(answer)
@@ -147,18 +158,19 @@ def test_guarded_writes_are_ledgered_reads_are_not(registry: Registry, recorder:
     ledger = Ledger(tmp_path, target="adhoc", environment_class="local")
     index = OperationIndex.for_endpoints(CONTRACTS, [Endpoints(legacy=legacy)])
     session = guarded_session(Guard(registry, ledger=ledger, operations=index, target_name="adhoc"))
-    auth = {"Authorization": f"Bearer {TICKET}", "Cookie": "session=abcdef123456"}
+    client = LegacyClient(session, legacy, RIV, _Ticket())
     patient = registry.patients[1].id
-    session.get(f"{legacy}/patienter/{patient}", headers=auth)
-    session.post(f"{legacy}/ordinationer", json={"personId": patient}, headers=auth)
+    cookie = {"Cookie": "session=abcdef123456"}
+    client.call("HamtaPatientInfo", {"personnummer": patient}, role="pharmacy", headers=cookie)  # a POST that reads
+    client.call("SkapaOrdinationVard", {"personnummer": patient}, role="prescriber", headers=cookie)
     ledger.close()
     entries = _lines(ledger.path)
     assert [(e["kind"], e["operation"]) for e in entries] == [
         ("attempt", "SkapaOrdinationVard"),
         ("outcome", "SkapaOrdinationVard"),
     ]
-    assert entries[1]["status"] == 201 and entries[1]["outcome"] == "ok"
-    assert entries[1]["ids"] == {"ordinationId": "0f8e2b1c-5d4a-4e3b-9c2d-1a0b9c8d7e6f"}
+    assert entries[1]["status"] == 200 and entries[1]["outcome"] == "ok"
+    assert entries[1]["ids"] == {"ordinationsId": ORDINATION}  # read from the SOAP answer
     assert entries[0]["patients"] == [patient]
     text = ledger.path.read_text()
     assert TICKET not in text and "abcdef123456" not in text and "Authorization" not in text
@@ -174,11 +186,12 @@ def test_masked_path_and_transport_error(registry: Registry, tmp_path: Path) -> 
     session = guarded_session(Guard(registry, ledger=ledger, operations=index))
     patient = registry.patients[2].id
     with pytest.raises(requests.ConnectionError):
-        session.put(f"{legacy}/patienter/{patient}/samtycke", json={"samtycke": True}, timeout=5)
+        LegacyClient(session, legacy, RIV, _Ticket()).call(
+            "UppdateraSamtycke", {"personnummer": patient, "samtycke": True}, role="pharmacy", timeout=5)
     ledger.close()
     attempt, outcome = _lines(ledger.path)
     assert attempt["operation"] == "UppdateraSamtycke"
-    assert patient not in str(attempt["path"]) and "*" in str(attempt["path"])
+    assert attempt["path"] == "/legacy/UppdateraSamtyckeResponder/V4"
     assert attempt["patients"] == [patient]
     assert outcome["outcome"] == "transport-error" and outcome["status"] is None
 

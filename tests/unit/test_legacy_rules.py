@@ -1,39 +1,47 @@
-"""Each legacy domain rule fails on a deliberately broken answer and passes on a correct one."""
+"""Each legacy domain rule fails on a deliberately broken answer and passes on a correct one.
+
+The answers are SOAP, as the platforms send them: written from today's JSON shape by the XSD and
+read back by the legacy client, so a rule sees exactly what it sees on the wire.
+"""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
-import requests
-import schemathesis
-from schemathesis import Response
 
 from rxverify.checks.failures import RuleViolation
-from rxverify.checks.legacy_rules import LegacyRules
+from rxverify.checks.legacy_rules import Exchange, LegacyRules
+from rxverify.contracts.riv import load_riv
+from rxverify.legacy import envelope
+from rxverify.legacy.client import LegacyAnswer, LegacyClient
 from rxverify.mapping import load_mapping
 
 from .conftest import CONTRACTS
 
 BASE = "http://127.0.0.1:9/legacy"
 PID = "191212121212"
-SCHEMA = schemathesis.openapi.from_path(CONTRACTS / "openapi" / "legacy.yaml")
+CLIENT = LegacyClient(None, BASE, load_riv(CONTRACTS), None)
 
 
-def _case(path: str, method: str, body: Any = None, **path_parameters: str) -> Any:
-    operation = SCHEMA[path][method]
-    return operation.Case(body=body, path_parameters=path_parameters or None, media_type="application/json")
+def answer_of(service: str, body: Any, fault: tuple[str, str] | None = None) -> LegacyAnswer:
+    """The SOAP answer of `service` carrying `body` (today's JSON shape), or a fault (kod, meddelande)."""
+    svc = CLIENT.service(service)
+    if fault is not None:
+        common = CLIENT.contracts.namespaces["common"]
+        kod, meddelande = fault
+        raw = (f'<s:Envelope xmlns:s="{envelope.SOAP11}"><s:Body><s:Fault><faultcode>s:Client</faultcode>'
+               f"<faultstring>{meddelande or 'nej'}</faultstring><detail><c:ApplicationException xmlns:c=\"{common}\">"
+               f"<c:kod>{kod}</c:kod><c:meddelande>{meddelande}</c:meddelande></c:ApplicationException></detail>"
+               "</s:Fault></s:Body></s:Envelope>").encode()
+        return CLIENT.read(svc, 500, "text/xml", raw)
+    element = envelope.render(svc.element(response=True), CLIENT.from_json(svc, body), {None: svc.namespace})
+    return CLIENT.read(svc, 200, "text/xml", envelope.envelope(element))
 
 
-def _response(url: str, status: int, body: Any, method: str = "GET") -> Response:
-    raw = requests.Response()
-    raw.status_code = status
-    raw._content = json.dumps(body).encode()
-    raw.headers["Content-Type"] = "application/json"
-    raw.request = requests.Request(method, url, headers={"Authorization": "Bearer x"}).prepare()
-    raw.url = url
-    return Response.from_any(raw)
+def _exchange(service: str, body: Any, sent: dict[str, Any] | None = None, fault: tuple[str, str] | None = None
+              ) -> Exchange:
+    return Exchange(answer_of(service, body, fault), sent or {}, BASE, {"Authorization": "Bearer x"})
 
 
 def _ordination(**changes: Any) -> dict[str, Any]:
@@ -87,8 +95,7 @@ def _create(rules: LegacyRules, answer: dict[str, Any], **sent: Any) -> None:
         "forskrivningstyp": answer["forskrivningstyp"],
         **sent,
     }
-    case = _case("/ordinationer", "POST", body)
-    rules.check(None, _response(f"{BASE}/ordinationer", 201, answer, "POST"), case)  # type: ignore[arg-type]
+    rules.check(_exchange("SkapaOrdinationVard", answer, body))
 
 
 def _expect(rule: str, call: Any) -> RuleViolation:
@@ -103,18 +110,17 @@ def test_default_validity(rules: LegacyRules) -> None:
     _create(rules, _ordination(forskrivningstyp="TELEFON", giltigTom="2026-12-09"))
     _create(rules, _ordination(giltigTom="2027-01-01"), giltigTom="2027-01-01")
     v = _expect("default_validity", lambda: _create(rules, _ordination(giltigTom="2027-11-25")))
-    assert "365 days" in v.message and "366" in v.message
+    assert "365 days" in v.message and "366" in v.message and v.operation == "SkapaOrdinationVard"
     _expect("default_validity", lambda: _create(rules, _ordination(forskrivningstyp="TELEFON", giltigTom="2026-12-10")))
     _expect("default_validity", lambda: _create(rules, _ordination(giltigTom="2027-01-02"), giltigTom="2027-01-01"))
 
 
-def _read(rules: LegacyRules, op_path: str, body: Any, status: int = 200) -> None:
-    url = f"{BASE}{op_path.replace('{personId}', PID)}"
-    rules.check(None, _response(url, status, body), _case(op_path, "GET", None, personId=PID))  # type: ignore[arg-type]
+def _read(rules: LegacyRules, service: str, body: Any, fault: tuple[str, str] | None = None) -> None:
+    rules.check(_exchange(service, body, {"personId": PID}, fault))
 
 
 def test_withdrawals_within_prescription(rules: LegacyRules) -> None:
-    aktuella = "/patienter/{personId}/ordinationer/aktuella"
+    aktuella = "HamtaAktuellaOrdinationer"
     _read(rules, aktuella, {"personId": PID, "ordinationer": [_ordination()]})
     _expect(
         "withdrawals_within_prescription",
@@ -124,7 +130,7 @@ def test_withdrawals_within_prescription(rules: LegacyRules) -> None:
         "withdrawals_within_prescription",
         lambda: _read(rules, aktuella, {"personId": PID, "ordinationer": [_ordination(uttagKvar=0)]}),
     )
-    historik = "/patienter/{personId}/ordinationer/historik"
+    historik = "HamtaOrdinationshistorik"
     good = {"personId": PID, "ordinationer": [{"ordination": _ordination(uttagKvar=2), "uttag": [_uttag()]}]}
     _read(rules, historik, good)
     too_many = {"personId": PID, "ordinationer": [{"ordination": _ordination(uttagKvar=2), "uttag": [_uttag()] * 2}]}
@@ -137,25 +143,20 @@ def test_withdrawals_within_prescription(rules: LegacyRules) -> None:
 
 
 def _withdraw(rules: LegacyRules, answer: dict[str, Any], packages: int = 1) -> None:
-    oid = answer["ordinationId"]
-    case = _case(
-        "/ordinationer/{ordinationId}/uttag",
-        "POST",
-        {"expeditionsId": answer["expeditionsId"], "antalForpackningar": packages},
-        ordinationId=oid,
-    )
-    rules.check(None, _response(f"{BASE}/ordinationer/{oid}/uttag", 200, answer, "POST"), case)  # type: ignore[arg-type]
+    sent = {"ordinationId": answer["ordinationId"], "expeditionsId": answer["expeditionsId"],
+            "antalForpackningar": packages}
+    rules.check(_exchange("GodkannUttag", answer, sent))
 
 
 def test_status_transitions_and_cancelled_not_withdrawable(rules: LegacyRules) -> None:
-    aktuella = "/patienter/{personId}/ordinationer/aktuella"
+    aktuella = "HamtaAktuellaOrdinationer"
     _read(rules, aktuella, {"personId": PID, "ordinationer": [_ordination()]})
     _withdraw(rules, _uttag())  # Aktiv -> Aktiv: fine
-    historik = "/patienter/{personId}/ordinationer/historik"
     cancelled = _ordination(status="Makulerad", uttagKvar=2, makuleringsorsak="FEL_LAKEMEDEL")
-    _read(rules, historik, {"personId": PID, "ordinationer": [{"ordination": cancelled, "uttag": [_uttag()]}]})
+    _read(rules, "HamtaOrdinationshistorik",
+          {"personId": PID, "ordinationer": [{"ordination": cancelled, "uttag": [_uttag()]}]})
     v = _expect("cancelled_not_withdrawable", lambda: _withdraw(rules, _uttag(uttagKvar=1)))
-    assert "Makulerad" in v.message
+    assert "Makulerad" in v.message and "MAKULERAD" in v.message
     # Makulerad -> Aktiv is no transition of the mapping
     v = _expect(
         "status_transitions",
@@ -164,31 +165,42 @@ def test_status_transitions_and_cancelled_not_withdrawable(rules: LegacyRules) -
     assert "Makulerad to Aktiv" in v.message
 
 
+def test_a_cancellation_answer_is_a_prescription_too(rules: LegacyRules) -> None:
+    _read(rules, "HamtaAktuellaOrdinationer", {"personId": PID, "ordinationer": [_ordination()]})
+    for service in ("MakuleraOrdinationVard", "MakuleraOrdinationApotek"):
+        rules.check(_exchange(service, _ordination(status="Makulerad", makuleringsorsak="OVRIGT"),
+                              {"ordinationId": _ordination()["ordinationId"], "orsak": "OVRIGT"}))
+    v = _expect("status_transitions", lambda: rules.check(_exchange("MakuleraOrdinationVard", _ordination(), {})))
+    assert v.operation == "MakuleraOrdinationVard"
+
+
 def test_withdrawal_larger_than_prescribed(rules: LegacyRules) -> None:
-    _read(rules, "/patienter/{personId}/ordinationer/aktuella", {"personId": PID, "ordinationer": [_ordination()]})
+    _read(rules, "HamtaAktuellaOrdinationer", {"personId": PID, "ordinationer": [_ordination()]})
     _withdraw(rules, _uttag(antalForpackningar=2))
     _expect("withdrawals_within_prescription", lambda: _withdraw(rules, _uttag(antalForpackningar=3)))
 
 
 def test_faults_explained(rules: LegacyRules) -> None:
-    path = "/patienter/{personId}"
-    _read(rules, path, {"kod": "PATIENT_SAKNAS", "meddelande": "okänd patient"}, status=404)
-    _expect("faults_explained", lambda: _read(rules, path, {"kod": "PATIENT_SAKNAS", "meddelande": ""}, status=404))
-    _expect("faults_explained", lambda: _read(rules, path, "Internal Server Error", status=500))
+    _read(rules, "HamtaPatientInfo", None, fault=("PATIENT_SAKNAS", "okänd patient"))
+    _expect("faults_explained", lambda: _read(rules, "HamtaPatientInfo", None, fault=("PATIENT_SAKNAS", "")))
+    bare = CLIENT.read("HamtaPatientInfo", 500, "text/html", b"Internal Server Error")
+    _expect("faults_explained", lambda: rules.check(Exchange(bare, {}, BASE)))
 
 
 def test_medication_list_needs_consent() -> None:
     consent = {"value": False}
 
-    def probe(method: str, url: str, headers: dict[str, str]) -> Any:
-        assert method == "GET" and url.endswith(f"/patienter/{PID}") and headers["Authorization"]
-        return {"personId": PID, "samtycke": consent["value"]}
+    def probe(base: str, service: str, data: dict[str, Any], headers: Any) -> LegacyAnswer:
+        assert base == BASE and service == "HamtaPatientInfo" and data == {"personnummer": PID}
+        assert headers["Authorization"]
+        return answer_of("HamtaPatientInfo", {"personId": PID, "identitetstyp": "PERSONNUMMER", "fornamn": "Tolvan",
+                                              "efternamn": "Tolvansson", "fodelsedatum": "1912-12-12",
+                                              "samtycke": consent["value"]})
 
     rules = LegacyRules(load_mapping(CONTRACTS / "mapping" / "legacy-fhir.yaml"), probe)
-    path = "/patienter/{personId}/lakemedelsforteckning"
     served = {"personId": PID, "poster": []}
-    v = _expect("medication_list_needs_consent", lambda: _read(rules, path, served))
+    v = _expect("medication_list_needs_consent", lambda: _read(rules, "HamtaLakemedelsforteckning", served))
     assert "samtycke=false" in v.message
     consent["value"] = True
-    _read(rules, path, served)
-    _read(rules, path, {"kod": "SAMTYCKE_SAKNAS", "meddelande": "inget samtycke"}, status=403)
+    _read(rules, "HamtaLakemedelsforteckning", served)
+    _read(rules, "HamtaLakemedelsforteckning", None, fault=("SAMTYCKE_SAKNAS", "inget samtycke"))

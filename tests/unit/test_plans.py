@@ -44,9 +44,9 @@ id = "S1"
 participant = "care"
 operation = "SkapaOrdinationVard"
 patient = "191212121212"
-expect = { status = 201 }
+expect = { status = 200 }
 [steps.body]
-personId = "${patient}"
+personnummer = "${patient}"
 lakemedel = { nplPackId = "19990101100001", namn = "Alvedon" }
 doseringstext = "1 x 3"
 antalForpackningar = 1
@@ -88,12 +88,12 @@ def test_shipped_plan_is_valid_and_covers_the_release(registry: Registry) -> Non
         "RapporteraExpeditionLF",
         "UppdateraSamtycke",
         "HamtaLakemedelsforteckning",
-        "MakuleraOrdination",
+        "MakuleraOrdinationVard",
     } <= plan.allowed_operations
     assert plan.allowed_operations == {s.operation for s in plan.steps}
     assert all(s.patient is None or s.patient in registry for s in plan.steps)
     rejected = [s for s in plan.steps if s.expect.kod == "MAKULERAD"]
-    assert rejected and rejected[0].expect.status == 409 and rejected[0].operation == "GodkannUttag"
+    assert rejected and rejected[0].expect.status == 500 and rejected[0].operation == "GodkannUttag"
     assert plan_path("release-21.0", CONTRACTS) == SHIPPED
 
 
@@ -104,15 +104,14 @@ def test_shipped_plan_is_valid_and_covers_the_release(registry: Registry) -> Non
         (CREATE.replace('participant = "care"', 'participant = "pharmacy"'), "allows roles prescriber, not"),
         (CREATE.replace('participant = "care"', 'participant = "region"'), "unknown participant 'region'"),
         (CREATE + CREATE, "step id 'S1' is used twice"),
-        (CREATE.replace("expect = { status = 201 }", ""), "expect.status"),
+        (CREATE.replace("expect = { status = 200 }", ""), "expect.status"),
         (
             """
 [[steps]]
 id = "S1"
 participant = "pharmacy"
 operation = "GodkannUttag"
-params = { ordinationId = "${S2.ordinationId}" }
-body = { expeditionsId = "x", antalForpackningar = 1 }
+body = { ordinationsId = "${S2.ordinationsId}", expeditionsId = "x", antalForpackningar = 1 }
 expect = { status = 200 }
 """
             + CREATE.replace('"S1"', '"S2"'),
@@ -125,8 +124,7 @@ expect = { status = 200 }
 id = "S2"
 participant = "pharmacy"
 operation = "GodkannUttag"
-params = { ordinationId = "${S9.ordinationId}" }
-body = { expeditionsId = "x", antalForpackningar = 1 }
+body = { ordinationsId = "${S9.ordinationsId}", expeditionsId = "x", antalForpackningar = 1 }
 expect = { status = 200 }
 """,
             "refers to an unknown step 'S9'",
@@ -142,6 +140,8 @@ expect = { status = 200 }
             "needs a patient",
         ),
         (CREATE.replace('patient = "191212121212"\n', ""), r"\$\{patient\} is used but the step names no patient"),
+        (CREATE.replace("doseringstext", "dosering"), "dosering is not an element of SkapaOrdinationVard"),
+        (CREATE.replace("[steps.body]", 'params = { personnummer = "x" }\n[steps.body]'), "its data goes in body"),
     ],
 )
 def test_bad_plan_is_one_user_error_naming_file_and_problem(
@@ -163,7 +163,7 @@ def test_patient_outside_registry_is_refused_and_masked(registry: Registry, tmp_
         _load(registry, path)
     assert foreign not in str(refused.value)
     # hidden in the body instead of the patient field
-    path.write_text(HEADER + CREATE.replace('personId = "${patient}"', f'personId = "{foreign}"'))
+    path.write_text(HEADER + CREATE.replace('personnummer = "${patient}"', f'personnummer = "{foreign}"'))
     with pytest.raises(UserError, match="is not a registered test patient") as refused:
         _load(registry, path)
     assert foreign not in str(refused.value)

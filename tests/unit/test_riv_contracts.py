@@ -27,7 +27,8 @@ RIV = ROOT / "contracts" / "riv"
 INDEX: dict[str, Any] = tomllib.loads((RIV / "services.toml").read_text(encoding="utf-8"))
 OPERATIONS: dict[str, dict[str, Any]] = INDEX["operations"]
 NAMES: dict[str, str] = INDEX["names"]
-LEGACY: dict[str, Any] = yaml.safe_load((ROOT / "contracts" / "openapi" / "legacy.yaml").read_text(encoding="utf-8"))
+LEGACY: dict[str, Any] = yaml.safe_load((ROOT / "contracts" / "openapi" / "legacy-rest.yaml").read_text(
+    encoding="utf-8"))
 WSDL_NS = "http://schemas.xmlsoap.org/wsdl/"
 WSDL_SOAP = "http://schemas.xmlsoap.org/wsdl/soap/"
 XSD_FILES = sorted(RIV.rglob("*.xsd"))

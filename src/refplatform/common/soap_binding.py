@@ -111,10 +111,11 @@ class SoapBinding:
 
     # ---- answers ----
 
-    def fault(self, fault: soap.SoapFault, status: int = 500) -> Response:
+    def fault(self, fault: soap.SoapFault, status: int = 500, headers: Mapping[str, str] | None = None) -> Response:
         """A fault envelope."""
         media = soap.CONTENT_TYPE if fault.charset is None else f"text/xml; charset={fault.charset}"
-        return Response(soap.fault_envelope(fault, self.common), status_code=status, media_type=media)
+        return Response(soap.fault_envelope(fault, self.common), status_code=status, media_type=media,
+                        headers=dict(headers or {}))
 
     async def _unknown(self, request: Request) -> Response:
         service, version = request.path_params["service"], request.path_params["version"]

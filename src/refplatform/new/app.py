@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -121,18 +122,24 @@ async def status(_: Request) -> Response:
     return JSONResponse({"platform": "new", "product": PRODUCT, "release": RELEASE, "version": refplatform.__version__})
 
 
-async def http_error(request: Request, exc: Exception) -> Response:
+def http_errors(soap_binding: SoapBinding) -> Callable[[Request, Exception], Awaitable[Response]]:
     """Unknown routes and undeclared methods, in the error format of the interface asked."""
-    assert isinstance(exc, HTTPException)
-    headers = dict(exc.headers or {})
-    if request.url.path.startswith("/fhir"):
-        code = "not-found" if exc.status_code == 404 else "not-supported"
-        return outcome(exc.status_code, code, f"{request.method} {request.url.path}: {exc.detail}", headers)
-    if request.url.path.startswith("/legacy"):
-        # the same words as the old platform: the differential compares whole answers
-        message = f"okänd resurs: {request.url.path}" if exc.status_code == 404 else str(exc.detail)
-        return fault_response(exc.status_code, "FELAKTIG_BEGARAN", message, headers)
-    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        headers = dict(exc.headers or {})
+        if request.url.path.startswith("/fhir"):
+            code = "not-found" if exc.status_code == 404 else "not-supported"
+            return outcome(exc.status_code, code, f"{request.method} {request.url.path}: {exc.detail}", headers)
+        if request.url.path.startswith("/legacy"):
+            # the same words as the old platform: the differential compares whole answers
+            message = f"okänd resurs: {request.url.path}" if exc.status_code == 404 else str(exc.detail)
+            if soap_binding.serves(request.url.path):
+                return soap_binding.fault(soap.SoapFault("Client", message), exc.status_code, headers)
+            return fault_response(exc.status_code, "FELAKTIG_BEGARAN", message, headers)
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+    return http_error
 
 
 def _prefixed(prefix: str, routes: list[Route]) -> list[Route]:
@@ -160,9 +167,9 @@ def create_app(config: PlatformConfig) -> Starlette:
             # prefixed routes rather than Mount: Mount's pattern stops at a newline in a path
             # parameter, which must reach validation (400), not fall through to 404
             *_prefixed("/fhir", fhir.routes()),
-            *rest_routes("/legacy", operations, OpenApiValidator(config.contracts / "openapi" / "legacy.yaml"),
+            *rest_routes("/legacy", operations, OpenApiValidator(config.contracts / "openapi" / "legacy-rest.yaml"),
                          legacy.read_actor),
             *soap_binding.routes(),
         ],
-        exception_handlers={HTTPException: http_error},
+        exception_handlers={HTTPException: http_errors(soap_binding)},
     )

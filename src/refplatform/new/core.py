@@ -391,10 +391,15 @@ class FhirCore:
         stamp = timefmt.utc_instant(moment)
         res = dict(resource)
         res["id"] = str(uuid.uuid4())
-        meta = {k: v for k, v in (res.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
-        res["meta"] = {"versionId": "1", "lastUpdated": stamp, **meta}
-        if rtype in PROFILES and not meta.get("profile"):
+        # The server sets meta (fhir.yaml: "any given are ignored"): its own version, time and profile; of the
+        # client's meta only the tags (reported-to-lf) are kept. A client's meta.profile was served back as it
+        # came, canonicals with spaces and all: invalid R4 output.
+        given: dict[str, Any] = res["meta"] if isinstance(res.get("meta"), dict) else {}
+        res["meta"] = {"versionId": "1", "lastUpdated": stamp}
+        if rtype in PROFILES:
             res["meta"]["profile"] = [PROFILES[rtype]]
+        if given.get("tag"):
+            res["meta"]["tag"] = given["tag"]
         if rtype == "MedicationRequest":
             self._prepare_prescription(conn, res, actor, moment)
         elif rtype == "MedicationDispense":

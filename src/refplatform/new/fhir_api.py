@@ -16,11 +16,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+import refplatform
 from refplatform.common.faults import register
 from refplatform.common.tickets import Actor, TicketError, verify_ticket
 from refplatform.common.validation import OpenApiValidator, RequestInvalid
 from refplatform.new import timefmt
 from refplatform.new.core import CoreError, FhirCore, Invalid, reference_id
+from refplatform.new.primitives import format_problem
 
 FAULT_DROPS_VALIDITY_PERIOD = register(
     "fhir-drops-validity-period", "new", "fhir-conformance",
@@ -41,6 +43,14 @@ FAULT_ERROR_WITHOUT_OUTCOME = register(
 FAULT_WRONG_CONTENT_TYPE = register(
     "fhir-read-wrong-content-type", "new", "fhir-conformance",
     "reads answer Content-Type application/json instead of application/fhir+json",
+).name
+FAULT_METADATA_OMITS_SEARCH_PARAM = register(
+    "fhir-metadata-omits-search-param", "new", "fhir-conformance",
+    "GET /metadata leaves the authoredon search parameter of MedicationRequest out (the search still works)",
+).name
+FAULT_METADATA_SEARCHSET = register(
+    "fhir-metadata-searchset-bundle", "new", "fhir-conformance",
+    "GET /metadata answers an empty searchset Bundle instead of the CapabilityStatement",
 ).name
 FAULT_PHARMACY_MAY_PRESCRIBE = register(
     "fhir-pharmacy-may-prescribe", "new", "security",
@@ -107,8 +117,21 @@ def outcome(status: int, code: str, diagnostics: str, headers: dict[str, str] | 
 
 
 def _models() -> dict[str, Any]:
-    # fhir.resources checks structure and primitive formats (it ships R4B, not R4; these
-    # resources do not differ between the two); codes are checked by the core.
+    # fhir.resources checks structure and primitive formats; codes are checked by the core. It
+    # ships R4B, not R4, so R4 decides around it: a body reaches these models only after
+    # fhir.yaml (JSON Schemas of the R4 profiles, additionalProperties false) has accepted it,
+    # and primitives.format_problem re-checks what the models let through. The differences
+    # between R4 and R4B that matter here (HL7's R4 and R4B StructureDefinitions compared over
+    # these four resources and every data type they use):
+    # - Extension.value[x]: R4 has valueMeta, R4B does not; R4B adds valueCodeableReference and
+    #   valueRatioRange, which R4 lacks. The profiles allow the workplace-code extension only,
+    #   with valueString, so neither direction can reach the model.
+    # - R4B's models take `fhir_comments` on every element; R4 JSON has no such property
+    #   (json.html), and fhir.yaml refuses it as an unknown property first.
+    # - R4B's primitive patterns are searched, not matched whole (a uri with spaces passes): see
+    #   primitives.py.
+    # Otherwise MedicationRequest, MedicationDispense, Consent, Parameters and their data types
+    # have the same elements, cardinalities, types and targets in both.
     from fhir.resources.R4B.consent import Consent
     from fhir.resources.R4B.medicationdispense import MedicationDispense
     from fhir.resources.R4B.medicationrequest import MedicationRequest
@@ -185,11 +208,14 @@ class FhirApi:
         if not isinstance(body, dict) or body.get("resourceType") != rtype:
             raise Invalid(f"the body must be a {rtype} resource")
         try:
-            self.models[rtype].model_validate(body)
+            parsed = self.models[rtype].model_validate(body)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first.get("loc", ()))
             raise Invalid(f"{rtype}.{where}: {first.get('msg')}") from None
+        problem = format_problem(parsed, rtype)  # what the models let through (primitives.py)
+        if problem:
+            raise Invalid(problem)
         return body
 
     # ---- handlers ----
@@ -302,12 +328,20 @@ class FhirApi:
         return FhirResponse(_bundle(base, "MedicationRequest", len(items), items, link))
 
     async def metadata(self, request: Request) -> Response:
-        """GET [base]/metadata: the CapabilityStatement from contracts/fhir, as it is."""
+        """GET [base]/metadata: this server's CapabilityStatement (kind instance), made from the contract's."""
+        if self.faults.on(FAULT_METADATA_SEARCHSET):
+            return FhirResponse(_bundle(_base(request), "CapabilityStatement", 0, [], json.dumps(
+                {"relation": "self", "url": f"{_base(request)}/metadata"})))
         if self._capability is None:
             files = sorted(Path(self.core.config.contracts, "fhir").glob("CapabilityStatement-*.json"))
             if not files:
                 return outcome(404, "not-found", "no CapabilityStatement in the contracts")
-            self._capability = files[0].read_bytes()
+            statement = _instance_statement(json.loads(files[0].read_bytes()), _base(request))
+            if self.faults.on(FAULT_METADATA_OMITS_SEARCH_PARAM):
+                for resource in statement["rest"][0]["resource"]:
+                    if resource["type"] == "MedicationRequest":
+                        resource["searchParam"] = [p for p in resource["searchParam"] if p["name"] != "authoredon"]
+            self._capability = json.dumps(statement, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         return FhirResponse(self._capability)
 
     def routes(self) -> list[Route]:
@@ -327,6 +361,26 @@ class FhirApi:
             # a logical id never starts with '$', so /MedicationRequest/$monitoring is not a read
             paths[f"/{rtype}/{{id:fhirid}}"] = {"GET": ep(f"{rtype}.read", BOTH, self.read(rtype))}
         return [Route(path, _by_method(handlers), methods=list(handlers)) for path, handlers in paths.items()]
+
+
+def _instance_statement(contract: dict[str, Any], base: str) -> dict[str, Any]:
+    """The contract's statement (kind requirements) as this server's own: kind instance, software, implementation.
+
+    capabilitystatement-kind: instance "is the kind returned by /metadata for a FHIR server end-point";
+    cpb-14: an instance has an implementation. Only the fields fhir.yaml's CapabilityStatement allows.
+    """
+    kept = ("fhirVersion", "format", "rest", "status", "experimental", "date", "publisher")
+    statement: dict[str, Any] = {"resourceType": "CapabilityStatement", "id": "ecp-fhir-server"}
+    statement.update({k: contract[k] for k in kept if k in contract})
+    statement.update({
+        "name": "ECPFhirServer",
+        "title": "The new platform (ECP): its FHIR R4 server",
+        "description": f"The reference ECP's FHIR server; it implements the contract {contract.get('url')}.",
+        "kind": "instance",
+        "software": {"name": "rxverify reference ECP", "version": refplatform.__version__},
+        "implementation": {"description": "The reference ECP (rxverify)", "url": base},
+    })
+    return statement
 
 
 def _by_method(handlers: dict[str, Any]) -> Any:

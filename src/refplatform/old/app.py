@@ -25,6 +25,7 @@ from refplatform.common.config import PlatformConfig
 from refplatform.common.legacy import Handler, LegacyFault, LegacyOperation, answer
 from refplatform.common.rest import fault_response, rest_routes
 from refplatform.common.riv import load_riv
+from refplatform.common.soap import SoapFault
 from refplatform.common.soap_binding import SoapBinding
 from refplatform.common.store import Store
 from refplatform.common.testdata import load_seed
@@ -199,7 +200,7 @@ class OldPlatform:
 
     def __init__(self, config: PlatformConfig) -> None:
         self.config = config
-        self.validator = OpenApiValidator(config.contracts / "openapi" / "legacy.yaml")
+        self.validator = OpenApiValidator(config.contracts / "openapi" / "legacy-rest.yaml")
         self.store = Store(config.data_dir / "old.sqlite", SCHEMA)
         if "utfardad" not in {c["name"] for c in self.store.conn().execute("PRAGMA table_info(ordination)")}:
             self.store.conn().execute("ALTER TABLE ordination ADD COLUMN utfardad TEXT")  # a store from before it
@@ -527,6 +528,9 @@ def create_app(config: PlatformConfig) -> Starlette:
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         message = exc.detail if exc.status_code != 404 else f"okänd resurs: {request.url.path}"
+        if soap.serves(request.url.path):
+            # a method the endpoint does not take: a Client fault, as every other refusal there
+            return soap.fault(SoapFault("Client", str(message)), exc.status_code, exc.headers)
         return fault_response(exc.status_code, "FELAKTIG_BEGARAN", str(message), headers=exc.headers)
 
     routes = [

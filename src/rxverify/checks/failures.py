@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from schemathesis.core.failures import Failure, Severity
@@ -30,3 +31,13 @@ class RuleViolation(Failure):
     @property
     def _unique_key(self) -> str:
         return f"{self.rule}:{self.message}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule's trace for the report: story, severity, requirement."""
+
+    name: str
+    story: str
+    severity: str
+    requirement: str

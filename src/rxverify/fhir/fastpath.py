@@ -35,8 +35,8 @@ from decimal import Decimal
 from typing import Any
 
 from fhirpathpy.engine.evaluators import number_literal, string_literal
-from fhirpathpy.engine.nodes import ResourceNode, TypeInfo
 from fhirpathpy.engine.util import uniq
+from fhirpathpy.models import models as fhirpath_models
 from fhirpathpy.parser import parse
 
 _Ast = dict[str, Any]
@@ -68,18 +68,34 @@ class _Compiled:
 _NUMBERS = (int, float, Decimal)
 _SCALARS = (str, int, float, bool, Decimal)
 _JSON_VALUES = (dict, str, int, float, bool)
+R4_TYPES: dict[str, Any] = fhirpath_models["r4"]
+_PARENT_TYPES = frozenset(R4_TYPES["type2Parent"].values())
 
 
-def compile(expression: str) -> Callable[[Any], list[Any]] | None:
-    """A closure evaluating `expression` on a resource as fhirpathpy would, or None outside the subset."""
+def compile(
+    expression: str, base: str | None = None, model: dict[str, Any] | None = None
+) -> Callable[[Any], list[Any]] | None:
+    """A closure evaluating `expression` on a focus as fhirpathpy would, or None outside the subset.
+
+    With `base` and `model` (the focus typed as fhirpathpy's model sees it), it evaluates as
+    fhirpathpy with the model does: a choice element (`value` on an Extension) is navigated as the
+    model's type list says (the first of valueBase64Binary, valueBoolean, ... present), and only
+    tested for existence; None when a temporal or Quantity value would be compared (the model
+    makes them FP_DateTime / FP_Quantity first); see `_model_free`.
+    """
     try:
         tree = parse(expression)
     except Exception:  # fhirpathpy raises bare Exceptions for syntax errors
         return None
     try:
+        _CHOICES.clear()
+        if model is not None:
+            _model_free(tree["children"][0], base, model)
         body = _expression(tree["children"][0], _Kind.RAW, this_ok=False).fn
     except _Decline:
         return None
+    finally:
+        _CHOICES.clear()
 
     def evaluate(resource: Any) -> list[Any]:
         focus = resource if isinstance(resource, list) else [] if resource is None else [resource]
@@ -91,6 +107,72 @@ def compile(expression: str) -> Callable[[Any], list[Any]] | None:
             raise Unsupported(f"{type(exc).__name__}: {exc}") from exc
 
     return evaluate
+
+
+# Types fhirpathpy's model turns into FP_DateTime / FP_Time / FP_Quantity before comparing them.
+_MODEL_TYPED = frozenset(
+    {
+        "date", "dateTime", "instant", "time", "System.Date", "System.DateTime", "System.Time",
+        "Quantity", "SimpleQuantity", "MoneyQuantity", "Age", "Count", "Distance", "Duration", "Money",
+    }
+)  # fmt: skip
+
+
+_CHOICE = "<choice>"  # the model path of a choice element's value: its type is the data's
+_CHOICES: dict[int, tuple[str, ...]] = {}  # while compiling: member node -> the choice's types, in the model's order
+_EXISTENCE = frozenset({"exists", "empty", "count"})  # what may follow a choice element here
+
+
+def _child_path(node: _Ast, path: str | None, key: str, model: dict[str, Any]) -> str | None:
+    """The model path of `key` below `path`, as fhirpathpy's member navigation computes it."""
+    if path == _CHOICE:
+        raise _Decline("a step below a choice element")
+    if path is None:
+        return None
+    child = "Extension" if key == "extension" else f"{path}.{key}"
+    child = model["pathsDefinedElsewhere"].get(child, child)
+    choices = model["choiceTypePaths"].get(child)
+    if choices:
+        _CHOICES[id(node)] = tuple(choices)
+        return _CHOICE
+    return str(model["path2Type"].get(child, child))
+
+
+def _comparable(path: str | None) -> None:
+    if path == _CHOICE or path in _MODEL_TYPED:
+        raise _Decline(f"an operand typed {path}: the model compares it otherwise")
+
+
+def _model_free(node: _Ast, path: str | None, model: dict[str, Any]) -> str | None:
+    """The model path of the node's result; _Decline where the model would change the result."""
+    node_type = node["type"]
+    children = node.get("children") or []
+    if node_type in ("TermExpression", "InvocationTerm", "ParenthesizedTerm"):
+        return _model_free(children[0], path, model)
+    if node_type == "InvocationExpression":
+        head = _model_free(children[0], path, model)
+        return _model_free(children[1], head, model)
+    if node_type == "MemberInvocation":
+        return _child_path(node, path, _identifier(children[0]).replace("`", ""), model)
+    if node_type == "ThisInvocation":
+        return path
+    if node_type == "FunctionInvocation":
+        functn = children[0]["children"]
+        name = _identifier(functn[0])
+        params = functn[1]["children"] if len(functn) > 1 else []
+        if path == _CHOICE and name not in _EXISTENCE:
+            raise _Decline(f"{name}() of a choice element")
+        if path in _MODEL_TYPED and name not in _EXISTENCE:
+            raise _Decline(f"{name}() of a {path}")
+        results = [_model_free(p, path, model) for p in params]
+        if name in ("where", "first", "ofType"):
+            return path
+        if name == "select" and results:
+            return results[0]
+        return None
+    for child in children:  # an operator: its operands are evaluated on the same focus
+        _comparable(_model_free(child, path, model))
+    return None
 
 
 def _expression(node: _Ast, kind: _Kind, this_ok: bool) -> _Compiled:
@@ -167,7 +249,8 @@ def _invocation(node: _Ast, kind: _Kind) -> _Compiled:
         # fhirpathpy reads a capitalised name as a resource type filter, and fails on some inputs
         if not key or key[0] == key[0].upper():
             raise _Decline(f"member {key}")
-        return _Compiled(_member(key), _Kind.NODE)
+        choices = _CHOICES.get(id(node))
+        return _Compiled(_choice(key, choices) if choices else _member(key), _Kind.NODE)
     if node_type == "FunctionInvocation":
         functn = node["children"][0]["children"]
         name = _identifier(functn[0])
@@ -200,6 +283,32 @@ def _member(key: str) -> _Fn:
         return out
 
     return member
+
+
+def _choice(key: str, types: tuple[str, ...]) -> _Fn:
+    """A choice element as fhirpathpy's model navigates it: the first of key+Type (model order) present."""
+    names = [(key + t, "_" + key + t) for t in types]
+
+    def choice(focus: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for item in focus:
+            if type(item) is not dict:
+                if not isinstance(item, _SCALARS):
+                    raise Unsupported(f"member {key} of {type(item).__name__}")
+                continue
+            for name, shadow in names:
+                if shadow in item:
+                    raise Unsupported(f"primitive extension {shadow}")
+                value = item.get(name)
+                if value is None:
+                    continue
+                if isinstance(value, list):
+                    raise Unsupported(f"a choice element {name} given as an array")
+                out.append(value)
+                break
+        return out
+
+    return choice
 
 
 # ---- functions
@@ -323,28 +432,35 @@ def _starts_with(prefix: str) -> _Fn:
     return starts_with
 
 
+def _concrete_resource_type(name: str) -> bool:
+    """A resource type no other type derives from (fhirpathpy's R4 model): ofType() of it is resourceType equality."""
+    parents = R4_TYPES["type2Parent"]
+    if name in _PARENT_TYPES:
+        return False
+    seen = name
+    while seen in parents:
+        seen = parents[seen]
+        if seen == "Resource":
+            return True
+    return False
+
+
 def _of_type(param: _Ast, kind: _Kind) -> _Fn:
     name = param.get("text") or ""
-    # fhirpathpy types a node reached through `extension` as Extension, and a pathless node not at all
-    if not re.fullmatch(r"[A-Z][A-Za-z0-9]*", name) or name == "Extension" or kind is _Kind.PATHLESS:
+    # Only a concrete resource type: whether fhirpathpy has its model set (TypeInfo.model, a global any earlier
+    # call with a model sets) or not, an item is of that type exactly when it is a resource of that resourceType.
+    # A supertype (Resource, DomainResource) or a data type is typed by the model: declined.
+    if not re.fullmatch(r"[A-Z][A-Za-z0-9]*", name) or kind is _Kind.PATHLESS or not _concrete_resource_type(name):
         raise _Decline(f"ofType({name})")
-    target = TypeInfo(name=name, namespace=None)
 
     def of_type(focus: list[Any]) -> list[Any]:
-        if TypeInfo.model:  # set by an earlier fhirpathpy call with a model: types work differently then
-            raise Unsupported("fhirpathpy has a model")
         out = []
         for item in focus:
-            if kind is _Kind.RAW:
-                matched = TypeInfo.from_value(item).is_(target)
-            elif type(item) is dict and "resourceType" in item:
-                matched = ResourceNode(item, None).get_type_info().is_(target)
-            elif isinstance(item, _JSON_VALUES):
-                matched = False  # other nodes have lower-case FHIR type names without a model
-            else:
+            if isinstance(item, dict):
+                if item.get("resourceType") == name:
+                    out.append(item)
+            elif not isinstance(item, _JSON_VALUES):
                 raise Unsupported(f"ofType() of {type(item).__name__}")
-            if matched:
-                out.append(item)
         return out
 
     return of_type

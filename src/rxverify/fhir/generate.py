@@ -1,12 +1,17 @@
 """Hypothesis strategies built from a profile: valid instances, and instances that break one constraint.
 
-Everything is derived from the compiled profile (validator.Plan): cardinalities, choice types,
+Everything is derived from the compiled profile (structure.Plan): cardinalities, choice types,
 slices and their discriminator values, fixed and pattern values, codes from the bound ValueSets,
 `matches('...')` constraints as regular expressions, maxLength, minValue/maxValue, contained
 resources from their profiles and references to them. A value the profile cannot give comes from
 NAMED_STRATEGIES, keyed by element id, by `Reference(<target type>).<element>` or by type code.
 Personal identity numbers come only from the test-patient registry (rxverify.strategies); a string
 drawn from a profile's regular expression that contains an unregistered identity is rejected.
+
+The snapshots are complete (every element of the base), so an optional element is drawn only
+where the profile's differential speaks of it (or of something below it): the elements the
+profile is about. Elements only the base defines are left out, as a sender that knows nothing of
+them would; they stay checked by the validator all the same.
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ from hypothesis import assume
 from hypothesis import strategies as st
 
 from rxverify.errors import UserError
+from rxverify.fhir.base import BASE_PREFIX
 from rxverify.fhir.package import Package
-from rxverify.fhir.validator import Node, Plan, Validator, _Run, _slice_matches, validator_for
+from rxverify.fhir.structure import Node, Plan
+from rxverify.fhir.validator import Invariant, Validator, validator_for
 from rxverify.safety.registry import Registry, TestPatient, load_registry
 from rxverify.strategies import test_patients
 
@@ -64,6 +71,7 @@ class _Ctx:
     """Per-instance generation state: contained resources by type, for `#id` references."""
 
     contained: dict[str, str]
+    constrained: frozenset[str] = frozenset()  # the element ids of the profile being drawn (see the docstring)
 
 
 Named = Callable[["Generator", Node], st.SearchStrategy[Any]]
@@ -154,17 +162,22 @@ def _cap(code: str) -> str:
     return code[:1].upper() + code[1:]
 
 
-def _is_resource_type(code: str) -> bool:
-    from fhir.resources.R4B import get_fhir_model_class
-    from fhir.resources.R4B.resource import Resource
+def _profile_rules(node: Node) -> bool:
+    """Whether the profile (not the base) adds invariants to the element."""
+    return any(not c.source.startswith(BASE_PREFIX) for c in node.constraints)
 
-    if not code[:1].isupper():
-        return False
-    try:
-        model = get_fhir_model_class(code)
-    except ValueError:
-        return False
-    return isinstance(model, type) and issubclass(model, Resource)
+
+def _constrained(plan: Plan) -> frozenset[str]:
+    """The element ids the profile's differential speaks of, and their ancestors."""
+    found = plan.root.cache.get("constrained")
+    if found is None:
+        ids: set[str] = set()
+        for element in (plan.definition.get("differential") or {}).get("element", []):
+            parts = str(element.get("id", "")).split(".")
+            for i in range(1, len(parts) + 1):
+                ids.add(".".join(parts[:i]))
+        found = plan.root.cache["constrained"] = frozenset(ids)
+    return frozenset(found)
 
 
 class Generator:
@@ -189,17 +202,21 @@ class Generator:
         return self.validator.plan(url)
 
     def resource_type(self, code: str) -> bool:
-        """Whether a type code is a resource type (contained) rather than a data type."""
+        """Whether a type code is a resource type (contained) rather than a data type (R4 definitions)."""
         if code not in self._resource_types:
-            self._resource_types[code] = _is_resource_type(code)
+            self._resource_types[code] = self.validator.index.is_resource_or_abstract(code)
         return self._resource_types[code]
+
+    def rules(self, node: Node, code: str | None = None) -> tuple[Invariant, ...]:
+        """The error invariants that must hold on a value of the node (its own and its type's)."""
+        return tuple(i for i in self.validator.invariants(node, code) if i.severity == "error")
 
     # -------------------------------------------------------------- valid instances
 
     def resource(self, draw: st.DrawFn, plan: Plan, ctx: _Ctx | None = None, declare: bool = True) -> dict[str, Any]:
         """One instance of a resource profile (meta.profile declares it unless contained)."""
         ctx = ctx or _Ctx({})
-        body = self.object(draw, plan.root, ctx, root=True)
+        body = self.object(draw, plan.root, ctx, root=True, constrained=_constrained(plan))
         instance: dict[str, Any] = {"resourceType": plan.type}
         if "id" not in body:
             instance["id"] = str(draw(_UUIDS))
@@ -207,7 +224,7 @@ class Generator:
         if declare:
             meta = instance.setdefault("meta", {})
             meta["profile"] = [plan.url]
-        for constraint in plan.root.constraints:
+        for constraint in self.rules(plan.root):
             assume(self._holds(constraint, instance, instance))
         return instance
 
@@ -217,14 +234,20 @@ class Generator:
         except Exception:
             return False
 
-    def object(self, draw: st.DrawFn, node: Node, ctx: _Ctx, root: bool = False) -> dict[str, Any]:
-        """The children of a complex element, each per its cardinality."""
+    def object(
+        self, draw: st.DrawFn, node: Node, ctx: _Ctx, root: bool = False, constrained: frozenset[str] | None = None
+    ) -> dict[str, Any]:
+        """The children of a complex element, each per its cardinality (optional ones where the profile speaks)."""
+        if constrained is not None:
+            ctx.constrained = constrained
         obj: dict[str, Any] = {}
         children = list(node.children.values())
         if root:  # contained resources first, so references can point at them
             children.sort(key=lambda c: c.name != "contained")
         for child in children:
             if child.max == 0:
+                continue
+            if child.min == 0 and child.id not in ctx.constrained:
                 continue
             key, items = self.element(draw, child, ctx)
             if items:
@@ -282,13 +305,17 @@ class Generator:
         type_ref = next((t for t in node.types if t.code == code), None)
         if code and type_ref and type_ref.profiles and self.resource_type(code):
             plan = self.plan(type_ref.profiles[0])
+            outer = ctx.constrained
             contained = self.resource(draw, plan, ctx, declare=False)
+            ctx.constrained = outer
             ctx.contained.setdefault(plan.type, contained["id"])
             return contained
-        if code and type_ref and type_ref.profiles:
-            return self._checked(
-                draw, self.plan(type_ref.profiles[0]).root, self.object(draw, self.plan(type_ref.profiles[0]).root, ctx)
-            )
+        if code and type_ref and type_ref.profiles and not node.children:
+            profiled = self.plan(type_ref.profiles[0])
+            outer = ctx.constrained
+            body = self.object(draw, profiled.root, ctx, constrained=_constrained(profiled))
+            ctx.constrained = outer
+            return self._checked(draw, profiled.root, body, code)
         if code == "Reference":
             return self._reference(draw, node, type_ref.targets if type_ref else (), ctx)
         if node.children and code and code[:1].isupper():
@@ -298,7 +325,7 @@ class Generator:
                 if all((c.name in drawn) >= (c.min > 0) for c in node.children.values()):
                     return self._checked(draw, node, drawn)
             return self._checked(draw, node, self.object(draw, node, ctx))
-        regexes = [c.regex for c in node.constraints if c.regex is not None]
+        regexes = [c.regex for c in self.rules(node, code) if c.regex is not None]
         if regexes and code in (None, "string", "code", "id", "uri", "markdown"):
             strategy = self.cached(
                 node, "regex", lambda: st.from_regex(regexes[0], fullmatch=True).filter(self._safe_text(node))
@@ -317,9 +344,11 @@ class Generator:
 
         return ok
 
-    def _checked(self, draw: st.DrawFn, node: Node, value: Any) -> Any:
-        for constraint in node.constraints:
-            assume(self._holds(constraint, value, value))
+    def _checked(self, draw: st.DrawFn, node: Node, value: Any, code: str | None = None) -> Any:
+        # an invariant reading the resource around the value waits for the resource (resource())
+        for constraint in self.rules(node, code):
+            if not constraint.reads_resource:
+                assume(self._holds(constraint, value, value))
         return value
 
     def _coded(self, draw: st.DrawFn, node: Node, code: str | None) -> Any:
@@ -341,7 +370,7 @@ class Generator:
         target_types = tuple(self.validator.target_type(u) for u in targets)
         out: dict[str, Any] = {}
         for child in node.children.values():
-            if child.max == 0:
+            if child.max == 0 or (child.min == 0 and child.id not in ctx.constrained):
                 continue
             if child.name == "reference" and not child.has_fixed:
                 if draw(_ints(child.min, 1)) == 0:
@@ -391,9 +420,8 @@ class Generator:
             out.append(_Site(child, loc, obj, key, where, items, locs, code, guarded))
             slice_of: list[Node | None] = [None] * len(items)
             if child.slices:
-                matchers = self.validator._matchers(child, _Run({}), where) or {}
                 for i, item in enumerate(items):
-                    name = next((n for n, tests in matchers.items() if _slice_matches(item, tests)), None)
+                    name = self.validator.slice_of(child, item, code)
                     slice_of[i] = child.slices.get(name) if name else None
                 for name, slice_node in child.slices.items():
                     picked = [i for i, s in enumerate(slice_of) if s is slice_node]
@@ -452,8 +480,10 @@ class Generator:
                     if not doc["contained"]:
                         del doc["contained"]
 
+                # ref-1 (Reference): "SHALL have a contained resource if a local reference is provided"
+                where = path.removesuffix(".reference")
                 out.append(
-                    (Violation("contained-reference", path, "not-found", f"{ref} has no contained target"), drop)
+                    (Violation("contained-reference", where, "invariant", f"{ref} has no contained target"), drop)
                 )
         return out
 
@@ -461,7 +491,7 @@ class Generator:
         self, plan: Plan, instance: dict[str, Any], sites: list[_Site]
     ) -> list[tuple[Violation, Callable[[Any], None]]]:
         """Changes that keep the structure valid yet make exactly one root invariant false."""
-        constraints = plan.root.constraints
+        constraints = self.rules(plan.root)
         if not constraints:
             return []
         changes: list[Callable[[Any], None]] = []
@@ -504,7 +534,7 @@ def _plain(node: Node) -> bool:
         node.has_fixed
         or node.has_pattern
         or node.binding_set
-        or node.constraints
+        or _profile_rules(node)
         or node.max_length
         or node.children
         or node.slices
@@ -584,22 +614,24 @@ def _appender(site: _Site, new: Any) -> Callable[[Any], None]:
     return change
 
 
-def _safe_string(node: Node, candidates: list[str]) -> str | None:
+def _safe_string(rules: tuple[Invariant, ...], candidates: list[str]) -> str | None:
     for text in candidates:
-        if all(c.regex is None or c.regex.search(text) is None for c in node.constraints):
+        if all(c.regex is None or c.regex.search(text) is None for c in rules):
             return text
     return None
 
 
-_MALFORMED = {
-    "dateTime": "2021-13-45T25:61:00",
-    "date": "2021-02-30x",
-    "instant": "yesterday",
-    "boolean": "yes",
-    "decimal": "one",
-    "integer": "1.5",
-    "unsignedInt": -1,
-    "positiveInt": 0,
+# A malformed value per primitive type, and the issue code it gets: `value` when the JSON type is
+# right but the content is not (regex, range), `structure` when the JSON type is wrong (json.html).
+_MALFORMED: dict[str, tuple[Any, str]] = {
+    "dateTime": ("2021-13-45T25:61:00", "value"),
+    "date": ("2021-02-30x", "value"),
+    "instant": ("yesterday", "value"),
+    "boolean": ("yes", "structure"),
+    "decimal": ("one", "structure"),
+    "integer": ("1.5", "structure"),
+    "unsignedInt": (-1, "value"),
+    "positiveInt": (0, "value"),
 }
 
 
@@ -658,14 +690,16 @@ def _site_candidates(gen: Generator, site: _Site) -> list[tuple[Violation, Calla
                     _setter(site, i, "a" * (node.max_length + 1)),
                 )
             )
-        if isinstance(value, str) and any(c.regex is not None and c.severity == "error" for c in node.constraints):
-            bad = _safe_string(node, ["x!", "!" + value])
+        rules = gen.rules(node, site.code)
+        if isinstance(value, str) and any(c.regex is not None for c in rules):
+            bad = _safe_string(rules, ["x!", "!" + value])
             if bad is not None and (node.max_length is None or len(bad) <= node.max_length) and not site.guarded:
-                key = next(c.key for c in node.constraints if c.regex is not None)
+                key = next(c.key for c in rules if c.regex is not None)
                 out.append((Violation("invariant", loc, "invariant", key), _setter(site, i, bad)))
         code = site.code or (node.types[0].code if len(node.types) == 1 else None)
         if code in _MALFORMED and not site.guarded and not node.has_fixed:
-            out.append((Violation("type", loc, "value", f"malformed {code}"), _setter(site, i, _MALFORMED[code])))
+            bad_value, issue = _MALFORMED[code]
+            out.append((Violation("type", loc, issue, f"malformed {code}"), _setter(site, i, bad_value)))
     return out
 
 

@@ -34,7 +34,7 @@ CONFORMANCE_TYPES = frozenset(
 )
 # NPM package bookkeeping, not resources.
 _NOT_RESOURCES = frozenset({"package.json", ".index.json", "package-lock.json"})
-# Canonical URLs of the base specification: fhir.resources models them, not the package.
+# Canonical URLs of the base specification: the R4 base definitions (base.py) hold them, not the package.
 BASE_PREFIX = "http://hl7.org/fhir/StructureDefinition/"
 
 
@@ -105,6 +105,21 @@ def _parse(source: str, where: str, data: bytes) -> dict[str, Any]:
         raise UserError(f"FHIR package {source}: {where} is not valid JSON ({exc})") from None
     if not isinstance(document, dict):
         raise UserError(f"FHIR package {source}: {where} is not a FHIR resource (not a JSON object)")
+    return document
+
+
+def read_resource(path: Path) -> dict[str, Any]:
+    """One FHIR resource from a JSON file; an unreadable or malformed file is a UserError naming it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise UserError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise UserError(f"{path} is not a FHIR resource (not a JSON object)")
     return document
 
 

@@ -1,9 +1,9 @@
 """The work of the callers as requests: on the old service interface (legacy) or on the FHIR API.
 
-`--platform old` and `--platform new` send the legacy requests (to the old platform, or to the
-new platform through its transformer); `--platform fhir` sends the FHIR requests of the new
-platform. Request names group URLs with ids: the legacy operationId (`HamtaAktuellaOrdinationer`)
-or the FHIR interaction (`MedicationRequest?patient&status`).
+`--platform old` and `--platform new` send the legacy requests, RIV-TA SOAP through the one legacy
+client (to the old platform, or to the new platform through its transformer); `--platform fhir`
+sends the FHIR requests of the new platform. Request names group URLs with ids: the legacy
+service (`HamtaAktuellaOrdinationer`) or the FHIR interaction (`MedicationRequest?patient&status`).
 
 Work with no FHIR counterpart in contracts/openapi/fhir.yaml is not sent on `fhir`: reserving
 dispensing ids (the pharmacy system makes the dispensing id itself), cancelling a prescription
@@ -18,11 +18,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any, Protocol
 
 import requests
 
+from rxverify.contracts.riv import load_riv
+from rxverify.legacy.client import LegacyAnswer, LegacyClient
+from rxverify.legacy.envelope import APPLICATION
 from rxverify.load.client import document
+from rxverify.paths import contracts_dir
 
 PERSONNUMMER = "http://electronichealth.se/identifier/personnummer"
 SAMORDNINGSNUMMER = "http://electronichealth.se/identifier/samordningsnummer"
@@ -135,96 +140,146 @@ def judge(response: Any, ok: tuple[int, ...], race: Callable[[Any], bool] | None
     return None
 
 
+class _VuCredentials:
+    """A VU's ticket as the legacy client's credentials (the VU re-mints it before it expires)."""
+
+    def __init__(self, vu: Vu) -> None:
+        self.vu = vu
+
+    def ticket(self, role: str, index: int = 0) -> str | None:
+        """The VU's ticket, whatever role is asked (a VU acts as one test actor)."""
+        return self.vu.auth().removeprefix("Bearer ")
+
+
+@dataclass(frozen=True)
+class _OneActor:
+    """The test actors as the legacy client reads them, when one actor acts (a VU, the seeding prescriber)."""
+
+    actor: dict[str, Any]
+
+    @property
+    def prescribers(self) -> list[dict[str, Any]]:
+        """The one acting actor."""
+        return [self.actor]
+
+    pharmacies = prescribers
+
+
 class Legacy(_Interface):
-    """The old service interface (REST/JSON rendering, contracts/openapi/legacy.yaml)."""
+    """The old service interface: RIV-TA SOAP 1.1, each request written and read by the one legacy client.
+
+    The client prepares the request (endpoint below the legacy base, SOAPAction, LogicalAddress and
+    ArgosHeader of the VU's actor, its ticket) and Locust's guarded client sends it. A refusal is a
+    SOAP fault (HTTP 500): an ApplicationException whose kod is a race of concurrent load passes
+    where the work allows one, every other fault is a failure named by its kind and kod.
+    """
 
     name = "legacy"
     # every request name it sends: the SLO file's objectives of other names are not this run's
     request_names = frozenset({
         "HamtaAktuellaOrdinationer", "HamtaOrdinationshistorik", "HamtaPatientInfo", "HamtaExpeditionsId",
         "GodkannUttag", "RapporteraExpeditionLF", "UppdateraSamtycke", "HamtaLakemedelsforteckning",
-        "SkapaOrdinationVard", "MakuleraOrdination", "KontrolleraArbetsplatskod",
+        "SkapaOrdinationVard", "MakuleraOrdinationVard", "KontrolleraArbetsplatskod",
     })  # fmt: skip
 
+    def __init__(self, contracts: Path | None = None) -> None:
+        self.riv = load_riv(contracts or contracts_dir())
+
+    def _client(self, vu: Vu) -> LegacyClient:
+        return LegacyClient(None, "", self.riv, _VuCredentials(vu), _OneActor(vu.actor()))
+
     def _headers(self, vu: Vu) -> dict[str, str]:
-        return {"Authorization": vu.auth(), "Content-Type": "application/json", "Accept": "application/json"}
+        return {}  # the legacy client writes every header
 
     @staticmethod
     def _race(response: Any) -> bool:
-        return (_json(response) or {}).get("kod") in LEGACY_RACES
+        return False  # SOAP races are read from the fault (_call)
+
+    def _call(self, vu: Vu, service: str, data: dict[str, Any], race: bool = False) -> LegacyAnswer | None:
+        """Send one SOAP request of `service`; the answer when it is the response element, else None."""
+        client = self._client(vu)
+        role = getattr(vu, "role", "") or client.service(service).roles[0]
+        prepared = client.prepare(service, data, role=role)
+        with vu.client.request("POST", prepared.url, name=service, data=prepared.body, headers=prepared.headers,
+                               catch_response=True) as response:
+            status = response.status_code
+            answer = client.read(prepared.service, status, response.headers.get("content-type") or "",
+                                 response.content or b"")
+            if answer.ok and status == 200:
+                response.success()
+                return answer
+            fault = answer.fault
+            if race and fault is not None and fault.kind == APPLICATION and fault.kod in LEGACY_RACES:
+                response.success()
+                return None
+            if fault is not None:
+                response.failure(f"status {status}: {fault.kind or 'fault'} {fault.kod or ''} {fault.meddelande or ''}"
+                                 .strip())
+            else:
+                reason = answer.parsed.problem or f"status {status}"
+                response.failure(f"{reason}: {(response.text or '')[:200]}" if status else str(response.error))
+            return None
 
     def current_prescriptions(self, vu: Vu, person_id: str) -> list[Dispensable]:
         """HamtaAktuellaOrdinationer: the patient's current prescriptions with withdrawals left."""
-        answer = self._send(vu, "GET", f"/patienter/{person_id}/ordinationer/aktuella", "HamtaAktuellaOrdinationer")
-        doc = _json(answer) if answer is not None else None
+        answer = self._call(vu, "HamtaAktuellaOrdinationer", {"personnummer": person_id})
+        found = answer.body.get("ordination", []) if answer is not None else []
         return [
-            Dispensable(person_id, o["ordinationId"], o["antalForpackningar"])
-            for o in (doc or {}).get("ordinationer", [])
-            if o.get("status") == "Aktiv" and o.get("uttagKvar", 0) > 0
+            Dispensable(person_id, o["ordinationsId"], int(o["antalForpackningar"]))
+            for o in found
+            if o.get("status") == "Aktiv" and int(o.get("uttagKvar", 0)) > 0
         ]
 
     def history(self, vu: Vu, person_id: str) -> None:
         """HamtaOrdinationshistorik: every prescription with its withdrawals."""
-        self._send(vu, "GET", f"/patienter/{person_id}/ordinationer/historik", "HamtaOrdinationshistorik")
+        self._call(vu, "HamtaOrdinationshistorik", {"personnummer": person_id})
 
     def patient_info(self, vu: Vu, person_id: str) -> None:
         """HamtaPatientInfo."""
-        self._send(vu, "GET", f"/patienter/{person_id}", "HamtaPatientInfo")
+        self._call(vu, "HamtaPatientInfo", {"personnummer": person_id})
 
     def reserve_dispensing_ids(self, vu: Vu, count: int) -> list[str]:
         """HamtaExpeditionsId: `count` dispensing ids."""
-        answer = self._send(vu, "POST", "/expeditionsid", "HamtaExpeditionsId", {"antal": count})
-        doc = _json(answer) if answer is not None else None
-        return list((doc or {}).get("expeditionsIdn", []))
+        answer = self._call(vu, "HamtaExpeditionsId", {"antal": count})
+        ids = answer.body.get("expeditionsId", []) if answer is not None else []
+        return [str(i) for i in (ids if isinstance(ids, list) else [ids])]
 
     def withdraw(self, vu: Vu, item: Dispensable, dispensing_id: str) -> Withdrawal | None:
         """GodkannUttag: one withdrawal against a prescription."""
-        doc = self._send(
-            vu,
-            "POST",
-            f"/ordinationer/{item.prescription_id}/uttag",
-            "GodkannUttag",
-            {"expeditionsId": dispensing_id, "antalForpackningar": item.packages},
-            race=True,
-        )
-        if doc is None:
+        data = {"ordinationsId": item.prescription_id, "expeditionsId": dispensing_id,
+                "antalForpackningar": item.packages}
+        if self._call(vu, "GodkannUttag", data, race=True) is None:
             return None
         return Withdrawal(item.person_id, item.prescription_id, dispensing_id, item.packages)
 
     def report(self, vu: Vu, done: Withdrawal) -> None:
         """RapporteraExpeditionLF: report a withdrawal to the medication list."""
-        self._send(vu, "POST", "/lakemedelsforteckning/expeditioner", "RapporteraExpeditionLF", {
-            "expeditionsId": done.dispensing_id, "personId": done.person_id,
-            "ordinationId": done.prescription_id, "antalForpackningar": done.packages,
-        }, ok=(201,))  # fmt: skip
+        self._call(vu, "RapporteraExpeditionLF", {
+            "expeditionsId": done.dispensing_id, "personnummer": done.person_id,
+            "ordinationsId": done.prescription_id, "antalForpackningar": done.packages,
+        })  # fmt: skip
 
     def record_consent(self, vu: Vu, person_id: str) -> None:
         """UppdateraSamtycke: consent given (kept given, so the medication list stays readable)."""
-        self._send(vu, "PUT", f"/patienter/{person_id}/samtycke", "UppdateraSamtycke", {"samtycke": True})
+        self._call(vu, "UppdateraSamtycke", {"personnummer": person_id, "samtycke": True})
 
     def medication_list(self, vu: Vu, person_id: str) -> None:
         """HamtaLakemedelsforteckning."""
-        self._send(vu, "GET", f"/patienter/{person_id}/lakemedelsforteckning", "HamtaLakemedelsforteckning")
+        self._call(vu, "HamtaLakemedelsforteckning", {"personnummer": person_id})
 
     def write_prescription(self, vu: Vu, person_id: str) -> str | None:
         """SkapaOrdinationVard: a new prescription; returns its id."""
-        answer = self._send(vu, "POST", "/ordinationer", "SkapaOrdinationVard", new_prescription(person_id), ok=(201,))
-        return (_json(answer) or {}).get("ordinationId") if answer is not None else None
+        answer = self._call(vu, "SkapaOrdinationVard", new_prescription(person_id))
+        return str(answer.body["ordinationsId"]) if answer is not None and "ordinationsId" in answer.body else None
 
     def cancel(self, vu: Vu, prescription_id: str) -> None:
-        """MakuleraOrdination."""
-        self._send(
-            vu,
-            "POST",
-            f"/ordinationer/{prescription_id}/makulering",
-            "MakuleraOrdination",
-            {"orsak": "FEL_DOSERING"},
-            race=True,
-        )
+        """MakuleraOrdinationVard (the care system cancels its prescription)."""
+        self._call(vu, "MakuleraOrdinationVard", {"ordinationsId": prescription_id, "orsak": "FEL_DOSERING"},
+                   race=True)
 
     def check_workplace_code(self, vu: Vu, code: str) -> None:
         """KontrolleraArbetsplatskod."""
-        self._send(vu, "GET", f"/arbetsplatskoder/{code}", "KontrolleraArbetsplatskod")
+        self._call(vu, "KontrolleraArbetsplatskod", {"arbetsplatskod": code})
 
     def seed(
         self,
@@ -236,22 +291,32 @@ class Legacy(_Interface):
         prescriber: dict[str, Any],
     ) -> None:
         """Consent and `prescriptions` prescriptions for one test patient (synchronous, guarded session)."""
-        headers = {"Authorization": auth, "Content-Type": "application/json"}
-        _seeded(
-            http.put(
-                f"{base}/patienter/{person_id}/samtycke", data=_body({"samtycke": True}), headers=headers, timeout=30
-            )
-        )
-        for _ in range(prescriptions):
-            _seeded(
-                http.post(f"{base}/ordinationer", data=_body(new_prescription(person_id)), headers=headers, timeout=30)
-            )
+        client = LegacyClient(http, base, self.riv, _Fixed(auth.removeprefix("Bearer ")), _OneActor(prescriber))
+        calls = [("UppdateraSamtycke", {"personnummer": person_id, "samtycke": True}, "pharmacy")]
+        calls += [("SkapaOrdinationVard", new_prescription(person_id), "prescriber")] * prescriptions
+        for service, data, role in calls:
+            answer = client.call(service, data, role=role)
+            if not answer.ok:
+                kod = answer.kod or answer.parsed.problem or ""
+                raise SeedError(f"{service} {answer.status}: {kod} {(answer.fault.meddelande if answer.fault else '')}"
+                                .strip())
+
+
+class _Fixed:
+    """Credentials that send one ticket (the seeding prescriber's)."""
+
+    def __init__(self, ticket: str) -> None:
+        self._ticket = ticket
+
+    def ticket(self, role: str, index: int = 0) -> str | None:
+        """The one ticket."""
+        return self._ticket
 
 
 def new_prescription(person_id: str) -> dict[str, Any]:
-    """A prescription from care for a test patient (SkapaOrdinationVard body)."""
+    """A prescription from care for a test patient (SkapaOrdinationVard's request element, XML names)."""
     return {
-        "personId": person_id, "lakemedel": MEDICINE, "doseringstext": DOSAGE,
+        "personnummer": person_id, "lakemedel": MEDICINE, "doseringstext": DOSAGE,
         "antalForpackningar": 1, "antalUttag": SEED_WITHDRAWALS, "forskrivningstyp": "ELEKTRONISK",
     }  # fmt: skip
 
@@ -273,6 +338,9 @@ class Fhir(_Interface):
         "MedicationRequest?patient&status", "MedicationRequest?patient", "MedicationRequest", "MedicationDispense",
         "MedicationDispense?patient", "MedicationDispense (report)", "Consent", "Consent?patient",
     })  # fmt: skip
+
+    def __init__(self, contracts: Path | None = None) -> None:
+        pass  # the FHIR requests are built here; fhir.yaml is the contract they keep
 
     def _headers(self, vu: Vu) -> dict[str, str]:
         return {

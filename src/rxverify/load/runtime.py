@@ -477,7 +477,7 @@ def _open(environment: Any, load: LoadRun, seed: bool) -> None:
             f"target {run.target.name!r}: the {side} platform has no {'FHIR' if s.platform == 'fhir' else 'legacy'} API"
         )
     load.base_url = base
-    load.interface = INTERFACES[s.platform]()
+    load.interface = INTERFACES[s.platform](s.contracts)
     GuardedUser.guard = run.guard
     for cls in load.callers:
         cls.host = base

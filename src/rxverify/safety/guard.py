@@ -29,7 +29,7 @@ from urllib.parse import unquote, urlsplit
 from rxverify.operations import WRITES, OperationIndex
 from rxverify.safety import decode
 from rxverify.safety.identity import Found, find_identities, mask_identities, might_hold_identity
-from rxverify.safety.ledger import Ledger, returned_ids
+from rxverify.safety.ledger import Ledger, returned_ids, xml_ids
 from rxverify.safety.registry import Registry
 
 if TYPE_CHECKING:
@@ -261,6 +261,10 @@ class Guard:
         """The request's operationId, when an operation index is configured and one matches."""
         return self.operations.operation_of(method, url) if self.operations is not None else None
 
+    def _is_write(self, method: str, url: str) -> bool:
+        # the old interface is all POST: whether a SOAP call writes is the contract's (services.toml) to say
+        return self.operations.is_write(method, url) if self.operations is not None else method in WRITES
+
     def admit(self, method: str, url: str, headers: Mapping[str, Any], body: Any) -> Admission:
         """Every check before sending (RequestRefused if one fails): what the ledger needs of the request.
 
@@ -305,7 +309,7 @@ class Guard:
 
     def record_attempt(self, method: str, url: str, admission: Admission) -> Attempt | None:
         """Ledger the attempt of a write before it is sent (None when not a write or no ledger)."""
-        if self.ledger is None or method not in WRITES:
+        if self.ledger is None or not self._is_write(method, url):
             return None
         operation = admission.operation or self.operation_of(method, url)
         parts = urlsplit(url)
@@ -329,7 +333,7 @@ class Guard:
             try:
                 document = json.loads(text)
             except ValueError:
-                document = None
+                document = xml_ids(content)  # the old interface answers SOAP
         ids = returned_ids(document, location)
         outcome = "ok" if status < 400 else "error"
         self.ledger.outcome(seq, method, operation, path, patients, status, ids, outcome)

@@ -18,12 +18,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from lxml import etree
+
 from rxverify.errors import UserError
 from rxverify.safety.identity import mask_identities
 
 UNKNOWN = "unknown: may have reached the platform"
-# ids a platform returns for what a write created (legacy fields, FHIR `id`)
-RETURNED_ID_FIELDS = ("ordinationId", "uttagId", "rapportId", "expeditionsIdn", "id")
+# ids a platform returns for what a write created (the old interface's elements, the REST rendering's fields,
+# FHIR `id`)
+RETURNED_ID_FIELDS = ("ordinationsId", "ordinationId", "uttagId", "rapportId", "expeditionsId", "expeditionsIdn", "id")
+_XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 _ID_TOKEN = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]{7,}")
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # made once, not per entry
 
@@ -43,6 +47,19 @@ def returned_ids(document: Any, location: str | None = None) -> dict[str, Any]:
     if location:
         ids["location"] = mask_identities(location)
     return ids
+
+
+def xml_ids(content: bytes) -> dict[str, Any]:
+    """The id elements of an XML (SOAP) answer by local name, as a document returned_ids reads ({} if not XML)."""
+    try:
+        root = etree.fromstring(content, _XML_PARSER)
+    except (etree.XMLSyntaxError, ValueError):
+        return {}
+    found: dict[str, list[str]] = {}
+    for node in root.iter():
+        if isinstance(node.tag, str) and etree.QName(node).localname in RETURNED_ID_FIELDS and node.text:
+            found.setdefault(etree.QName(node).localname, []).append(node.text.strip())
+    return {k: v[0] if len(v) == 1 else v for k, v in found.items()}
 
 
 class Ledger:

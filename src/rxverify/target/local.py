@@ -87,8 +87,9 @@ def start_platform(
     audit_log: Path | None = None,
     processes: RunProcesses | None = None,
     label: str | None = None,
+    admin_key_file: Path | None = None,
 ) -> StartedPlatform:
-    """Start one reference platform and wait until it prints its address (written down in `processes`)."""
+    """Start one reference platform (with the window's operator key, if given); wait for its address."""
     cmd = [
         sys.executable,
         "-m",
@@ -107,6 +108,25 @@ def start_platform(
     cmd += ["--contracts", str(contracts_dir().resolve())]
     if audit_log is not None:
         cmd += ["--audit-log", str(audit_log)]
+    if admin_key_file is not None:
+        cmd += ["--admin-key-file", str(admin_key_file)]
+    return launch(cmd, platform, processes, label)
+
+
+def start_gateway(
+    upstreams: dict[str, str], route: str, admin_key_file: Path, processes: RunProcesses | None = None
+) -> StartedPlatform:
+    """Start the reference gateway (the callers' one address) in front of `upstreams`, routed to `route`."""
+    cmd = [sys.executable, "-m", "refplatform", "gateway", "--route", route, "--admin-key-file", str(admin_key_file)]
+    for name, url in upstreams.items():
+        cmd += ["--upstream", f"{name}={url}"]
+    return launch(cmd, "gateway", processes)
+
+
+def launch(
+    cmd: list[str], platform: str, processes: RunProcesses | None = None, label: str | None = None
+) -> StartedPlatform:
+    """Start a reference-platform process (written down in `processes`); wait for `READY <name> <url>`."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if processes is not None:
         processes.started(label or platform, proc.pid)

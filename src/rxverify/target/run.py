@@ -35,8 +35,10 @@ if TYPE_CHECKING:
     from rxverify.plans import Plan
 
 # What each part of rxverify may do with a target of each class.
-SUITES = ("contract", "load", "verification", "serve", "report", "cli")
-NEVER_ON_PRODUCTION = frozenset({"contract", "load", "serve"})
+SUITES = ("contract", "load", "verification", "reconcile", "rehearse", "serve", "report", "cli")
+NEVER_ON_PRODUCTION = frozenset({"contract", "load", "serve", "rehearse"})
+# what runs on production only within a verification plan (the guard then allows only its operations)
+PLAN_ON_PRODUCTION = frozenset({"verification", "reconcile"})
 
 
 @dataclass
@@ -114,8 +116,10 @@ def check_class(target: Target, suite: str, plan: Plan | None = None) -> None:
             "a production verification runs only as `rxverify verify --plan PLAN --target "
             f"{target.name} --production`; nothing was sent"
         )
-    if suite == "verification" and plan is None:
-        raise UserError(f"target {target.name!r} is class production: a verification needs its plan (--plan)")
+    if suite in PLAN_ON_PRODUCTION and plan is None:
+        raise UserError(
+            f"target {target.name!r} is class production: a {suite} run needs its verification plan (--plan)"
+        )
 
 
 def new_run_id(suite: str) -> str:

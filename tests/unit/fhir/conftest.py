@@ -6,11 +6,21 @@ from pathlib import Path
 
 import pytest
 
+from rxverify.errors import UserError
+from rxverify.fhir.base import base_definitions
 from rxverify.fhir.package import Package, load_package
 
 ROOT = Path(__file__).resolve().parents[3]
 FHIR_DIR = ROOT / "contracts" / "fhir"
-INVALID_DIR = ROOT / "tests" / "unit" / "data" / "fhir-invalid"
+CORPUS_DIR = ROOT / "tests" / "unit" / "data" / "fhir-corpus"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Without the R4 base package the FHIR tests cannot run: one line, what to do, exit 2."""
+    try:
+        base_definitions()
+    except UserError as exc:
+        pytest.exit(f"rxverify: {exc}", returncode=2)
 
 
 @pytest.fixture(scope="session")

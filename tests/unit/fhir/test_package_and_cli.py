@@ -1,4 +1,5 @@
-"""Loading conformance packages (folder, NPM folder, .tgz), their one-line errors, and `rxverify fhir validate`."""
+"""Loading conformance packages (folder, NPM folder, .tgz), their one-line errors, `rxverify fhir validate` and
+`rxverify fhir snapshot`."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from rxverify.errors import UserError
 from rxverify.fhir.package import load_package
 from rxverify.fhir.validator import Validator
 
-from .conftest import FHIR_DIR, INVALID_DIR
+from .conftest import FHIR_DIR
+from .corpus import cases
 
 MR_PROFILE = json.loads((FHIR_DIR / "StructureDefinition-NLLMedicationRequest.json").read_text("utf-8"))["url"]
 EXAMPLE = FHIR_DIR / "examples" / "MedicationRequest-3f2504e0-4f89-41d3-9a0c-0305e82c3301.json"
@@ -50,7 +52,7 @@ def test_tgz_package_validates_like_the_folder(tmp_path: Path) -> None:
     """Package: an NPM-style .tgz (package/package.json) gives the same findings as the folder."""
     package = load_package(_tgz(tmp_path / "ig.tgz", _package_files()))
     assert package.name == "rxverify.test"
-    broken = json.loads((INVALID_DIR / "closed-slice.json").read_text("utf-8"))
+    broken = next(c.resource for c in cases() if c.id == "profile-closed-slicing")
     assert Validator(package).validate(broken) == Validator(load_package(FHIR_DIR)).validate(broken)
 
 
@@ -81,7 +83,9 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     """CLI: 0 when valid, 1 with an error (one line per issue, a summary per file), 2 for bad input."""
     assert main(["fhir", "validate", str(EXAMPLE)]) == 0
     assert "Success: 0 errors" in capsys.readouterr().out
-    assert main(["fhir", "validate", str(EXAMPLE), str(INVALID_DIR / "binding-required-code.json")]) == 1
+    wrong = tmp_path / "wrong-status.json"
+    wrong.write_text(json.dumps({**json.loads(EXAMPLE.read_text("utf-8")), "status": "aktiv"}), encoding="utf-8")
+    assert main(["fhir", "validate", str(EXAMPLE), str(wrong)]) == 1
     out = capsys.readouterr().out
     assert "Error @ MedicationRequest.status: [code-invalid]" in out and "*FAILURE*: 1 errors" in out
     bad = tmp_path / "bad.json"
@@ -97,3 +101,27 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         assert err.count("\n") == 1 and err.startswith("rxverify: ") and "Traceback" not in err
     tgz = _tgz(tmp_path / "ig.tgz", _package_files())
     assert main(["fhir", "validate", "--package", str(tgz), "--profile", MR_PROFILE, str(EXAMPLE)]) == 0
+
+
+def test_cli_validates_the_conformance_resources(capsys: pytest.CaptureFixture[str]) -> None:
+    """CLI: the contract's own conformance resources are valid R4 (what CI's lint runs): exit 0, no error or warning."""
+    files = sorted(str(p) for p in FHIR_DIR.glob("*.json"))
+    assert main(["fhir", "validate", *files]) == 0
+    out = capsys.readouterr().out
+    assert out.count("Success: 0 errors, 0 warnings") == len(files)
+
+
+def test_cli_snapshot_check_and_regenerate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """CLI: `fhir snapshot --check` is 0 on the committed profiles, 1 on a stale one; `fhir snapshot` rewrites it."""
+    assert main(["fhir", "snapshot", "--check"]) == 0
+    folder = tmp_path / "profiles"
+    folder.mkdir()
+    target = folder / "StructureDefinition-nll-workplace-code.json"
+    profile = json.loads((FHIR_DIR / target.name).read_text("utf-8"))
+    profile["snapshot"]["element"] = profile["snapshot"]["element"][:2]
+    target.write_text(json.dumps(profile), encoding="utf-8")
+    assert main(["fhir", "snapshot", "--folder", str(folder), "--check"]) == 1
+    assert "stale snapshot" in capsys.readouterr().out
+    assert main(["fhir", "snapshot", "--folder", str(folder)]) == 0
+    assert target.read_text("utf-8") == (FHIR_DIR / target.name).read_text("utf-8")
+    assert main(["fhir", "snapshot", "--folder", str(tmp_path / "nowhere")]) == 2

@@ -1,4 +1,7 @@
-"""The validator on the contract examples, the hand-written invalid corpus and against fhir.resources (issue 4)."""
+"""The validator on the contract examples, against fhir.resources, and its behaviour where FHIR leaves room.
+
+The conformance corpus (test_corpus.py) holds the cases written from the specification.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +16,10 @@ from pydantic import ValidationError
 
 from rxverify.fhir.package import Package
 from rxverify.fhir.validator import errors, validator_for
-from rxverify.safety.registry import Registry
 
-from .conftest import FHIR_DIR, INVALID_DIR
+from .conftest import FHIR_DIR
 
 EXAMPLES = sorted((FHIR_DIR / "examples").glob("*.json"))
-CORPUS = sorted(p for p in INVALID_DIR.glob("*.json") if not p.name.endswith(".expected.json"))
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -29,29 +30,6 @@ def _load(path: Path) -> dict[str, Any]:
 def test_contract_examples_validate(path: Path, package: Package) -> None:
     """contracts/fhir/examples: every example is valid against its profiles."""
     assert errors(validator_for(package).validate(_load(path))) == []
-
-
-@pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.stem)
-def test_invalid_corpus_is_reported(path: Path, package: Package, registry: Registry) -> None:
-    """tests/unit/data/fhir-invalid: each file's expected issues (code, location) are reported, nothing else."""
-    expected = {(e["code"], e["location"]) for e in _load(path.with_suffix(".expected.json"))}
-    found = {(i.code, i.location) for i in errors(validator_for(package).validate(_load(path)))}
-    assert expected <= found
-    # a constraint broken on purpose may invalidate what depends on it, never unrelated elements
-    assert {loc.split(".")[1].split("[")[0] for _, loc in found if "." in loc} <= {
-        loc.split(".")[1].split("[")[0] for _, loc in expected if "." in loc
-    } | {"requester", "contained"}
-    assert not registry.unregistered_in(path.read_text(encoding="utf-8"))
-
-
-def test_corpus_covers_every_constraint_kind() -> None:
-    """The corpus has one file per constraint kind the validator checks."""
-    kinds = {p.stem for p in CORPUS}
-    assert {
-        "cardinality-min", "cardinality-max", "choice-type", "slice-cardinality", "fixed", "pattern",
-        "binding-required-code", "max-length", "invariant-element", "invariant-resource", "closed-slice",
-        "primitive-format", "reference-target-type", "contained-reference", "contained-profile",
-    } <= kinds  # fmt: skip
 
 
 BASE_CASES = {
@@ -66,7 +44,7 @@ BASE_CASES = {
 
 @pytest.mark.parametrize("case", sorted(BASE_CASES))
 def test_base_findings_agree_with_fhir_resources(case: str, package: Package) -> None:
-    """Base level: where fhir.resources (R4B) rejects an element, the validator reports an error there too."""
+    """Base level: where fhir.resources (R4B) rejects an element, the validator (R4 definitions) reports it too."""
     document = _load(FHIR_DIR / "examples" / "MedicationRequest-3f2504e0-4f89-41d3-9a0c-0305e82c3301.json")
     key, value = BASE_CASES[case]
     broken = copy.deepcopy(document)
@@ -112,7 +90,8 @@ def test_must_support_absent_is_information(package: Package) -> None:
     del document["dosageInstruction"]
     issues = validator_for(package).validate(document)
     assert errors(issues) == []
-    assert [(i.severity, i.location) for i in issues] == [("information", "MedicationDispense.dosageInstruction")]
+    notes = [(i.severity, i.location) for i in issues if i.severity != "warning"]  # dom-6: no narrative
+    assert notes == [("information", "MedicationDispense.dosageInstruction")]
 
 
 def test_capability_statement_supplies_the_profile(package: Package) -> None:
@@ -133,3 +112,13 @@ def test_malformed_meta_is_an_issue_not_a_crash(meta: Any, package: Package) -> 
     found = errors(validator_for(package).validate(document))
     assert any(i.location.startswith("MedicationRequest.meta") for i in found), found
     assert ("code-invalid", "MedicationRequest.status") in {(i.code, i.location) for i in found}
+
+
+def test_a_discriminator_path_through_a_malformed_extension_selects_nothing() -> None:
+    """`extension('url')` on an `extension` that is no array: nothing (the walk reports the JSON), no crash."""
+    validator = validator_for()
+    url = "http://electronichealth.se/fhir/StructureDefinition/nll-workplace-code"
+    for malformed in (5, "x", {"url": url}):
+        assert validator._values_at({"extension": malformed}, f"extension('{url}')", None) == []
+    found = validator._values_at({"extension": [{"url": url, "valueString": "1"}]}, f"extension('{url}')", None)
+    assert found == [{"url": url, "valueString": "1"}]

@@ -122,7 +122,7 @@ def test_unknown_profile_is_one_line_exit_2(reports: Path) -> None:
 
 def test_a_pool_or_start_timeout_out_of_range_is_one_line_exit_2(reports: Path) -> None:
     _one_line(run_locust(reports, "--max-vus", "3"), "--max-vus 3: at least 6 (2 per caller)")
-    _one_line(run_locust(reports, "--start-timeout", "-1"), "--start-timeout, --progress-seconds and --max-vus")
+    _one_line(run_locust(reports, "--start-timeout", "-1"), "--start-timeout: '-1' is not a number of at least 0")
 
 
 def test_malformed_model_and_slo_files_are_one_line_exit_2(reports: Path, tmp_path: Path) -> None:

@@ -94,7 +94,7 @@ def test_littles_law_users_per_caller_scale_with_the_factor() -> None:
 
 def _interface_classes() -> dict[str, tuple[set[str], set[str]]]:
     """Of each interface class in load/interfaces.py (read as Python, not imported: it imports locust):
-    the request names it passes to `_send` and the ones it declares."""
+    the request names it passes to `_send` or `_call` and the ones it declares."""
     import ast
 
     tree = ast.parse((ROOT / "src" / "rxverify" / "load" / "interfaces.py").read_text(encoding="utf-8"))
@@ -102,8 +102,14 @@ def _interface_classes() -> dict[str, tuple[set[str], set[str]]]:
     for cls in (n for n in tree.body if isinstance(n, ast.ClassDef) and n.name in ("Legacy", "Fhir")):
         sent, declared = set(), set()
         for node in ast.walk(cls):
+            # Fhir names its requests in `_send(vu, method, path, name, ...)`; Legacy sends a SOAP request
+            # named by its service in `_call(vu, service, ...)`
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "_send":
                 name = node.args[3] if len(node.args) > 3 else next(k.value for k in node.keywords if k.arg == "name")
+                assert isinstance(name, ast.Constant), f"{cls.name}: a request name that is not a literal"
+                sent.add(name.value)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "_call":
+                name = node.args[1]
                 assert isinstance(name, ast.Constant), f"{cls.name}: a request name that is not a literal"
                 sent.add(name.value)
             if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "request_names" for t in node.targets):

@@ -45,9 +45,10 @@ MAPPING_FAULTS = [
 FHIR_FAULTS = [
     "fhir-drops-validity-period", "fhir-search-ignores-status", "fhir-paging-repeats-entries",
     "fhir-404-without-operationoutcome", "fhir-read-wrong-content-type", "fhir-pharmacy-may-prescribe",
-    "core-wrong-prescription-identifier-system",
+    "core-wrong-prescription-identifier-system", "fhir-metadata-omits-search-param",
 ]
 BEHAVIOUR_FAULTS = [
+    "fhir-metadata-searchset-bundle",  # here: the FHIR group reads /metadata
     "core-cancelled-withdrawable", "core-packages-not-checked", "transformer-lf-without-consent",
     "transformer-last-withdrawal-race", "transformer-patientinfo-without-ticket",
     "transformer-aktuella-slow-under-load",  # only HamtaAktuellaOrdinationer, which no other test here uses
@@ -283,6 +284,25 @@ def test_read_wrong_content_type(fhir: RunningPlatform, mint: Mint, http: reques
     search = http.get(f"{fhir.fhir}/MedicationRequest", params={"_id": created["ordinationId"]},
                       headers=fhir_headers(mint("pharmacy")))
     assert search.headers["content-type"].startswith("application/fhir+json")
+
+
+def test_metadata_omits_search_param(fhir: RunningPlatform, mint: Mint, http: requests.Session) -> None:
+    """fhir-metadata-omits-search-param: /metadata lacks MedicationRequest?authoredon; the search itself still works."""
+    statement = http.get(f"{fhir.fhir}/metadata").json()
+    request = next(r for r in statement["rest"][0]["resource"] if r["type"] == "MedicationRequest")
+    names = {p["name"] for p in request["searchParam"]}
+    assert "authoredon" not in names and {"status", "identifier"} <= names
+    r = http.get(f"{fhir.fhir}/MedicationRequest", params={"authoredon": "ge2021-01-01"},
+                 headers=fhir_headers(mint("pharmacy")))
+    assert r.status_code == 200 and r.json()["resourceType"] == "Bundle"
+
+
+def test_metadata_searchset_bundle(behaviour: RunningPlatform, http: requests.Session) -> None:
+    """fhir-metadata-searchset-bundle: GET /metadata answers an empty searchset Bundle."""
+    answer = http.get(f"{behaviour.fhir}/metadata")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (body["resourceType"], body["type"], body["total"]) == ("Bundle", "searchset", 0)
 
 
 def test_pharmacy_may_prescribe(fhir: RunningPlatform, mint: Mint, http: requests.Session,

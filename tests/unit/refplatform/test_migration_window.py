@@ -145,7 +145,7 @@ def test_the_refused_operations_are_the_contracts_writes() -> None:
     """WRITE_OPERATIONS is every service of contracts/riv that writes (and REST_WRITES legacy.yaml's non-GETs)."""
     services = tomllib.loads((CONTRACTS / "riv" / "services.toml").read_text(encoding="utf-8"))["operations"]
     assert {name for name, op in services.items() if op["writes"]} == WRITE_OPERATIONS
-    spec = yaml.safe_load((CONTRACTS / "openapi" / "legacy.yaml").read_text(encoding="utf-8"))
+    spec = yaml.safe_load((CONTRACTS / "openapi" / "legacy-rest.yaml").read_text(encoding="utf-8"))
     non_get = {op["operationId"] for item in spec["paths"].values() for method, op in item.items()
                if method in ("post", "put", "patch", "delete")}
     assert non_get == REST_WRITES

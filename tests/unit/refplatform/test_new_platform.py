@@ -495,13 +495,18 @@ def test_fhir_errors_are_operation_outcomes(new_platform: RunningPlatform, mint:
 
 
 def test_metadata_serves_the_capability_statement(new_platform: RunningPlatform, http: requests.Session) -> None:
-    """GET /fhir/metadata: contracts/fhir/CapabilityStatement-*.json as it is, without a ticket."""
+    """GET /fhir/metadata, without a ticket: the server's own statement (kind instance, software, implementation)
+    with the contract's rest, formats and FHIR version (contracts/fhir/CapabilityStatement-*.json)."""
     files = sorted((CONTRACTS / "fhir").glob("CapabilityStatement-*.json"))
-    if not files:
-        pytest.skip("contracts/fhir has no CapabilityStatement yet")
+    assert files, "contracts/fhir has no CapabilityStatement"
+    contract = json.loads(files[0].read_text(encoding="utf-8"))
     r = http.get(f"{new_platform.fhir}/metadata")
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/fhir+json")
-    assert r.json() == json.loads(files[0].read_text(encoding="utf-8"))
+    served = r.json()
+    assert served["resourceType"] == "CapabilityStatement" and served["kind"] == "instance"
+    assert served["implementation"]["url"] == new_platform.fhir and served["software"]["name"]
+    assert {k: served[k] for k in ("rest", "format", "fhirVersion")} == {
+        k: contract[k] for k in ("rest", "format", "fhirVersion")}
 
 
 def test_paging_returns_each_prescription_once(new_platform: RunningPlatform, mint: Mint, http: requests.Session,

@@ -81,7 +81,7 @@ def test_old_faults_registered() -> None:
 
 @pytest.fixture(scope="module")
 def validator() -> OpenApiValidator:
-    return OpenApiValidator(ROOT / "contracts" / "openapi" / "legacy.yaml")
+    return OpenApiValidator(ROOT / "contracts" / "openapi" / "legacy-rest.yaml")
 
 
 GOOD = {

@@ -1,0 +1,1 @@
+"""The old interface: one client, XSD-driven strategies."""
