@@ -160,7 +160,7 @@ def _verify(args: argparse.Namespace) -> int:
     ) as run:
         require_tickets(run.target, run.tickets, tuple(sorted({p.role for p in plan.participants.values()})))
         require_reachable(run, (args.platform,))  # before the first step; a production target's first step is its probe
-        outcome = execute(plan, run, args.platform, contracts, reports)
+        outcome = execute(plan, run, args.platform, contracts, reports, embedded=target.is_local)
     return 0 if outcome.passed else 1
 
 
@@ -236,7 +236,7 @@ def _report(args: argparse.Namespace) -> int:
         # the platforms of a local target are gone with their runs: versions come from the run records
         probe = not args.no_probe and not target.is_local
         outcome = generate_report(
-            Path(args.results) if args.results else reports / "allure-results",
+            Path(args.results) if args.results else None,
             Path(args.output) if args.output else reports / "allure-report",
             reports,
             run.registry,
@@ -263,8 +263,7 @@ def _gate(args: argparse.Namespace) -> int:
     criteria = load_criteria(criteria_path)
     for stale in (reports / "gate.json", reports / "gate.html"):
         stale.unlink(missing_ok=True)  # the verdict is now about these reports: an earlier one must not outlive them
-    results = Path(args.results) if args.results else reports / "allure-results"
-    verdict = evaluate(reports, results, criteria, args.today)
+    verdict = evaluate(reports, criteria, args.today, release_run=args.release_run)
     print_verdict(verdict, reports)
     json_path, html_path = write_outputs(verdict, reports)
     print(f"written: {json_path}, {html_path}")
@@ -508,9 +507,9 @@ def _parser() -> argparse.ArgumentParser:
     ledger.add_argument("--reports", help="reports folder (default ./reports)")
     ledger.set_defaults(func=_ledger)
 
-    report = sub.add_parser("report", help="the Allure HTML report of reports/allure-results (one self-contained file)")
+    report = sub.add_parser("report", help="the Allure HTML report of the release run's results (one file)")
     report.add_argument("--reports", help="reports folder (default ./reports)")
-    report.add_argument("--results", help="Allure results folder (default <reports>/allure-results)")
+    report.add_argument("--results", help="one Allure results folder instead of the release run's (default: its runs)")
     report.add_argument("--output", help="report folder (default <reports>/allure-report)")
     report.add_argument("--tools", help="folder with package-lock.json for the Allure command line (default .)")
     report.add_argument("--target", default="local", help="target whose test-patient registry the scan uses")
@@ -520,7 +519,9 @@ def _parser() -> argparse.ArgumentParser:
 
     gate = sub.add_parser("gate", help="apply contracts/release-criteria.toml: GO (exit 0) or NO-GO (exit 1)")
     gate.add_argument("--reports", help="reports folder (default ./reports)")
-    gate.add_argument("--results", help="Allure results folder (default <reports>/allure-results)")
+    gate.add_argument(
+        "--release-run", help="the release run to judge (default $RXVERIFY_RELEASE_RUN, else <reports>/release.json)"
+    )
     gate.add_argument("--criteria", help="release criteria (default contracts/release-criteria.toml)")
     gate.add_argument("--today", type=argtype(iso_date), help="the date known issues expire against (default today)")
     gate.set_defaults(func=_gate)

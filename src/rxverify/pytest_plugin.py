@@ -10,6 +10,7 @@ suite's conftest); `platform` is parametrized where the target has what a test n
 
 from __future__ import annotations
 
+import shlex
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,8 +26,10 @@ from rxverify.conformance.applicability import (
     planned_interfaces,
     platforms_for,
 )
+from rxverify.distinct_failures import FailureCollector, TestFailures
 from rxverify.errors import UserError
 from rxverify.paths import contracts_dir, reports_dir
+from rxverify.report.pytest_evidence import record_platforms, writer_of
 from rxverify.report.runs import write_run_record
 from rxverify.safety.audit import egress_line
 from rxverify.safety.guard import Guard, RequestRefused
@@ -40,7 +43,8 @@ from rxverify.target.run import Run, check_class, open_run, registry_for, requir
 from rxverify.target.targets import Target, resolve_target
 from rxverify.values import checked, one_of, positive_int, seed
 
-pytest_plugins = ("rxverify.conformance.liveness",)
+# a platform that stops answering ends the run; the run's evidence (manifest, results folder, test ids)
+pytest_plugins = ("rxverify.conformance.liveness", "rxverify.report.pytest_evidence")
 
 DEFAULT_EXAMPLES = 20  # per operation and platform: keeps `tox -e contract` within its 5-minute budget
 PLATFORM_CHOICES = ("old", "new", "both")
@@ -159,15 +163,35 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
         shown = ", ".join(f"{op} {n}" for op, n in sorted(per_operation.items()))
         terminalreporter.write_line(f"rxverify: generated cases refused by the guard in {nodeid}: {shown}")
     if exitstatus not in (0, 5) and config.getoption("--seed", default=None) is not None:
-        args = [a for a in config.invocation_params.args if not str(a).startswith("--seed")]
-        terminalreporter.write_line(
-            f"rxverify: reproduce with: pytest {' '.join(map(str, args))} --seed {config.getoption('--seed')}"
-        )
+        terminalreporter.write_line(f"rxverify: reproduce with: {reproduce_command(config)}")
+
+
+# Options the reproducing run must not repeat: the seed is given anew, and the results go to
+# the new run's own folder (a results folder of an earlier run is refused).
+_NOT_REPEATED = ("--seed", "--alluredir")
+
+
+def reproduce_command(config: pytest.Config) -> str:
+    """The command that runs this session again with its seed (its own arguments, shell-quoted)."""
+    args = [str(a) for a in config.invocation_params.args]
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in _NOT_REPEATED:
+            skip = True  # `--seed 78`: the value is the next argument
+        elif not arg.startswith(tuple(f"{o}=" for o in _NOT_REPEATED)) and arg != "--clean-alluredir":
+            kept.append(arg)
+    return shlex.join(["pytest", *kept, "--seed", str(config.getoption("--seed"))])
 
 
 def _platforms(config: pytest.Config) -> tuple[str, ...]:
     choice = config.getoption("--platform")
     return ("old", "new") if choice == "both" else (choice,)
+
+
+selected_platforms = _platforms  # public: the evidence plugin records them in the run's manifest
 
 
 @pytest.fixture(scope="session")
@@ -289,6 +313,7 @@ def rx_run(pytestconfig: pytest.Config, rx_contracts: Path) -> Iterator[Run]:
             platforms=_wanted(pytestconfig),
             key=local_key(pytestconfig) if target.is_local else None,  # else the platforms' key (--ticket-key-file)
             audit=target.is_local,
+            run_id=writer.run if (writer := writer_of(pytestconfig)) else None,  # the manifest's: ledger entries too
         ) as run:
             if target.is_local:
                 require_reachable(run)  # once, through the guard, before the first test
@@ -299,10 +324,12 @@ def rx_run(pytestconfig: pytest.Config, rx_contracts: Path) -> Iterator[Run]:
                 areas.run = run
                 run.observers.append(areas.observe)
             platforms = platform_status(run)
+            record_platforms(pytestconfig, platforms)
             yield run
         pytestconfig.stash[AUDIT] = run.audit_problems
         write_run_record(
             reports,
+            run_id=writer.run if writer else None,
             suite="contract",
             target=run.target.name,
             environment_class=run.target.environment_class,
@@ -364,6 +391,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     planned = config.stash.get(PLANNED, None)
     if planned is not None:
         drop_inapplicable(items, config, planned, config.stash.get(MINTS, True))
+
+
+TEST_FAILURES = TestFailures()
+
+
+@pytest.fixture(scope="session")
+def rx_failures() -> TestFailures:
+    """Keeps every distinct check failure of the running test's examples; the test fails at its end with all of them.
+
+    Use `with rx_failures.collect(): case.call_and_validate(...)` (rxverify.distinct_failures).
+    """
+    return TEST_FAILURES
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Any:
+    """Give the test a fresh failure collector; when all its examples have run, fail it with every one it kept."""
+    TEST_FAILURES.current = collector = FailureCollector()
+    try:
+        result = yield
+    finally:
+        TEST_FAILURES.current = None
+    collector.raise_collected(pyfuncitem.name)
+    return result
 
 
 @pytest.hookimpl(hookwrapper=True, trylast=True)

@@ -7,7 +7,9 @@ every write in the ledger. A step of the old interface is a SOAP call of the one
 for a refusal, the ApplicationException's kod) and keeps the wire rules (rxverify.checks.riv_rules:
 valid against the XSD, the right response element, a fault of the right kind). The run stops at
 the first failed blocking step, writes one Allure result per step (redacted request and response
-attached) and reports/verification/summary.json, which the gate reads.
+attached) and verification/summary.json, which the gate reads, into its own run folder
+(reports/runs/<run id>/, rxverify.report.evidence), whose manifest says `in-progress` from before
+the first step: a killed run never leaves an earlier run's summary as the last word.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +36,7 @@ from rxverify.legacy import envelope
 from rxverify.legacy.client import LegacyAnswer, LegacyClient, Prepared
 from rxverify.operations import Operation, load_operations
 from rxverify.plans import Plan, Step, resolve
+from rxverify.report.evidence import COMPLETE, FAILED, INTERRUPTED, RunWriter, begin_run
 from rxverify.report.runs import write_run_record
 from rxverify.safety.guard import RequestRefused
 from rxverify.safety.identity import mask, mask_identities
@@ -304,14 +307,63 @@ def execute(
     contracts: Path,
     reports: Path,
     out: Out = print,
+    embedded: bool = False,
+    evidence: RunWriter | None = None,
 ) -> Outcome:
-    """Run the plan's steps in order on `run` (whose target is started); write the reports."""
+    """Run the plan's steps in order on `run` (whose target is started); write the reports.
+
+    `embedded`: the target is the embedded reference platforms, started for the run.
+    `evidence`: a run already begun whose part this is (a round of `rxverify watch`, whose rounds
+    are one run): the steps' results and summary go to its folder, and its manifest is left open.
+    """
     target = run.target
     endpoints = target.platforms.get(platform)
     if endpoints is None:
         raise UserError(f"target {target.name!r} has no {platform} platform")
     operations = load_operations(contracts)
     bases = {s.id: base_url(operations[s.operation], endpoints, platform) or "" for s in plan.steps}
+    if evidence is not None:
+        return _execute(plan, run, platform, reports, out, evidence, operations, bases, finish=False)
+    evidence = begin_run(
+        reports,
+        "verification",
+        target=target.name,
+        environment_class=target.environment_class,
+        embedded=embedded,
+        platforms=[platform],
+        selection={"plan": plan.name, "planFile": str(plan.path)},
+        collected=[step_name(plan, step) for step in plan.steps],
+        run_id=run.run_id,  # the ledger's entries carry the same id
+    )
+    try:
+        return _execute(plan, run, platform, reports, out, evidence, operations, bases)
+    except KeyboardInterrupt:
+        evidence.finish(INTERRUPTED, interruption="KeyboardInterrupt")
+        raise
+    except BaseException as exc:
+        if evidence.document["status"] == "in-progress":
+            evidence.finish(FAILED, error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
+def step_name(plan: Plan, step: Step) -> str:
+    """A step's Allure full name, and its test id in the run's manifest."""
+    return f"verification.{plan.name}.{step.id}"
+
+
+def _execute(
+    plan: Plan,
+    run: Run,
+    platform: str,
+    reports: Path,
+    out: Out,
+    evidence: RunWriter,
+    operations: Mapping[str, Operation],
+    bases: dict[str, str],
+    finish: bool = True,
+) -> Outcome:
+    target = run.target
+    endpoints = target.platforms[platform]
     ledger = run.guard.ledger  # the run builder made the guard for this plan, with its ledger
     if ledger is None or run.guard.plan is not plan:
         raise ValueError("a verification runs on a run opened for its plan, with a ledger (open_run(plan=, reports=))")
@@ -343,19 +395,22 @@ def execute(
     finally:
         session.close()
     finished = _now_ms()
-    allure_dir = reports / "allure-results"
+    allure_dir = evidence.results
     for result in outcome.results:
         _write_allure(allure_dir, result, plan, target, platform, scrub)
-    outcome.summary_path = _write_summary(reports, plan, target, platform, outcome, started, finished, scrub)
-    write_run_record(
-        reports,
-        suite="verification",
-        target=target.name,
-        environment_class=target.environment_class,
-        guard_counts=run.guard.counts,
-        release=plan.release,
-        platforms={platform: {"legacy": endpoints.legacy, "fhir": endpoints.fhir}},
-    )
+    outcome.summary_path = _write_summary(evidence, plan, target, platform, outcome, started, finished, scrub)
+    if finish:
+        write_run_record(
+            reports,
+            run_id=evidence.run,
+            suite="verification",
+            target=target.name,
+            environment_class=target.environment_class,
+            guard_counts=run.guard.counts,
+            release=plan.release,
+            platforms={platform: {"legacy": endpoints.legacy, "fhir": endpoints.fhir}},
+        )
+        evidence.finish(COMPLETE, summary=str(outcome.summary_path.relative_to(evidence.folder)))
     passed = sum(r.status == "passed" for r in outcome.results)
     verdict = "passed" if outcome.passed else "failed"
     out(
@@ -379,7 +434,7 @@ def _write_allure(
         directory,
         AllureResult(
             name=f"{step.id} {step.operation}{about}",
-            full_name=f"verification.{plan.name}.{step.id}",
+            full_name=step_name(plan, step),
             status=result.status,
             start_ms=result.start_ms,
             stop_ms=result.stop_ms,
@@ -400,7 +455,7 @@ def _write_allure(
 
 
 def _write_summary(
-    reports: Path,
+    evidence: RunWriter,
     plan: Plan,
     target: Target,
     platform: str,
@@ -411,6 +466,7 @@ def _write_summary(
 ) -> Path:
     first = outcome.first_blocking_failure
     summary = {
+        "run": evidence.run,
         "plan": plan.name,
         "planFile": str(plan.path),
         "release": plan.release,
@@ -442,7 +498,7 @@ def _write_summary(
             for r in outcome.results
         ],
     }
-    path = reports / "verification" / "summary.json"
+    path = evidence.folder / "verification" / "summary.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(summary, ensure_ascii=False, indent=1), encoding="utf-8")
     return path

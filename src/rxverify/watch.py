@@ -21,8 +21,10 @@ from pathlib import Path
 from rxverify.errors import UserError
 from rxverify.operations import load_operations
 from rxverify.plans import Plan
+from rxverify.report.evidence import COMPLETE, FAILED, INTERRUPTED, RunWriter, begin_run
+from rxverify.report.runs import write_run_record
 from rxverify.target.run import Run
-from rxverify.verify import execute
+from rxverify.verify import execute, step_name
 
 MAX_ROUNDS = 2000  # two weeks at one round every 10 minutes
 Say = Callable[[str], None]
@@ -50,11 +52,38 @@ def watch(plan: Plan, run: Run, platform: str, contracts: Path, reports: Path, e
         raise UserError(f"--every and --max-latency-ms must be positive, --rounds 1..{MAX_ROUNDS}")
     if rounds is None and until is None:
         raise UserError("give --rounds N or --until TIME: the watch is bounded")
+    target = run.target
+    # the rounds are one run (one folder, one manifest, the run builder's id): their results side by side
+    # give Allure's trend; its own suite, so the gate never reads a watch round as the release's verification
+    evidence = begin_run(reports, "watch", target=target.name, environment_class=target.environment_class,
+                         embedded=target.is_local, platforms=[platform], run_id=run.run_id,
+                         selection={"plan": plan.name, "planFile": str(plan.path)},
+                         collected=[step_name(plan, step) for step in plan.steps])
+    try:
+        code = _rounds(plan, run, platform, contracts, reports, every_s, rounds, until, max_latency_ms, say, sleep,
+                       evidence)
+    except KeyboardInterrupt:
+        evidence.finish(INTERRUPTED, interruption="KeyboardInterrupt")
+        raise
+    except BaseException as exc:
+        evidence.finish(FAILED, error=f"{type(exc).__name__}: {exc}")
+        raise
+    endpoints = target.platforms[platform]
+    write_run_record(reports, run_id=evidence.run, suite="watch", target=target.name,
+                     environment_class=target.environment_class, guard_counts=run.guard.counts, release=plan.release,
+                     platforms={platform: {"legacy": endpoints.legacy, "fhir": endpoints.fhir}})
+    evidence.finish(COMPLETE, summary="verification/summary.json")  # the last round's
+    return code
+
+
+def _rounds(plan: Plan, run: Run, platform: str, contracts: Path, reports: Path, every_s: float, rounds: int | None,
+            until: datetime | None, max_latency_ms: float, say: Say, sleep: Callable[[float], None],
+            evidence: RunWriter) -> int:
     n = 0
     while True:
         n += 1
         started = time.monotonic()
-        outcome = execute(plan, run, platform, contracts, reports, lambda line: None)
+        outcome = execute(plan, run, platform, contracts, reports, lambda line: None, evidence=evidence)
         breaches = [f"{r.step.id} {r.step.operation}: {r.message}" for r in outcome.results if r.status != "passed"]
         breaches += [f"{r.step.id} {r.step.operation}: {r.stop_ms - r.start_ms} ms > {max_latency_ms:g} ms"
                      for r in outcome.results if r.status == "passed" and r.stop_ms - r.start_ms > max_latency_ms]

@@ -17,6 +17,10 @@ from rxverify.target.run import Run
 
 from . import schemas
 
+# This folder is the contract suite: a session that loads it is a contract run and writes its
+# evidence (manifest, its own results folder, test ids): rxverify.report.pytest_evidence.
+RXVERIFY_SUITE = "contract"
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Apply --examples and --seed, and the target's registry, before the tests are built."""

@@ -11,6 +11,7 @@ from hypothesis import reject
 
 from rxverify.checks.fhir_rules import FHIR_CHECKS
 from rxverify.contract import label_case
+from rxverify.distinct_failures import TestFailures
 from rxverify.safety.guard import RequestRefused
 
 from .schemas import fhir
@@ -25,11 +26,13 @@ def test_fhir_operation_conforms(
     fhir_url: str,
     rx_session: requests.Session,
     rx_refused: Callable[[str, RequestRefused], None],
+    rx_failures: TestFailures,
 ) -> None:
     """Every FHIR interaction answers as the contract declares (schemathesis's checks)."""
     label_case(case, platform)
     try:
-        case.call_and_validate(base_url=fhir_url, session=rx_session, additional_checks=FHIR_CHECKS)
+        with rx_failures.collect():  # every distinct failure of every example is reported, not only the first
+            case.call_and_validate(base_url=fhir_url, session=rx_session, additional_checks=FHIR_CHECKS)
     except RequestRefused as refused:
         rx_refused(case.operation.label, refused)  # counted and shown: the gate bounds refusals
         reject()

@@ -15,6 +15,7 @@ import schemathesis
 from hypothesis import reject
 
 from rxverify.contract import label_case
+from rxverify.distinct_failures import TestFailures
 from rxverify.safety.guard import RequestRefused
 
 from .schemas import legacy
@@ -28,11 +29,13 @@ def test_legacy_operation_conforms(
     legacy_url: str,
     rx_session: requests.Session,
     rx_refused: Callable[[str, RequestRefused], None],
+    rx_failures: TestFailures,
 ) -> None:
     """Every legacy operation answers as the contract declares: schemathesis's checks, the wire and domain rules."""
     label_case(case, platform)
     try:
-        case.call_and_validate(base_url=legacy_url, session=rx_session)
+        with rx_failures.collect():  # every distinct failure of every example is reported, not only the first
+            case.call_and_validate(base_url=legacy_url, session=rx_session)
     except RequestRefused as refused:
         rx_refused(case.operation.label, refused)  # counted and shown: the gate bounds refusals
-        reject()
+        reject()  # the guard kept a non-registered identity from leaving: nothing was sent

@@ -20,9 +20,12 @@ import pytest
 import requests
 
 from rxverify.contracts.riv import load_riv
+from rxverify.gate.criteria import load_criteria
+from rxverify.gate.evaluate import evaluate
 from rxverify.legacy.client import LegacyClient
 from rxverify.operations import OperationIndex, load_operations
 from rxverify.plans import Plan, load_plan
+from rxverify.report.evidence import Manifest, latest_run
 from rxverify.safety import redaction as redact
 from rxverify.safety.egress import guarded_session
 from rxverify.safety.guard import Guard, RateLimiter, RequestRefused
@@ -47,6 +50,13 @@ def _rxverify(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[s
     return subprocess.run(
         [sys.executable, "-m", "rxverify", *args], capture_output=True, text=True, cwd=ROOT, timeout=timeout
     )
+
+
+def _run(reports: Path) -> Manifest:
+    """The verification run in `reports` (its evidence is in its own run folder)."""
+    run = latest_run(reports, "verification")
+    assert run is not None, f"no verification run in {reports}"
+    return run
 
 
 def _production_guard(registry: Registry, legacy: str, plan: Plan | None) -> requests.Session:
@@ -215,16 +225,18 @@ def test_shipped_plan_runs_green_on_local_target(registry: Registry, tmp_path: P
     print(done.stdout)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "verdict: passed: 14 of 14 steps passed" in done.stdout
-    summary = json.loads((reports / "verification" / "summary.json").read_text())
-    assert summary["verdict"] == "passed" and summary["firstBlockingFailure"] is None
+    run = _run(reports)
+    assert run.status == "complete" and run.embedded and len(run.collected) == 14
+    summary = json.loads((run.folder / "verification" / "summary.json").read_text())
+    assert summary["verdict"] == "passed" and summary["firstBlockingFailure"] is None and summary["run"] == run.run
     assert [s["status"] for s in summary["steps"]] == ["passed"] * 14
-    results = [json.loads(p.read_text()) for p in (reports / "allure-results").glob("*-result.json")]
-    assert len(results) == 14
+    results = [json.loads(p.read_text()) for p in run.results.glob("*-result.json")]
+    assert len(results) == 14 and sorted(r["fullName"] for r in results) == sorted(run.collected)
     for result in results:
         labels = {label["name"]: label["value"] for label in result["labels"]}
         assert labels["epic"] == "production verification" and labels["severity"] in ("blocker", "normal")
         [attachment] = result["attachments"]
-        assert (reports / "allure-results" / attachment["source"]).is_file()
+        assert (run.results / attachment["source"]).is_file()
         assert attachment["source"].endswith("-attachment.json")
     writes = read_ledger(reports / "ledger")
     assert [r.operation for r in writes].count("SkapaOrdinationVard") == 2
@@ -317,7 +329,7 @@ def test_failed_blocking_step_stops_the_run(
         "--reports", str(reports),
     )  # fmt: skip
     assert done.returncode == 1, done.stdout + done.stderr
-    summary = json.loads((reports / "verification" / "summary.json").read_text())
+    summary = json.loads((_run(reports).folder / "verification" / "summary.json").read_text())
     assert summary["verdict"] == "failed" and summary["firstBlockingFailure"]["step"] == "S1"
     assert "received 200, the plan expects 500" in summary["firstBlockingFailure"]["message"]
     assert [s["status"] for s in summary["steps"]] == ["failed", "skipped"]
@@ -386,6 +398,13 @@ expect = { status = 200 }
         )
     attempts = [r for r in records if r.operation == "SkapaOrdinationVard"]
     assert len(attempts) >= len(on_platform)
+    # the killed run's evidence says incomplete, and the gate names every write of unknown outcome
+    assert _run(reports).status == "in-progress"
+    verdict = evaluate(reports, load_criteria(CONTRACTS / "release-criteria.toml"))
+    reasons = [r.text for r in verdict.reasons]
+    assert any(f"the verification run {_run(reports).run} is incomplete" in r for r in reasons)
+    everything = read_ledger(reports / "ledger")
+    assert sum(UNKNOWN in r for r in reasons) == sum(r.outcome == UNKNOWN for r in everything) and not verdict.go
     print(
         f"killed after {len(records)} ledgered writes; platform has {len(on_platform)} prescriptions, "
         f"{len(withdrawals)} withdrawals; {len(unknown)} writes with unknown outcome"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from rxverify.cli import main
+from rxverify.report.evidence import COMPLETE, read_runs
 
 from .conftest import CONTRACTS
 
@@ -19,7 +20,9 @@ def test_a_healthy_platform_passes_every_round(tmp_path: Path, capsys: pytest.Ca
     out = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in out[:3]] == ["round 1", "round 2", "round 3"]
     assert out[-1] == "watch: 3 rounds within the service levels"
-    names = [json.loads(p.read_text())["name"] for p in (tmp_path / "allure-results").glob("*-result.json")]
+    runs = read_runs(tmp_path)  # the rounds are one run, of its own suite (never taken for the verification)
+    assert [(m.suite, m.status) for m in runs] == [("watch", COMPLETE)]
+    names = [json.loads(p.read_text())["name"] for p in runs[0].results.glob("*-result.json")]
     assert len(names) == 12 and len(set(names)) == 4  # the same four results every round: Allure's trend
 
 
@@ -34,12 +37,13 @@ def test_a_platform_that_starts_stalling_mid_watch_is_a_breach_and_exit_1(
     assert out[0].startswith("round 1: 4 steps") and "within the service levels" in out[0]
     assert "BREACH" in out[-2] and "ms > 1500 ms" in out[-2] and out[-1].startswith("watch: breach in round")
     assert int(out[-1].split("round ")[1].split(":")[0]) > 1
+    assert [(m.suite, m.status) for m in read_runs(tmp_path)] == [("watch", COMPLETE)]  # a breach is a finished run
 
 
 @pytest.mark.parametrize(
     ("argv", "plan_text", "says"),
     [
-        (["--rounds", "0"], None, "--rounds 1.."),
+        (["--rounds", "0"], None, "--rounds: '0' is not a whole number of at least 1"),
         ([], None, "the watch is bounded"),
         (["--rounds", "2", "--until", "tomorrow"], None, "is not an ISO 8601 time"),
         (["--rounds", "2", "--every", "soon"], None, "a duration like"),
@@ -53,6 +57,10 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Capture
         text = (CONTRACTS / "verification" / "release-21.0.toml").read_text(encoding="utf-8")
         (tmp_path / "p.toml").write_text(text.split("[watch]")[0] + "[watch]\n" + plan_text + "\n", encoding="utf-8")
         plan = str(tmp_path / "p.toml")
-    assert main(["watch", "--plan", plan, "--reports", str(tmp_path), *argv]) == 2
+    try:
+        code = main(["watch", "--plan", plan, "--reports", str(tmp_path), *argv])
+    except SystemExit as stopped:  # argparse's own check of an option (values.positive_int) exits
+        code = stopped.code
+    assert code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and says in err, err

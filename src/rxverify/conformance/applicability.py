@@ -8,7 +8,7 @@ starts (the embedded platforms' interfaces, or the target's URLs):
 
 - a test that takes `legacy_url` or `fhir_url` needs the legacy interface or the FHIR API;
 - a test parametrized over `interface` (legacy, fhir) needs that interface, per parameter;
-- `@pytest.mark.platforms(...)` names the only platforms a test applies to;
+- `@pytest.mark.platforms(...)` names the only platforms a test (or one parameter set) applies to;
 - `@pytest.mark.compares(...)` needs every platform it names in the run (the differential);
 - `@pytest.mark.forges_tickets` needs a ticket key this run knows (a local target or
   `--ticket-key-file`).
@@ -86,6 +86,9 @@ def _inapplicable(item: pytest.Item, planned: Mapping[str, frozenset[str]], mint
         missing = needs - planned.get(platform, frozenset())
         if missing:
             return f"the {platform} platform has no {' or '.join(sorted(missing))} interface"
+        only = item.get_closest_marker("platforms")  # also a parameter set's own mark
+        if only is not None and platform not in only.args:
+            return f"the test applies to the {' and '.join(only.args)} platform only"
     compares = item.get_closest_marker("compares")
     if compares is not None:
         absent = [p for p in compares.args if p not in planned]

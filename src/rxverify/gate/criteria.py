@@ -13,6 +13,7 @@ from typing import Any
 from rxverify.errors import UserError
 
 STATUSES = ("passed", "failed", "broken", "skipped")
+_WILDCARD = re.compile(r"[*?\[\]]")
 
 
 @dataclass(frozen=True)
@@ -31,28 +32,44 @@ class DifferenceException:
 
 @dataclass(frozen=True)
 class KnownIssue:
-    """A known failure, ignored until it expires."""
+    """A known failure of exactly one test (its test id or history id) or one SLO, ignored until it expires."""
 
     id: str
     owner: str
     expires: date
     reason: str
     test: str | None = None
+    history: str | None = None
     slo: str | None = None
 
     def active(self, today: date) -> bool:
         """Ignored through the day before `expires`; from that day on it counts again."""
         return today < self.expires
 
-    def covers_test(self, full_name: str, name: str) -> bool:
-        """Whether the issue names this test."""
-        return self.test is not None and (
-            fnmatch.fnmatchcase(full_name, self.test) or fnmatch.fnmatchcase(name, self.test)
+    def covers_test(self, test_id: str, history_id: str) -> bool:
+        """Whether the issue names this test: its exact test id or history id, never a pattern."""
+        return (self.test is not None and self.test == test_id) or (
+            self.history is not None and self.history == history_id
         )
 
     def covers_slo(self, slo: str) -> bool:
-        """Whether the issue names this SLO."""
-        return self.slo is not None and fnmatch.fnmatchcase(slo, self.slo)
+        """Whether the issue names this SLO (its exact name)."""
+        return self.slo is not None and self.slo == slo
+
+    @property
+    def names(self) -> str:
+        """What the issue names, for messages."""
+        if self.test is not None:
+            return f"test {self.test}"
+        return f"historyId {self.history}" if self.history is not None else f"SLO {self.slo}"
+
+
+@dataclass(frozen=True)
+class AllowedSkip:
+    """A test the board accepts as skipped (its exact test id), and why."""
+
+    test: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -61,7 +78,6 @@ class Criteria:
 
     path: Path
     release: str
-    blocking_severities: tuple[str, ...]
     blocking_statuses: tuple[str, ...]
     minimum_tests: dict[str, int]
     minimum_tests_in_production: dict[str, int]
@@ -74,6 +90,13 @@ class Criteria:
     # suites whose refusals are of generated (fuzzing) data: reported, not counted against max_refusals
     fuzzing_suites: tuple[str, ...] = ()
     known_issues: tuple[KnownIssue, ...] = field(default_factory=tuple)
+    allowed_skips: tuple[AllowedSkip, ...] = ()
+    # test-id prefixes that must have run (not skipped, not left out) when the runs targeted old and new
+    required_when_both_platforms: tuple[str, ...] = ()
+    whole_suite: bool = True  # a contract run that ran a selection of its suite verified only part of it
+    max_refused_per_operation: int = 0  # generated cases the guard refused, per operation and run
+    max_age_hours: float = 24.0  # evidence older than this is refused (exit 2)
+    known_issue_max_days: int = 90  # a known issue expires at most this many days after the run
 
 
 class _Reader:
@@ -134,7 +157,12 @@ def load_criteria(path: Path) -> Criteria:
         raise UserError(f"release criteria {path} is not valid TOML: {exc}") from None
     r = _Reader(path)
     tests = r.table(doc, "tests")
-    severities = r.strings(tests, "blocking_severities", "[tests] ")
+    if "blocking_severities" in tests:
+        raise r.fail(
+            "[tests] blocking_severities",
+            "is no longer a criterion: a failed or broken test of any severity is a NO-GO unless a known issue "
+            "names it",
+        )
     statuses = r.strings(tests, "blocking_statuses", "[tests] ")
     if unknown := [s for s in statuses if s not in STATUSES]:
         raise r.fail("[tests] blocking_statuses", f"names unknown Allure statuses: {', '.join(unknown)}")
@@ -163,26 +191,51 @@ def load_criteria(path: Path) -> Criteria:
         where = f"[[known_issues]] #{i + 1} "
         if not isinstance(item, dict):
             raise r.fail(where.strip(), "must be a table")
+        names = {key: r.value(item, key, str, where) for key in ("test", "history", "slo") if key in item}
+        if len(names) != 1:
+            raise r.fail(where.strip(), "needs exactly one of `test` (a test id), `history` (a historyId), `slo`")
+        [(key, named)] = names.items()
+        if _WILDCARD.search(named) or not named.strip():
+            raise r.fail(
+                f"{where}{key}", f"{named!r} is a pattern: a known issue names one test, exactly (no *, ?, [ ])"
+            )
         issue = KnownIssue(
             id=r.value(item, "id", str, where),
             owner=r.value(item, "owner", str, where),
             expires=_day(r.value(item, "expires", date, where)),
             reason=r.value(item, "reason", str, where),
-            test=item.get("test") if isinstance(item.get("test"), str) else None,
-            slo=item.get("slo") if isinstance(item.get("slo"), str) else None,
+            **{key: named},
         )
-        if not issue.owner.strip():
-            raise r.fail(f"{where}owner", "is empty: every known issue needs an owner")
-        if (issue.test is None) == (issue.slo is None):
-            raise r.fail(where.strip(), "needs exactly one of `test` (a glob) and `slo` (an SLO name glob)")
+        for attribute in ("id", "owner", "reason"):
+            if not getattr(issue, attribute).strip():
+                raise r.fail(f"{where}{attribute}", f"is empty: every known issue needs an {attribute}")
         issues.append(issue)
     max_refusals = r.value(safety, "max_refusals", int, "[safety] ")
     if max_refusals < 0:
         raise r.fail("[safety] max_refusals", "must be 0 or more")
+    skips = []
+    for i, item in enumerate(r.value(r.table(doc, "skips"), "allowed", list, "[skips] ")):
+        where = f"[skips] allowed[{i}] "
+        if not isinstance(item, dict):
+            raise r.fail(where.strip(), "must be a table")
+        skip = AllowedSkip(test=r.value(item, "test", str, where), reason=r.value(item, "reason", str, where))
+        if _WILDCARD.search(skip.test) or not skip.reason.strip():
+            raise r.fail(where.strip(), "names one test exactly (no *, ?, [ ]) and gives a reason")
+        skips.append(skip)
+    both = r.strings(r.table(doc, "required_when_both_platforms"), "tests", "[required_when_both_platforms] ")
+    completeness = r.table(doc, "completeness")
+    refused = r.value(r.table(doc, "refusals"), "max_per_operation", int, "[refusals] ")
+    evidence = r.table(doc, "evidence")
+    max_age = r.value(evidence, "max_age_hours", (int, float), "[evidence] ")
+    issue_days = r.value(evidence, "known_issue_max_days", int, "[evidence] ")
+    if refused < 0 or max_age <= 0 or issue_days < 0:
+        raise r.fail(
+            "[refusals]/[evidence]",
+            "max_per_operation and known_issue_max_days must be 0 or more, max_age_hours more than 0",
+        )
     return Criteria(
         path=path,
         release=str(doc.get("release", "")),
-        blocking_severities=severities,
         blocking_statuses=statuses,
         minimum_tests=r.minimums(doc, "minimum_tests"),
         minimum_tests_in_production=r.minimums(doc, "minimum_tests_in_production"),
@@ -194,4 +247,10 @@ def load_criteria(path: Path) -> Criteria:
         require_run_records=r.value(safety, "require_run_records", bool, "[safety] "),
         fuzzing_suites=tuple(str(x) for x in safety.get("fuzzing_suites", [])),
         known_issues=tuple(issues),
+        allowed_skips=tuple(skips),
+        required_when_both_platforms=both,
+        whole_suite=r.value(completeness, "whole_suite", bool, "[completeness] "),
+        max_refused_per_operation=refused,
+        max_age_hours=float(max_age),
+        known_issue_max_days=issue_days,
     )

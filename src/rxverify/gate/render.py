@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from rxverify.gate.evaluate import Verdict
+from rxverify.gate.inputs import InputFile, sha256_of
 
 Out = Callable[[str], None]
 
@@ -29,8 +31,27 @@ def _by_criterion(verdict: Verdict) -> dict[str, list[Any]]:
     return grouped
 
 
+def _platforms_line(run: dict[str, Any]) -> str:
+    kind = (
+        "the embedded reference platforms (stand-ins on loopback)" if run["embeddedReferencePlatforms"] else "platforms"
+    )
+    versions = "; ".join(f"{p}: {v}" for p, v in run["platformVersions"].items()) or "versions not recorded"
+    return f"{kind} {', '.join(run['platforms']) or '-'} ({versions})"
+
+
+def _run_line(run: dict[str, Any]) -> str:
+    seeds = ", ".join(f"{k}={v}" for k, v in run["seeds"].items()) or "no seed"
+    selection = f"; selection: {run['selection']}" if run["selection"] else ""
+    results = ", ".join(f"{n} {s}" for s, n in run["results"].items()) or "no results"
+    return (
+        f"{run['suite']} run {run['run']} ({run['status']}): target {run['target']} (class "
+        f"{run['environmentClass']}), {_platforms_line(run)}; {seeds}; {run['collected']} collected, {results}"
+        f"{selection}; commit {run['commit'][:12]}"
+    )
+
+
 def print_verdict(verdict: Verdict, reports: Path, out: Out = print) -> None:
-    """GO or NO-GO with every reason, links into the report, the notes and (production) the rollback checklist."""
+    """GO or NO-GO; what was verified and what not; every reason with its link; notes; the rollback checklist."""
     release = verdict.criteria.release or "?"
     total = sum(sum(s.values()) for s in verdict.tests.values())
     if verdict.go:
@@ -38,6 +59,15 @@ def print_verdict(verdict: Verdict, reports: Path, out: Out = print) -> None:
     else:
         n = len(verdict.reasons)
         out(f"NO-GO: release {release}: {n} reason{'s' * (n != 1)} ({total} tests; {verdict.criteria.path})")
+    out(f"release run {verdict.release_run}: {len(verdict.verified)} runs")
+    for run in verdict.verified:
+        out(f"  {_run_line(run)}")
+    for applied in verdict.known_issues_applied:
+        out(f"  applied: {applied}")
+    if verdict.not_verified:
+        out("not verified:")
+        for item in verdict.not_verified:
+            out(f"  - {item}")
     for criterion, reasons in _by_criterion(verdict).items():
         out(f"  {criterion}:")
         for reason in reasons:
@@ -54,6 +84,8 @@ def print_verdict(verdict: Verdict, reports: Path, out: Out = print) -> None:
     )
     for note in verdict.notes:
         out(f"note: {note}")
+    for stale in verdict.stale_known_issues:
+        out(f"stale: {stale}")
     if verdict.rollback is not None:
         out("ROLLBACK CHECKLIST (production verification: the ledger's writes per test patient, newest last):")
         if not verdict.rollback:
@@ -69,16 +101,22 @@ def print_verdict(verdict: Verdict, reports: Path, out: Out = print) -> None:
 
 
 def as_json(verdict: Verdict) -> dict[str, Any]:
-    """reports/gate.json: the verdict, the reasons (links relative to reports/), notes, counts, inputs."""
+    """reports/gate.json: the verdict, every reason, what was (not) verified, every input with its sha256."""
+    criteria = verdict.criteria.path
     return {
         "verdict": _word(verdict),
         "release": verdict.criteria.release,
+        "releaseRun": verdict.release_run,
         "generated": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
-        "criteria": str(verdict.criteria.path),
+        "criteria": {"path": str(criteria), "sha256": sha256_of(criteria)},
         "reasons": [r.as_dict() for r in verdict.reasons],
+        "verified": verdict.verified,
+        "notVerified": verdict.not_verified,
+        "knownIssuesApplied": verdict.known_issues_applied,
+        "staleKnownIssues": verdict.stale_known_issues,
         "notes": verdict.notes,
         "tests": verdict.tests,
-        "inputs": verdict.inputs,
+        "inputs": [f.as_dict() for f in verdict.inputs],
         "productionVerification": verdict.production,
         "rollback": (
             {p: [w.__dict__ for w in writes] for p, writes in verdict.rollback.items()}
@@ -114,9 +152,34 @@ def as_html(verdict: Verdict) -> str:
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{_e(word)}: release {_e(verdict.criteria.release)}</title><style>{_CSS}</style></head><body>",
         f"<h1 class='{'go' if verdict.go else 'nogo'}'>{_e(word)}</h1>",
-        f"<p>Release {_e(verdict.criteria.release)}; criteria <code>{_e(verdict.criteria.path)}</code>; "
+        f"<p>Release {_e(verdict.criteria.release)}, release run <code>{_e(verdict.release_run)}</code>; criteria "
+        f"<code>{_e(verdict.criteria.path)}</code> (sha256 {_e(data['criteria']['sha256'][:16])}…); "
         f"generated {_e(data['generated'])}.</p>",
+        "<h2>What was not verified</h2>",
+        "<ul>" + "".join(f"<li>{_e(n)}</li>" for n in verdict.not_verified) + "</ul>"
+        if verdict.not_verified
+        else "<p>Nothing the criteria ask for was left out.</p>",
+        "<h2>What was verified</h2><table><tr><th>run</th><th>target</th><th>platforms</th><th>seeds</th>"
+        "<th>tests</th></tr>",
     ]
+    for run in verdict.verified:
+        seeds = ", ".join(f"{k}={v}" for k, v in run["seeds"].items()) or "-"
+        results = ", ".join(f"{n} {s}" for s, n in run["results"].items()) or "no results"
+        parts.append(
+            f"<tr><td>{_e(run['suite'])} <code>{_e(run['run'])}</code> ({_e(run['status'])})</td>"
+            f"<td>{_e(run['target'])} (class {_e(run['environmentClass'])})</td><td>{_e(_platforms_line(run))}</td>"
+            f"<td>{_e(seeds)}</td><td>{_e(run['collected'])} collected: {_e(results)}"
+            f"{_e('; ' + run['selection']) if run['selection'] else ''}</td></tr>"
+        )
+    parts.append("</table>")
+    parts.append(
+        "<p>Known issues applied: "
+        + (
+            "</p><ul>" + "".join(f"<li>{_e(k)}</li>" for k in verdict.known_issues_applied) + "</ul>"
+            if verdict.known_issues_applied
+            else "none.</p>"
+        )
+    )
     if verdict.reasons:
         parts.append("<h2>Reasons</h2>")
         for criterion, reasons in _by_criterion(verdict).items():
@@ -136,8 +199,9 @@ def as_html(verdict: Verdict) -> str:
         shown = ", ".join(f"{n} {s}" for s, n in statuses.items())
         parts.append(f"<tr><td>{_e(epic)}</td><td>{_e(shown)}</td></tr>")
     parts.append("</table>")
-    if verdict.notes:
-        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{_e(n)}</li>" for n in verdict.notes) + "</ul>")
+    if verdict.notes or verdict.stale_known_issues:
+        notes = [*verdict.notes, *(f"stale: {s}" for s in verdict.stale_known_issues)]
+        parts.append("<h2>Notes</h2><ul>" + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>")
     if verdict.rollback is not None:
         parts.append(
             "<h2>Rollback checklist</h2><p>The ledger's writes of the production verification, per test patient.</p>"
@@ -152,13 +216,30 @@ def as_html(verdict: Verdict) -> str:
                     f"<td>{_e(_ids(w.ids))}</td></tr>"
                 )
             parts.append("</table>")
-    parts.append("<h2>Inputs</h2><table>")
-    parts += [f"<tr><td>{_e(k)}</td><td><code>{_e(v)}</code></td></tr>" for k, v in verdict.inputs.items()]
+    parts.append("<h2>Inputs</h2><p>Every file read, with its sha256 (gate.json lists each result file too).</p>")
+    parts.append("<table><tr><th>what</th><th>file</th><th>run</th><th>sha256</th></tr>")
+    parts += [
+        f"<tr><td>{_e(f.kind)}</td><td><code>{_e(f.path)}</code></td><td>{_e(f.run or '-')}</td>"
+        f"<td><code>{_e(f.sha256)}</code></td></tr>"
+        for f in _inputs_shown(verdict.inputs)
+    ]
     parts.append("</table>")
     if verdict.report:
         parts.append(f"<p><a href='{_e(verdict.report)}'>The Allure report</a> (categories).</p>")
     parts.append("</body></html>\n")
     return "".join(parts)
+
+
+def _inputs_shown(files: list[InputFile]) -> list[InputFile]:
+    """The inputs for the page: each run's result files as one line with one digest over them."""
+    shown: list[InputFile] = []
+    results: dict[str | None, list[InputFile]] = {}
+    for f in files:
+        (results.setdefault(f.run, []) if f.kind == "Allure result" else shown).append(f)
+    for run, group in results.items():
+        digest = hashlib.sha256("".join(f"{f.path.name}:{f.sha256}\n" for f in sorted(group, key=str)).encode())
+        shown.append(InputFile(group[0].path.parent, digest.hexdigest(), run, f"{len(group)} Allure results"))
+    return shown
 
 
 def write_outputs(verdict: Verdict, reports: Path) -> tuple[Path, Path]:

@@ -175,6 +175,12 @@ class Legacy(_Interface):
     """
 
     name = "legacy"
+    # every request name it sends: the SLO file's objectives of other names are not this run's
+    request_names = frozenset({
+        "HamtaAktuellaOrdinationer", "HamtaOrdinationshistorik", "HamtaPatientInfo", "HamtaExpeditionsId",
+        "GodkannUttag", "RapporteraExpeditionLF", "UppdateraSamtycke", "HamtaLakemedelsforteckning",
+        "SkapaOrdinationVard", "MakuleraOrdinationVard", "KontrolleraArbetsplatskod",
+    })  # fmt: skip
 
     def __init__(self, contracts: Path | None = None) -> None:
         self.riv = load_riv(contracts or contracts_dir())
@@ -328,6 +334,10 @@ class Fhir(_Interface):
     """The new platform's FHIR API (contracts/openapi/fhir.yaml)."""
 
     name = "fhir"
+    request_names = frozenset({
+        "MedicationRequest?patient&status", "MedicationRequest?patient", "MedicationRequest", "MedicationDispense",
+        "MedicationDispense?patient", "MedicationDispense (report)", "Consent", "Consent?patient",
+    })  # fmt: skip
 
     def __init__(self, contracts: Path | None = None) -> None:
         pass  # the FHIR requests are built here; fhir.yaml is the contract they keep

@@ -12,7 +12,7 @@ from xml.sax.saxutils import escape
 from rxverify.allure_results import AllureResult, write_result
 from rxverify.load.histogram import ACCURACY, Histogram
 from rxverify.load.recorder import OVERALL, Recorder
-from rxverify.load.slo import Verdict
+from rxverify.load.slo import Slo, Verdict
 
 EPIC = "load"
 PERCENTILES = (0.50, 0.95, 0.99)
@@ -170,6 +170,11 @@ def latency_chart(
     return "".join(out)
 
 
+def slo_result_name(slo: Slo) -> str:
+    """The full name (and test id) of an SLO's Allure result: what a load run's manifest lists it as."""
+    return f"rxverify.load.slo.{slo.scope}.{slo.key}"
+
+
 def _stress_steps(stress: Mapping[str, Any] | None, x: Any, top: float, height: float) -> list[str]:
     """A stress run's step boundaries, each step's multiple of the peak, and the step where an SLO broke."""
     if not stress or not stress.get("step_s") or not stress.get("start_epoch"):
@@ -256,7 +261,7 @@ def write_allure(
         shown = "n/a" if v.measured is None else f"{v.measured:.4g}"
         result = AllureResult(
             name=f"SLO {slo.title}",
-            full_name=f"rxverify.load.slo.{slo.scope}.{slo.key}",
+            full_name=slo_result_name(slo),
             status="passed" if v.passed else "failed",
             start_ms=start_ms,
             stop_ms=stop_ms,

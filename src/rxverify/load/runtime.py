@@ -12,6 +12,12 @@ process, with `--processes N`, and as master plus workers:
 - every request is recorded (1 % log buckets, from its send and its intended send); workers report their part.
 - quitting (also after SIGTERM): the SLOs are checked, the summary, chart and Allure results
   written, the exit code set, and the embedded platforms stopped.
+
+The master (or the single process) keeps the run's evidence (rxverify.report.evidence): its
+manifest is written `in-progress` when the target is known, before the platforms start; the
+summary and the Allure results go to the run's own folder (reports/runs/<run id>/), and the
+manifest ends `complete`, `interrupted` (SIGTERM, or stopped before the profile's end) or
+`failed` (bad input after it began).
 """
 
 from __future__ import annotations
@@ -38,15 +44,16 @@ from rxverify.load.interfaces import INTERFACES, Fhir, Legacy, SeedError
 from rxverify.load.openmodel import ArrivalSchedule
 from rxverify.load.parts import LAST_PART, WAIT_S, await_last_parts
 from rxverify.load.progress import Progress
-from rxverify.load.recorder import Recorder
-from rxverify.load.report import html_page, latency_chart, summary, write_allure
-from rxverify.load.slo import SloSet, Verdict, check, check_window, load_slos
+from rxverify.load.recorder import OVERALL, Recorder
+from rxverify.load.report import html_page, latency_chart, slo_result_name, summary, write_allure
+from rxverify.load.slo import DRIFT_KEYS, SloSet, Verdict, applicable, check, check_window, load_slos
 from rxverify.loadmodel import LoadModel, caller_loads, load_model
 from rxverify.paths import contracts_dir
+from rxverify.report.evidence import COMPLETE, FAILED, INTERRUPTED, RunWriter, begin_run
 from rxverify.target.credentials import load_actors
 from rxverify.target.local import check_faults, new_ticket_key
 from rxverify.target.probe import require_reachable
-from rxverify.target.run import Run, check_class, open_run, registry_for, require_tickets, tickets_for
+from rxverify.target.run import Run, check_class, new_run_id, open_run, registry_for, require_tickets, tickets_for
 from rxverify.target.targets import resolve_target
 from rxverify.values import checked, non_negative_int, non_negative_number, one_of, positive_int, positive_number, seed
 
@@ -103,6 +110,7 @@ def add_options(parser: Any, profiles: Iterable[str] = ()) -> None:
                        help="seconds between progress lines on stderr (0: none; default 5)")  # fmt: skip
     group.add_argument("--reports", default="reports", help="reports folder (default ./reports)")
     group.add_argument("--rx-seeded", default="", help=argparse_suppress())
+    group.add_argument("--rx-run-id", default="", help=argparse_suppress())  # the master's, for its workers
     check_when_parsed(parser, profiles)
 
 
@@ -271,6 +279,8 @@ class LoadRun:
     last_parts: set[str] = field(default_factory=set)  # a master: workers whose last part arrived
     missing_parts: list[str] = field(default_factory=list)  # a master: workers whose last part did not
     progress: Progress | None = None
+    evidence: RunWriter | None = None  # the run's manifest (master or single process)
+    ending: tuple[str, dict[str, Any]] | None = None  # how the manifest ends, once the run record is written
 
 
 ACTIVE: LoadRun | None = None
@@ -301,7 +311,7 @@ def on_init(environment: Any, runner: Any, callers: list[type[Any]], shapes: dic
     try:
         settings = settings_of(environment.parsed_options, shapes)
         model = load_model(settings.model_path)
-        slos = load_slos(settings.slo_path)
+        slos = applicable(load_slos(settings.slo_path), INTERFACES[settings.platform].request_names)
         skip = FHIR_UNSENT if settings.platform == "fhir" else frozenset()
         rates = _weigh(callers, model, skip)
         shape = shapes[settings.profile]()
@@ -331,8 +341,44 @@ def on_init(environment: Any, runner: Any, callers: list[type[Any]], shapes: dic
             _open(environment, ACTIVE, seed=True)
             _on_sigterm(runner, ACTIVE)
     except UserError as exc:
+        if ACTIVE is not None and ACTIVE.evidence is not None:
+            ACTIVE.evidence.finish(FAILED, error=str(exc))
         _close_quietly()
         fail(str(exc))
+
+
+def planned_slos(load: LoadRun) -> list[str]:
+    """The SLO results the run will write (its manifest's test ids): what `check`, or a stress step, judges."""
+    profile = load.settings.profile
+    return [
+        slo_result_name(slo)
+        for slo in load.slos.slos
+        if (slo.key not in DRIFT_KEYS or profile == "soak") and (profile != "stress" or slo.scope == OVERALL)
+    ]
+
+
+def _begin_evidence(load: LoadRun, target: Any, run_id: str) -> None:
+    """The run's manifest, in progress, before the platforms start."""
+    s = load.settings
+    load.evidence = begin_run(
+        s.reports,
+        "load",
+        target=target.name,
+        environment_class=target.environment_class,
+        embedded=target.is_local,
+        platforms=["old" if s.platform == "old" else "new"],
+        selection={
+            "profile": s.profile,
+            "interface": s.platform,
+            "arrival": s.arrival,
+            "scale": s.scale,
+            "duration_s": s.duration,
+            "faults": list(s.faults),
+        },
+        collected=planned_slos(load),
+        seeds={"load": s.seed},
+        run_id=run_id,  # the ledger's entries of the master and its workers carry the same id
+    )
 
 
 def _pool(settings: Settings, modelled: dict[str, float], rates: dict[str, float]) -> dict[str, int]:
@@ -404,6 +450,10 @@ def _open(environment: Any, load: LoadRun, seed: bool) -> None:
         raise UserError(f"target {target.name!r} has no {side} platform (--platform {s.platform})")
     key_file = Path(options.ticket_key_file) if options.ticket_key_file else None
     key = new_ticket_key() if target.is_local else None
+    # the master's (or the single process's) run id, which its workers' ledger entries carry too
+    run_id = new_run_id("load") if seed else str(options.rx_run_id or "")
+    if seed:
+        _begin_evidence(load, target, run_id)
     run = load.stack.enter_context(
         open_run(
             target,
@@ -415,6 +465,7 @@ def _open(environment: Any, load: LoadRun, seed: bool) -> None:
             platforms=(side,),
             key=key,
             audit=target.is_local and load.role == "local",  # one process: one guard sees every request
+            run_id=run_id or None,
         )
     )
     load.run = run
@@ -442,6 +493,7 @@ def _open(environment: Any, load: LoadRun, seed: bool) -> None:
             # the run's own key file (0600, in its temporary folder, removed with it)
             options.ticket_key_file = options.ticket_key_file or str(run.local.key_file if run.local else "")
         options.rx_seeded = ",".join(load.patients)
+        options.rx_run_id = run.run_id
     else:
         load.patients = [p for p in (options.rx_seeded or "").split(",") if p]
         if not load.patients:
@@ -648,6 +700,10 @@ def on_quitting(environment: Any) -> None:
             load.recorder.guard_s += _guard_busy() - load.guard_mark
         code = _finish(environment, load, interrupted)
         environment.process_exit_code = code
+    except BaseException as exc:
+        if load.evidence is not None:
+            load.evidence.finish(FAILED, error=f"the reports could not be written: {type(exc).__name__}: {exc}")
+        raise
     finally:
         load.stack.close()
     _audit(environment, load)
@@ -657,21 +713,34 @@ def _audit(environment: Any, load: LoadRun) -> None:
     """Once the local platforms stopped: the egress audit and the run record (a failed audit fails the run)."""
     run = load.run
     if run is None:
+        if load.evidence is not None and load.ending is not None:
+            load.evidence.finish(load.ending[0], **load.ending[1])
         return
     from rxverify.report.runs import write_run_record
     from rxverify.safety.audit import egress_line
 
     print(egress_line(run.guard, run.audit_problems), file=sys.stderr, flush=True)
-    write_run_record(
-        load.settings.reports,
-        suite="load",
-        target=run.target.name,
-        environment_class=run.target.environment_class,
-        guard_counts=run.guard.counts,
-        egress_audit=run.audit_problems,
-    )
+    evidence = load.evidence
+    try:
+        write_run_record(
+            load.settings.reports,
+            run_id=evidence.run if evidence else None,
+            suite="load",
+            target=run.target.name,
+            environment_class=run.target.environment_class,
+            guard_counts=run.guard.counts,
+            seed=load.settings.seed,
+            egress_audit=run.audit_problems,
+        )
+    except BaseException as exc:
+        if evidence is not None:
+            evidence.finish(FAILED, error=f"the run record could not be written: {type(exc).__name__}: {exc}")
+        raise
     if run.audit_problems:
         environment.process_exit_code = 1
+    if evidence is not None and load.ending is not None:
+        status, fields = load.ending
+        evidence.finish(status, **fields)
 
 
 def _offered(load: LoadRun) -> float | None:
@@ -693,6 +762,7 @@ def _finish(environment: Any, load: LoadRun, interrupted: bool) -> int:
         verdicts = check(load.slos, rec, offered, soak=s.profile == "soak")
     run = load.run
     context: dict[str, Any] = {
+        "run": load.evidence.run if load.evidence else None,
         "profile": s.profile,
         "arrival": s.arrival,
         "platform": s.platform,
@@ -719,7 +789,8 @@ def _finish(environment: Any, load: LoadRun, interrupted: bool) -> int:
 
     context["drift"] = {k: (round(v, 4) if v is not None else None) for k, v in drift(rec).items()}
     data = summary(rec, verdicts, context, offered)
-    out = s.reports / "load"
+    folder = load.evidence.folder if load.evidence else s.reports
+    out = folder / "load"
     out.mkdir(parents=True, exist_ok=True)
     summary_path = out / f"{s.profile}-summary.json"
     summary_path.write_text(json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -730,13 +801,21 @@ def _finish(environment: Any, load: LoadRun, interrupted: bool) -> int:
     params = {"profile": s.profile, "platform": s.platform, "target": str(data["target"]), "arrival": s.arrival,
               "scale": f"{s.scale:g}"}  # fmt: skip
     figs = {"overall": data["overall"], "iterations": data["iterations"], "generator": data["generator"]}
-    write_allure(s.reports / "allure-results", verdicts, chart, figs, params, load.started_ms, int(time.time() * 1000))
+    results = load.evidence.results if load.evidence else s.reports / "allure-results"
+    write_allure(results, verdicts, chart, figs, params, load.started_ms, int(time.time() * 1000))
     _print(data, verdicts, summary_path)
     exceptions = len(environment.runner.exceptions) if environment.runner else 0
     if exceptions:
         print(f"rxverify: {exceptions} task errors (see Locust's error report): the run fails", file=sys.stderr)
     if interrupted:
         print("rxverify: the run was interrupted before its profile completed: it fails", file=sys.stderr)
+    if load.evidence is not None:  # the manifest ends once the egress audit has written the run record
+        stopped = "SIGTERM" if load.interrupted else "stopped before the profile's end" if interrupted else None
+        load.ending = (
+            INTERRUPTED if interrupted else COMPLETE,
+            {"summary": str(summary_path.relative_to(load.evidence.folder)), "interruption": stopped,
+             "taskErrors": exceptions},
+        )  # fmt: skip
     return 0 if data["passed"] and not exceptions and not interrupted else 1
 
 

@@ -7,7 +7,7 @@ file says so and every verdict carries that mark and the file's source text.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,16 @@ class SloSet:
     path: Path
     slos: tuple[Slo, ...]
     source: str
+
+
+def applicable(slos: SloSet, names: frozenset[str]) -> SloSet:
+    """The objectives a run can measure: the overall ones, and those of the request names its interface sends.
+
+    The SLO file holds objectives of the legacy and the FHIR request names; a run sends one
+    interface's. Left in, the other's would have nothing to measure and read "passed (n/a)";
+    left out, an objective of this run that measured nothing is a gap the gate names.
+    """
+    return replace(slos, slos=tuple(s for s in slos.slos if s.scope == OVERALL or s.scope in names))
 
 
 def _objectives(scope: str, table: dict[str, Any], path: Path, assumption: bool, source: str) -> list[Slo]:

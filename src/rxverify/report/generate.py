@@ -1,11 +1,15 @@
-"""`rxverify report`: the Allure 2 HTML report of reports/allure-results, one self-contained index.html.
+"""`rxverify report`: the Allure 2 HTML report of the release run, one self-contained index.html.
 
-Allure 2's command line (npm package `allure-commandline`, pinned in package-lock.json and
-installed with `npm ci` into node_modules/) runs on the machine's Java. Before generation the
-results get environment.properties, executor.json, categories.json and the previous report's
-history; after it the report's history is kept beside it (reports/allure-report/history/) for
-the next run. The results are scanned before generation and the report after it: a secret or
-an identity outside the registry fails the command and no report is left behind.
+The report is made of the union of the release run's results folders (reports/runs/<run
+id>/allure-results, rxverify.report.evidence), never of another run's. Allure 2's command line
+(npm package `allure-commandline`, pinned in package-lock.json and installed with `npm ci` into
+node_modules/) runs on the machine's Java. Beside the results it is given a folder of its own
+with environment.properties, executor.json, categories.json and the previous report's history;
+the runs' folders are not written to. The previous report is removed before anything else: a
+report is either of these results or absent. The results are scanned before generation and
+the report after it: a secret or an identity outside the registry fails the command and no
+report is left behind. After it the report's history is kept (reports/allure-report/history/)
+for the next one, and provenance.json says what it was made of (the gate checks it).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +33,7 @@ import requests
 from rxverify import __version__
 from rxverify.errors import UserError
 from rxverify.report.categories import categories_json
+from rxverify.report.evidence import Manifest, git_commit, now_iso, recorded_release_run, release_runs, results_digest
 from rxverify.report.runs import RunRecord, read_run_records
 from rxverify.report.scan import Finding, scan_report, scan_results
 from rxverify.safety.guard import RequestRefused
@@ -107,27 +113,6 @@ def criteria_release(path: Path) -> str | None:
     return str(release) if release else None
 
 
-def git_commit(where: Path) -> str:
-    """The checkout's commit (with `-dirty` when it has changes), or 'unknown' without git."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=10, check=False
-        )
-        if head.returncode != 0:
-            return "unknown"
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=where,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
-
-
 def status_url(base: str) -> str:
     """Where a platform answers GET /status: the root its legacy or FHIR base URL hangs from."""
     root = base.rstrip("/")
@@ -171,27 +156,26 @@ def platform_versions(records: list[RunRecord], session: requests.Session | None
     return versions
 
 
-def _verification_summary(reports: Path) -> dict[str, Any]:
-    path = reports / "verification" / "summary.json"
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return document if isinstance(document, dict) else {}
-
-
 def environment(
-    reports: Path, records: list[RunRecord], release: str | None, session: requests.Session | None = None
+    reports: Path,
+    records: list[RunRecord],
+    release: str | None,
+    session: requests.Session | None = None,
+    runs: list[Manifest] | None = None,
 ) -> dict[str, str]:
-    """environment.properties: target, platform versions, release, git commit, seed."""
-    verification = _verification_summary(reports)
-    targets = sorted({f"{r.target} ({r.environment_class})" for r in records if r.target})
-    if not targets and verification.get("target"):
-        targets = [f"{verification['target']} ({verification.get('environmentClass', '?')})"]
-    releases = [r.release for r in records if r.release] + [str(verification.get("release") or "")]
-    seeds = [f"{r.suite}={r.seed}" for r in records if r.seed is not None]
+    """environment.properties: release run, target, reference platforms or not, versions, release, commit, seeds."""
+    runs = runs or []
+    targets = sorted({f"{m.target} ({m.environment_class})" for m in runs if m.target})
+    targets = targets or sorted({f"{r.target} ({r.environment_class})" for r in records if r.target})
+    releases = [r.release for r in records if r.release]
+    seeds = [f"{m.suite}={seed}" for m in runs for seed in m.seeds.values()]
+    seeds = seeds or [f"{r.suite}={r.seed}" for r in records if r.seed is not None]
     values = {
+        "release.run": recorded_release_run(reports) or "not recorded",
         "target": ", ".join(targets) or "not recorded",
+        "platforms": "the embedded reference platforms (stand-ins on loopback), not a real environment"
+        if runs and all(m.embedded for m in runs)
+        else "as the targets name them",
         "release": next((x for x in releases if x), None) or release or "not recorded",
         "git.commit": git_commit(Path.cwd()),
         "seed": ", ".join(seeds) or "not recorded",
@@ -250,8 +234,18 @@ def embedded_history(index: Path) -> dict[str, bytes]:
     return files
 
 
+def _remove_report(output: Path, history: dict[str, bytes]) -> None:
+    """The previous report goes before anything else; only its history is kept, for the trends."""
+    if output.exists():
+        shutil.rmtree(output)
+    if history:
+        (output / "history").mkdir(parents=True)
+        for name, data in history.items():
+            (output / "history" / name).write_bytes(data)
+
+
 def generate_report(
-    results: Path,
+    results: Path | None,
     output: Path,
     reports: Path,
     registry: Registry,
@@ -260,25 +254,68 @@ def generate_report(
     out: Out = print,
     session: requests.Session | None = None,
 ) -> ReportOutcome:
-    """Prepare the results, scan them, generate the single-file report, keep its history, scan the report."""
-    if not results.is_dir() or not any(results.glob("*-result.json")):
-        raise UserError(f"no Allure results in {results} (run the suites first: tox -e contract,load)")
+    """Remove the old report; scan the release run's results; generate the report; keep its history; scan it.
+
+    `results`: one results folder instead of the release run's (a report the gate calls stale).
+    """
+    runs = release_runs(reports) if results is None else []
+    folders = [m.results for m in runs] if results is None else [results]
+    folders = [f for f in folders if f.is_dir() and any(f.glob("*-result.json"))]
+    if not folders:
+        where = results if results is not None else reports / "runs"
+        raise UserError(f"no Allure results in {where} (run the suites first: tox -e contract,load)")
+    with tempfile.TemporaryDirectory(prefix="rxverify-report-") as tmp:
+        meta = Path(tmp)
+        return _generate(folders, meta, output, reports, registry, tools, release, out, session, runs)
+
+
+def _gather(folders: list[Path], meta: Path) -> None:
+    """Copy the runs' results beside the report's own files: one folder for Allure, the runs' left as they are.
+
+    Given several folders, Allure's command line applies no categories.json (with it in the first
+    folder or the last, every failure fell under its defaults); in one folder it applies them.
+    """
+    for folder in folders:
+        for path in folder.iterdir():
+            if not path.is_file():
+                continue
+            copy = meta / path.name
+            if copy.exists():  # Allure names its files by UUID: two runs never share one
+                raise UserError(f"{path} has the name of a file of another run: the results cannot be merged")
+            shutil.copyfile(path, copy)
+
+
+def _generate(
+    folders: list[Path],
+    meta: Path,
+    output: Path,
+    reports: Path,
+    registry: Registry,
+    tools: Path,
+    release: str | None,
+    out: Out,
+    session: requests.Session | None,
+    runs: list[Manifest],
+) -> ReportOutcome:
     records = read_run_records(reports)
-    outcome = ReportOutcome(results=len(list(results.glob("*-result.json"))))
-    outcome.environment = environment(reports, records, release, session)
-    (results / "environment.properties").write_text(_properties(outcome.environment), encoding="utf-8")
-    (results / "executor.json").write_text(json.dumps(executor(outcome.environment), indent=1), encoding="utf-8")
-    (results / "categories.json").write_text(json.dumps(categories_json(), indent=1), encoding="utf-8")
-    carried = carry_history(output, results)
-    outcome.findings = scan_results(results, registry)
+    outcome = ReportOutcome(results=sum(len(list(f.glob("*-result.json"))) for f in folders))
+    outcome.environment = environment(reports, records, release, session, runs)
+    (meta / "environment.properties").write_text(_properties(outcome.environment), encoding="utf-8")
+    (meta / "executor.json").write_text(json.dumps(executor(outcome.environment), indent=1), encoding="utf-8")
+    (meta / "categories.json").write_text(json.dumps(categories_json(), indent=1), encoding="utf-8")
+    carried = carry_history(output, meta)
+    kept = {p.name: p.read_bytes() for p in (meta / "history").glob("*.json")} if carried else {}
+    _remove_report(output, kept)
+    outcome.findings = [f for folder in (meta, *folders) for f in scan_results(folder, registry)]
     if outcome.findings:
         return outcome
     require_tools()
     allure = allure_command(tools, out)
+    _gather(folders, meta)
     env = dict(os.environ, ALLURE_NO_ANALYTICS="true")  # no tracking script: the report loads nothing from outside
     try:
         done = subprocess.run(
-            [str(allure), "generate", str(results), "-o", str(output), "--clean", "--single-file"],
+            [str(allure), "generate", str(meta), "-o", str(output), "--clean", "--single-file"],
             capture_output=True,
             text=True,
             timeout=GENERATE_TIMEOUT_S,
@@ -297,8 +334,15 @@ def generate_report(
         (output / "history" / name).write_bytes(data)
     outcome.findings = scan_report(output, registry)
     if outcome.findings:
-        shutil.rmtree(output)  # a report that leaks must not be published
+        _remove_report(output, kept)  # a report that leaks must not be published
         return outcome
+    provenance = {
+        "releaseRun": recorded_release_run(reports) if runs else None,
+        "runs": {m.run: results_digest(m.results) for m in runs},
+        "results": [str(f) for f in folders],
+        "generated": now_iso(),
+    }
+    (output / "provenance.json").write_text(json.dumps(provenance, indent=1), encoding="utf-8")
     outcome.index = index
     out(
         f"report: {index} ({outcome.results} results; history: {carried} files carried in, "

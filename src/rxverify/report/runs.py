@@ -1,8 +1,8 @@
 """Run records: what each suite run was about, for the report's environment and the gate's safety criterion.
 
-Every run of a suite (contract, load, verify) writes one file, `reports/runs/<suite>-<UTC
-stamp>-<pid>.json`, when it ends; one file per run so that parallel processes (Locust
-workers, pytest-xdist) never write the same file:
+Every run of a suite (contract, load, verify) writes one file when it ends, in its own run folder
+(`reports/runs/<run id>/run-record.json`, rxverify.report.evidence); without a run id it is
+`reports/runs/<suite>-<UTC stamp>-<pid>.json`, which the gate refuses as evidence of no run:
 
     {
       "suite": "contract",                 # contract | load | verify | ...
@@ -39,8 +39,10 @@ from pathlib import Path
 from typing import Any
 
 from rxverify.errors import UserError
+from rxverify.report.evidence import refused_cases_of
 
 RUNS_DIR = "runs"
+RECORD = "run-record.json"
 
 
 @dataclass
@@ -82,12 +84,13 @@ def write_run_record(
     seed: int | None = None,
     release: str | None = None,
     platforms: Mapping[str, Mapping[str, Any]] | None = None,
+    run_id: str | None = None,
     egress_audit: list[str] | None = None,
     refused_cases: Mapping[str, Mapping[str, int]] | None = None,
 ) -> Path:
-    """Write one run's record under reports/runs/ (see the module docstring for the shape)."""
+    """Write one run's record: in its run folder when `run_id` is given (see the module docstring)."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-    run = f"{stamp}-{os.getpid()}"
+    run = run_id or f"{stamp}-{os.getpid()}"
     document = {
         "suite": suite,
         "run": run,
@@ -106,9 +109,9 @@ def write_run_record(
         "egressAudit": {"ran": egress_audit is not None, "problems": list(egress_audit or [])},
         "refusedCases": {test: dict(ops) for test, ops in (refused_cases or {}).items()},
     }
-    directory = reports / RUNS_DIR
+    directory = reports / RUNS_DIR / run_id if run_id else reports / RUNS_DIR
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{suite}-{run}.json"
+    path = directory / (RECORD if run_id else f"{suite}-{run}.json")
     path.write_text(json.dumps(document, ensure_ascii=False, indent=1), encoding="utf-8")
     return path
 
@@ -131,25 +134,34 @@ def _record(path: Path, document: Any) -> RunRecord:
             sent=int(guard.get("sent", 0)),
             refused=refused,
             egress_problems=[str(p) for p in (document.get("egressAudit") or {}).get("problems", [])],
-            refused_cases={
-                str(t): {str(o): int(n) for o, n in ops.items()}
-                for t, ops in (document.get("refusedCases") or {}).items()
-            },
+            refused_cases=refused_cases_of(
+                document.get("refusedCases", document.get("refused_cases")), f"run record {path}"
+            ),
         )
     except (AttributeError, KeyError, TypeError, ValueError) as exc:
         raise UserError(f"run record {path} is malformed ({type(exc).__name__}: {exc})") from None
 
 
-def read_run_records(reports: Path) -> list[RunRecord]:
-    """Every run record under reports/runs/, oldest first; a malformed one is a UserError naming it."""
+def read_run_record(path: Path) -> RunRecord:
+    """One run record; a malformed one is a UserError naming it."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"run record {path} cannot be read: {exc}") from None
+    if not isinstance(document, dict):
+        raise UserError(f"run record {path} is not a JSON object")
+    return _record(path, document)
+
+
+def stray_run_records(reports: Path) -> list[Path]:
+    """Run records written outside any run folder (by no run the gate knows)."""
     directory = reports / RUNS_DIR
-    records = []
-    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
-        try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise UserError(f"run record {path} cannot be read: {exc}") from None
-        if not isinstance(document, dict):
-            raise UserError(f"run record {path} is not a JSON object")
-        records.append(_record(path, document))
+    return sorted(directory.glob("*.json")) if directory.is_dir() else []
+
+
+def read_run_records(reports: Path) -> list[RunRecord]:
+    """Every run record under reports/runs/ (run folders and stray ones), oldest first; malformed: UserError."""
+    directory = reports / RUNS_DIR
+    paths = stray_run_records(reports) + (sorted(directory.glob(f"*/{RECORD}")) if directory.is_dir() else [])
+    records = [read_run_record(path) for path in paths]
     return sorted(records, key=lambda r: (r.finished, r.path.name))

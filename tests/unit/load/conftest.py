@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from rxverify.report.evidence import Manifest, latest_run
+
 ROOT = Path(__file__).resolve().parents[3]
 LOCUST = [sys.executable, "-m", "locust", "-f", "loadtests/locustfile.py"]
 RUN_TIMEOUT_S = 90  # any single run of these tests; the profiles they use last 10-15 s
@@ -30,8 +32,21 @@ class LoadRun:
     shape: str = "smoke"
 
     @property
+    def manifest(self) -> Manifest:
+        """The run's manifest (its evidence is in its own run folder, rxverify.report.evidence)."""
+        manifest = latest_run(self.reports, "load")
+        assert manifest is not None, f"no load run in {self.reports}: {self.stderr[-2000:]}"
+        return manifest
+
+    @property
     def summary(self) -> dict[str, Any]:
-        return json.loads((self.reports / "load" / f"{self.shape}-summary.json").read_text(encoding="utf-8"))
+        path = self.manifest.folder / "load" / f"{self.shape}-summary.json"
+        return json.loads(path.read_text(encoding="utf-8"))
+
+    @property
+    def results(self) -> Path:
+        """The run's Allure results."""
+        return self.manifest.results
 
     @property
     def user_lines(self) -> list[str]:

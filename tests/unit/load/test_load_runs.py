@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from rxverify.gate.criteria import load_criteria
+from rxverify.gate.evaluate import evaluate
 from rxverify.load.recorder import Recorder
 from rxverify.load.report import summary as report_summary
 
@@ -37,13 +39,15 @@ def test_slo_check_passes_on_the_correct_platform_and_writes_every_report(report
     assert summary["seed"] == 4242 and "rxverify load: seed 4242" in run.stderr  # the users' draws follow it
     assert summary["requests_by_name"]["HamtaAktuellaOrdinationer"]["latency_from_send"]["p95_ms"] < 200
     assert (reports / "load" / "smoke_stats.csv").is_file() and (reports / "load" / "smoke.html").is_file()
-    page = (reports / "load" / "smoke-report.html").read_text(encoding="utf-8")
+    page = (run.manifest.folder / "load" / "smoke-report.html").read_text(encoding="utf-8")
     assert "from intended start" in page and "<svg" in page
     # headless: a progress line every 5 s (10 s run: at least one) with rates, p95, drops, errors, SLOs at risk
     progress = [line for line in run.user_lines if line.startswith("rxverify progress")]
     assert progress and all("offered" in p and "p95 from intended start" in p and "SLOs at risk" in p for p in progress)
-    results = list((reports / "allure-results").glob("*-result.json"))
-    assert len(results) == len(summary["slo"]) and list((reports / "allure-results").glob("*.svg"))
+    results = list(run.results.glob("*-result.json"))
+    assert len(results) == len(summary["slo"]) and list(run.results.glob("*.svg"))
+    assert run.manifest.status == "complete" and summary["run"] == run.manifest.run
+    assert sorted(run.manifest.collected) == sorted(json.loads(p.read_text())["fullName"] for p in results)
     ledger = list((reports / "ledger").glob("ledger-*.jsonl"))
     assert ledger and "SkapaOrdinationVard" in ledger[0].read_text(encoding="utf-8")
 
@@ -157,8 +161,16 @@ def test_sigterm_still_writes_csv_summary_and_allure_results(reports: Path) -> N
     assert run.summary["interrupted"] and run.summary["requests"] > 0, stderr[-2000:]
     assert run.code == 1 and "interrupted" in stderr
     assert "Aggregated" in stats.read_text(encoding="utf-8")
-    assert list((reports / "allure-results").glob("*-result.json"))
+    assert list(run.results.glob("*-result.json"))
     assert (reports / "load" / "smoke.html").is_file()
+    # its SLO results may all say passed: the gate says NO-GO, naming the interruption
+    assert run.manifest.status == "interrupted" and run.manifest.interruption == "SIGTERM"
+    verdict = evaluate(reports, load_criteria(ROOT / "contracts" / "release-criteria.toml"))
+    reasons = [r.text for r in verdict.reasons]
+    assert f"the load run {run.manifest.run} was interrupted (SIGTERM) before its end: its evidence is partial" in (
+        reasons
+    )
+    assert not verdict.go
 
 
 def test_one_master_and_two_workers_combine_exact_percentiles_and_drops(reports: Path) -> None:

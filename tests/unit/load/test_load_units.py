@@ -92,6 +92,50 @@ def test_littles_law_users_per_caller_scale_with_the_factor() -> None:
     assert "scale factor 0.1" in text and "ASSUMPTION" in text and "users" in text
 
 
+def _interface_classes() -> dict[str, tuple[set[str], set[str]]]:
+    """Of each interface class in load/interfaces.py (read as Python, not imported: it imports locust):
+    the request names it passes to `_send` or `_call` and the ones it declares."""
+    import ast
+
+    tree = ast.parse((ROOT / "src" / "rxverify" / "load" / "interfaces.py").read_text(encoding="utf-8"))
+    found = {}
+    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef) and n.name in ("Legacy", "Fhir")):
+        sent, declared = set(), set()
+        for node in ast.walk(cls):
+            # Fhir names its requests in `_send(vu, method, path, name, ...)`; Legacy sends a SOAP request
+            # named by its service in `_call(vu, service, ...)`
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "_send":
+                name = node.args[3] if len(node.args) > 3 else next(k.value for k in node.keywords if k.arg == "name")
+                assert isinstance(name, ast.Constant), f"{cls.name}: a request name that is not a literal"
+                sent.add(name.value)
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "_call":
+                name = node.args[1]
+                assert isinstance(name, ast.Constant), f"{cls.name}: a request name that is not a literal"
+                sent.add(name.value)
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "request_names" for t in node.targets):
+                declared = {e.value for e in ast.walk(node.value) if isinstance(e, ast.Constant)}
+        found[cls.name] = (sent, declared)
+    return found
+
+
+def test_each_interface_declares_every_request_name_it_sends() -> None:
+    classes = _interface_classes()
+    assert set(classes) == {"Legacy", "Fhir"}
+    for name, (sent, declared) in classes.items():
+        assert sent and sent == declared, name
+
+
+def test_a_run_judges_the_overall_slos_and_those_of_its_own_interface() -> None:
+    from rxverify.load.slo import applicable
+
+    slos = load_slos(ROOT / "loadtests" / "slo.toml")
+    (_, legacy_names), (_, fhir_names) = _interface_classes()["Legacy"], _interface_classes()["Fhir"]
+    legacy = {s.scope for s in applicable(slos, frozenset(legacy_names)).slos}
+    fhir = {s.scope for s in applicable(slos, frozenset(fhir_names)).slos}
+    assert OVERALL in legacy and "HamtaAktuellaOrdinationer" in legacy and "MedicationRequest" not in legacy
+    assert OVERALL in fhir and "MedicationRequest" in fhir and "GodkannUttag" not in fhir
+
+
 def test_percentiles_are_within_the_stated_accuracy_also_below_one_millisecond() -> None:
     rng = random.Random(11)
     for values in ([rng.uniform(0.05, 0.99) for _ in range(5000)], [rng.lognormvariate(2, 1.5) for _ in range(20_000)]):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -14,11 +15,13 @@ import pytest
 from rxverify.cli import main
 from rxverify.errors import UserError
 from rxverify.report import generate
+from rxverify.report.evidence import read_runs
 from rxverify.report.runs import read_run_records
 from rxverify.safety.egress import guarded_session
 from rxverify.safety.guard import Guard
-from rxverify.safety.registry import load_registry
+from rxverify.safety.registry import Registry, load_registry
 
+from ..conftest import CONTRACTS
 from . import builders as b
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -63,11 +66,13 @@ def test_versions_come_from_the_platforms_when_they_answer(tmp_path: Path, statu
     assert generate.platform_versions(records) == {"new": "ECP 0.1.0 (as recorded by the run)"}  # no session: no probe
 
 
-def test_environment_names_target_release_commit_seed(tmp_path: Path) -> None:
-    b.run_record(tmp_path, "contract", seed=1234)
-    b.verification_summary(tmp_path, [{"id": "S1", "status": "passed"}])
-    values = generate.environment(tmp_path, read_run_records(tmp_path), None)
+def test_environment_names_release_run_target_platforms_commit_seed(tmp_path: Path) -> None:
+    run = b.Run(tmp_path, "contract", seed=1234)
+    run.record()
+    values = generate.environment(tmp_path, read_run_records(tmp_path), "21.0", runs=read_runs(tmp_path))
+    assert values["release.run"] == json.loads((tmp_path / "release.json").read_text())["releaseRun"]
     assert values["target"] == "local (local)"
+    assert values["platforms"].startswith("the embedded reference platforms")
     assert values["release"] == "21.0"
     assert values["seed"] == "contract=1234"
     assert values["platform.new"] == "ECP 0.1.0 (as recorded by the run)"
@@ -100,7 +105,7 @@ def test_missing_tools_are_named_in_one_line(monkeypatch: pytest.MonkeyPatch) ->
 def test_report_command_without_tools_exits_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    b.result(tmp_path / "allure-results", "test_x")
+    b.Run(tmp_path).result("test_x")
     monkeypatch.setattr(generate.shutil, "which", lambda name: None)
     assert main(["report", "--reports", str(tmp_path), "--no-probe"]) == 2
     err = capsys.readouterr().err
@@ -110,3 +115,58 @@ def test_report_command_without_tools_exits_2(
 def test_report_command_without_results_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", "--reports", str(tmp_path), "--no-probe"]) == 2
     assert capsys.readouterr().err.startswith("rxverify: no Allure results in ")
+
+
+def test_the_previous_report_is_gone_when_the_scan_fails_and_the_gate_links_to_nothing(
+    tmp_path: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rxverify.gate.criteria import load_criteria
+    from rxverify.gate.evaluate import evaluate
+
+    contract, _ = b.passing_run(tmp_path)
+    output = tmp_path / "allure-report"
+    (output / "history").mkdir(parents=True)
+    (output / "history" / "history-trend.json").write_text("[]")
+    (output / "index.html").write_text("<html>the previous report</html>")
+    (output / "provenance.json").write_text("{}")
+    contract.result("test_leak", "failed", message="AssertionError: Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.x")
+    monkeypatch.setattr(generate, "require_tools", lambda: pytest.fail("the scan stops it before any tool runs"))
+    outcome = generate.generate_report(None, output, tmp_path, registry, tmp_path)
+    assert outcome.findings and outcome.index is None
+    assert not (output / "index.html").exists() and not (output / "provenance.json").exists()
+    assert (output / "history" / "history-trend.json").is_file()  # the trend survives for the next report
+    verdict = evaluate(tmp_path, load_criteria(CONTRACTS / "release-criteria.toml"))
+    assert verdict.report is None and all(r.link is None for r in verdict.reasons)
+
+
+def test_the_report_is_made_of_the_release_runs_folders_only(
+    tmp_path: Path, registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    contract, load = b.passing_run(tmp_path)
+    seen: list[list[str]] = []
+    given: set[str] = set()
+
+    real = subprocess.run
+
+    def allure(command: list[str], **options: object) -> object:
+        if command[0] != "/bin/allure":
+            return real(command, **options)  # type: ignore[call-overload]
+        seen.append(command)
+        given.update(p.name for p in Path(command[2]).glob("*-result.json"))  # the one folder Allure reads
+        output = Path(command[command.index("-o") + 1])
+        output.mkdir(parents=True, exist_ok=True)
+        (output / "index.html").write_text("<html></html>")
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(generate, "require_tools", lambda: None)
+    monkeypatch.setattr(generate, "allure_command", lambda tools, out: Path("/bin/allure"))
+    monkeypatch.setattr(generate.subprocess, "run", allure)
+    outcome = generate.generate_report(None, tmp_path / "allure-report", tmp_path, registry, tmp_path)
+    assert outcome.index is not None
+    [command] = seen
+    # one folder for Allure (so categories.json applies), holding the results of the release run's runs
+    assert command[1] == "generate" and len(command[2:command.index("-o")]) == 1
+    assert given == {p.name for run in (contract, load) for p in run.results.glob("*-result.json")} and given
+    assert not any((run.results / "environment.properties").exists() for run in (contract, load))  # not written to
+    provenance = json.loads((tmp_path / "allure-report" / "provenance.json").read_text())
+    assert set(provenance["runs"]) == {contract.run, load.run}

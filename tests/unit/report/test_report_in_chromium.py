@@ -76,20 +76,21 @@ def visible_text(dom: str) -> str:
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory, registry: Registry) -> Path:
-    """A small results set with known statuses and categories, reported twice (the second carries history)."""
+    """A release run with known statuses and categories, reported twice (the second carries history)."""
     reports = tmp_path_factory.mktemp("reports")
-    results = reports / "allure-results"
+    run = b.Run(reports, "contract")
     for area in ("prescriptions", "dispensing", "FHIR"):
-        b.result(results, f"test_{area}_conforms", epic=area)
-    b.result(results, "test_create[POST /ordinationer]", "failed", severity="critical", message=b.SCHEMATHESIS_FAILURE)
-    b.result(results, "p95 HamtaAktuellaOrdinationer", "failed", epic="load", message=b.SLO_BREACH)
-    b.result(results, "test_lookup[GET /patienter]", "broken", epic="dispensing", message=b.CONNECTION_REFUSED)
-    b.result(results, "test_report[POST /rapport]", "broken", epic="medication list", message=b.TEST_DEFECT)
-    b.result(results, "test_monitoring", "skipped", epic="FHIR", message="no FHIR API on the old platform")
-    b.run_record(reports)
+        run.result(f"test_{area}_conforms", epic=area)
+    run.result("test_create[POST /ordinationer]", "failed", severity="critical", message=b.SCHEMATHESIS_FAILURE)
+    run.result("p95 HamtaAktuellaOrdinationer", "failed", epic="load", message=b.SLO_BREACH)
+    run.result("test_lookup[GET /patienter]", "broken", epic="dispensing", message=b.CONNECTION_REFUSED)
+    run.result("test_report[POST /rapport]", "broken", epic="medication list", message=b.TEST_DEFECT)
+    run.result("test_monitoring", "skipped", epic="FHIR", message="no FHIR API on the old platform")
+    run.record()
+    run.finish()
     output = reports / "allure-report"
     for _ in range(2):
-        outcome = generate_report(results, output, reports, registry, ROOT, out=lambda _: None)
+        outcome = generate_report(None, output, reports, registry, ROOT, out=lambda _: None)
         assert outcome.findings == [] and outcome.index is not None
     return output
 
@@ -122,7 +123,7 @@ def test_the_report_shows_the_categories(report: Path, tmp_path: Path) -> None:
 def test_the_overview_is_photographed(report: Path, tmp_path: Path) -> None:
     text = visible_text(chromium(tmp_path, (report / "index.html").as_uri(), "--dump-dom"))
     assert "8 test cases" in text
-    assert "seed contract=42" in text  # the environment widget
+    assert "release.run release-" in text and "target local (local)" in text  # the environment widget
     SCREENSHOT.parent.mkdir(exist_ok=True)
     SCREENSHOT.unlink(missing_ok=True)
     chromium(tmp_path, (report / "index.html").as_uri(), f"--screenshot={SCREENSHOT}")
@@ -131,8 +132,11 @@ def test_the_overview_is_photographed(report: Path, tmp_path: Path) -> None:
 
 def test_a_gate_link_opens_the_failing_test(report: Path, tmp_path: Path) -> None:
     criteria = replace(load_criteria(CONTRACTS / "release-criteria.toml"), require_load_summary=False)
-    verdict = evaluate(report.parent, report.parent / "allure-results", criteria)
-    [blocking] = [r for r in verdict.reasons if "test_create" in r.text]
+    verdict = evaluate(report.parent, criteria)
+    # a reason per distinct failure the result lists (two schema failures), each linking to the result
+    reasons = [r for r in verdict.reasons if "test_create" in r.text]
+    assert len(reasons) == 2 and len({r.link for r in reasons}) == 1
+    blocking = reasons[0]
     assert blocking.link is not None and blocking.link.startswith("allure-report/index.html#testresult/")
     page, fragment = blocking.link.split("#")
     text = visible_text(chromium(tmp_path, (report.parent / page).as_uri() + "#" + fragment, "--dump-dom"))

@@ -28,13 +28,13 @@ def _attach(results: Path, document: object) -> Path:
 
 
 def test_clean_results_pass(tmp_path: Path, registry: Registry) -> None:
-    b.passing_run(tmp_path)
+    contract, _ = b.passing_run(tmp_path)
     patient = registry.patients[0].id
     _attach(
-        tmp_path / "allure-results",
+        contract.results,
         {"request": {"url": f"/legacy/patienter/{patient}", "headers": {"Authorization": "[REDACTED]"}}},
     )
-    assert scan_results(tmp_path / "allure-results", registry) == []
+    assert scan_results(contract.results, registry) == []
 
 
 @pytest.mark.parametrize(
@@ -90,9 +90,9 @@ def test_a_report_leaking_in_its_embedded_data_is_found(tmp_path: Path, registry
 def test_report_command_fails_on_a_leak_naming_the_file(
     tmp_path: Path, registry: Registry, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    results = tmp_path / "allure-results"
-    b.result(results, "test_x", "passed")
-    planted = _attach(results, {"headers": {"authorization": f"Bearer {TOKEN}"}})
+    run = b.Run(tmp_path)
+    run.result("test_x", "passed")
+    planted = _attach(run.results, {"headers": {"authorization": f"Bearer {TOKEN}"}})
     code = main(["report", "--reports", str(tmp_path), "--no-probe"])
     err = capsys.readouterr().err
     assert code == 1
