@@ -330,10 +330,11 @@ def _reconcile(args: argparse.Namespace) -> int:
     from rxverify import reconcile
 
     contracts = contracts_dir(args.contracts)
+    lanes = _lanes(args.lanes) if args.reconcile_command != "snapshot" else ()  # refused before anything starts
     reports = reports_dir(args.reports)
     if args.reconcile_command == "local":
         faults = tuple(args.fault)
-        rec = reconcile.run_local(contracts, reports, args.seed, faults, _lanes(args.lanes),
+        rec = reconcile.run_local(contracts, reports, args.seed, faults, lanes,
                                   Path(args.data_dir) if args.data_dir else None, patients=args.patients)
         return 1 if rec.differences else 0
     from rxverify.operations import load_operations
@@ -359,7 +360,6 @@ def _reconcile(args: argparse.Namespace) -> int:
             reconcile.take_snapshot(run, contracts, Path(args.out), args.platform)
         return 0
     baseline = reconcile.read_snapshot(Path(args.baseline))
-    lanes = _lanes(args.lanes)
     with open_run(target, contracts, **opened) as run:  # type: ignore[arg-type]
         rec = reconcile.compare_with(run, contracts, baseline, args.baseline, reports, args.platform, lanes)
     return 1 if rec.differences else 0
@@ -421,10 +421,10 @@ def _reconcile_parser(sub: argparse._SubParsersAction) -> None:
     commands = reconcile.add_subparsers(dest="reconcile_command", required=True)
     snapshot = commands.add_parser("snapshot", help="read every test patient from the old platform (legacy reads)")
     snapshot.add_argument("--out", required=True, help="the snapshot file to write (JSON)")
-    snapshot.add_argument("--platform", default="old", help="the platform read (default old)")
+    snapshot.add_argument("--platform", choices=("old", "new"), default="old", help="the platform read (default old)")
     compare = commands.add_parser("compare", help="read every patient of a snapshot from the new platform and compare")
     compare.add_argument("--baseline", required=True, help="the snapshot taken before the migration")
-    compare.add_argument("--platform", default="new", help="the platform read (default new)")
+    compare.add_argument("--platform", choices=("old", "new"), default="new", help="the platform read (default new)")
     for command in (snapshot, compare):
         command.add_argument("--target", default="local", help="target name from contracts/targets.toml")
         command.add_argument("--targets", help="targets file (default contracts/targets.toml)")

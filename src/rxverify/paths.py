@@ -21,5 +21,8 @@ def contracts_dir(explicit: str | Path | None = None) -> Path:
 def reports_dir(explicit: str | Path | None = None) -> Path:
     """The reports/ folder (created on demand): explicit, else $RXVERIFY_REPORTS, else ./reports."""
     path = Path(explicit or os.environ.get("RXVERIFY_REPORTS") or "reports")
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no permission: the user's to fix, not a traceback
+        raise UserError(f"cannot use reports folder {path}: {exc.strerror or exc}") from None
     return path

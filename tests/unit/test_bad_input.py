@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from rxverify.pytest_plugin import pytest_addoption
+from rxverify.reconcile import SNAPSHOT_KIND, SNAPSHOT_VERSION
 from rxverify.target.local import known_faults
 
 from .conftest import CONTRACTS, ROOT
@@ -80,7 +81,8 @@ RXVERIFY_CASES = [
     (["registry"], "registry: the following arguments are required: COMMAND"),
     (["fhir", "validate", "/nosuch"], "cannot read /nosuch"),
     (["fhir", "validate", "{badtoml}"], "is not valid JSON"),
-    (["fhir", "validate", "--profile", "http://nosuch.invalid/P", "{fhirfile}"], "no StructureDefinition http://nosuch.invalid/P"),
+    (["fhir", "validate", "--profile", "http://nosuch.invalid/P", "{fhirfile}"],
+     "no StructureDefinition http://nosuch.invalid/P"),
     (["fhir", "validate", "--package", "/nosuch", "{fhirfile}"], "no FHIR package at /nosuch"),
     (["power", "--seed", "abc"], "--seed 'abc': a seed is a positive whole number"),
     (["power", "--seed", "7,-1"], "--seed '-1': a seed is a positive whole number"),
@@ -90,6 +92,67 @@ RXVERIFY_CASES = [
     (["power", "--workers", "nan"], "argument --workers: 'nan' is not a whole number"),
     (["power", "--matrix", "/nosuch"], "cannot read power matrix /nosuch"),
     (["power", "--fault", "no-such-fault"], "unknown fault(s) no-such-fault"),
+    (["reconcile", "local", "--seed", "abc"], "argument --seed: invalid int value: 'abc'"),
+    (["reconcile", "local", "--fault", "no-such-fault"], "no-such-fault"),
+    (["reconcile", "local", "--data-dir", "{file}"], "--data-dir"),
+    (["reconcile", "local", "--lanes", "sideways"], "--lanes 'sideways': legacy, fhir or legacy,fhir"),
+    (["reconcile", "local", "--patients", "0"], "argument --patients: '0' is not a whole number of at least 1"),
+    (["reconcile", "local", "--reports", "{file}"], "cannot use reports folder {file}"),
+    (["reconcile", "snapshot", "--out"], "argument --out: expected one argument"),
+    (["reconcile", "snapshot", "--out", "{tmp}/s.json", "--platform", "sideways"],
+     "argument --platform: invalid choice: 'sideways'"),
+    (["reconcile", "snapshot", "--out", "{tmp}/s.json", "--target", "nosuch"], "unknown target 'nosuch'"),
+    (["reconcile", "snapshot", "--out", "{tmp}/s.json", "--targets", "/nosuch"], "cannot read targets file /nosuch"),
+    (["reconcile", "snapshot", "--out", "{tmp}/s.json", "--old-url", CLOSED, "--plan", "no-such-plan"], "no-such-plan"),
+    (["reconcile", "snapshot", "--out", "{tmp}/s.json", "--old-url", "ftp://x"],
+     "--old-url: 'ftp://x' is not an http(s) base URL"),
+    (["reconcile", "snapshot", "--out", "{tmp}/s.json", "--new-url", "http://127.0.0.1:99999"], "has no valid port"),
+    (["reconcile", "snapshot", "--out", "{tmp}/s.json", "--fhir-url", "nope"],
+     "--fhir-url: 'nope' is not an http(s) base URL"),
+    (["reconcile", "snapshot", "--out", "{tmp}/s.json", "--old-url", CLOSED, "--ticket-key-file", "/nosuch"],
+     "cannot read ticket key /nosuch"),
+    (["reconcile", "snapshot", "--out", "{tmp}/s.json", "--reports", "{file}"], "cannot use reports folder {file}"),
+    (["reconcile", "compare", "--baseline"], "argument --baseline: expected one argument"),
+    (["reconcile", "compare", "--baseline", "/nosuch", "--new-url", CLOSED], "/nosuch"),
+    (["reconcile", "compare", "--baseline", "/nosuch", "--lanes", "sideways"], "--lanes 'sideways'"),
+    (["reconcile", "compare", "--baseline", "/nosuch", "--platform", "sideways"],
+     "argument --platform: invalid choice: 'sideways'"),
+    (["reconcile", "compare", "--baseline", "/nosuch", "--target", "nosuch"], "unknown target 'nosuch'"),
+    (["reconcile", "compare", "--baseline", "/nosuch", "--targets", "/nosuch"], "cannot read targets file /nosuch"),
+    (["reconcile", "compare", "--baseline", "/nosuch", "--new-url", CLOSED, "--plan", "no-such-plan"], "no-such-plan"),
+    (["reconcile", "compare", "--baseline", "/nosuch", "--old-url", "ftp://x"],
+     "--old-url: 'ftp://x' is not an http(s) base URL"),
+    (["reconcile", "compare", "--baseline", "/nosuch", "--new-url", "http://127.0.0.1:99999"], "has no valid port"),
+    (["reconcile", "compare", "--baseline", "/nosuch", "--fhir-url", "nope"],
+     "--fhir-url: 'nope' is not an http(s) base URL"),
+    (["reconcile", "compare", "--baseline", "/nosuch", "--reports", "{file}"], "cannot use reports folder {file}"),
+    (["reconcile", "compare", "--baseline", "{baseline}", "--new-url", CLOSED, "--ticket-key-file", "/nosuch"],
+     "cannot read ticket key /nosuch"),
+    (["rehearse", "--plan", "no-such-plan"], "no-such-plan"),
+    (["rehearse", "--plan", "release-21.0", "--fault", "no-such-fault"], "no-such-fault"),
+    (["rehearse", "--plan", "release-21.0", "--seed", "abc"], "argument --seed: invalid int value: 'abc'"),
+    (["rehearse", "--plan", "release-21.0", "--patients", "0"],
+     "argument --patients: '0' is not a whole number of at least 1"),
+    (["rehearse", "--plan", "release-21.0", "--reports", "{file}"], "cannot use reports folder {file}"),
+    (["watch", "--plan", "no-such-plan"], "no-such-plan"),
+    (["watch", "--plan", "release-21.0", "--every", "sometimes"], "sometimes"),
+    (["watch", "--plan", "release-21.0", "--rounds", "0"],
+     "argument --rounds: '0' is not a whole number of at least 1"),
+    (["watch", "--plan", "release-21.0", "--until", "soon"], "--until 'soon' is not an ISO 8601 time"),
+    (["watch", "--plan", "release-21.0", "--max-latency-ms", "nan"],
+     "argument --max-latency-ms: 'nan' is not a finite"),
+    (["watch", "--plan", "release-21.0", "--platform", "sideways"], "argument --platform: invalid choice: 'sideways'"),
+    (["watch", "--plan", "release-21.0", "--fault", "no-such-fault"], "no-such-fault"),
+    (["watch", "--plan", "release-21.0", "--target", "nosuch"], "unknown target 'nosuch'"),
+    (["watch", "--plan", "release-21.0", "--targets", "/nosuch"], "cannot read targets file /nosuch"),
+    (["watch", "--plan", "release-21.0", "--old-url", "ftp://x"], "--old-url: 'ftp://x' is not an http(s) base URL"),
+    (["watch", "--plan", "release-21.0", "--new-url", "http://127.0.0.1:99999"], "has no valid port"),
+    (["watch", "--plan", "release-21.0", "--fhir-url", "nope"], "--fhir-url: 'nope' is not an http(s) base URL"),
+    (["watch", "--plan", "release-21.0", "--new-url", CLOSED, "--ticket-key-file", "/nosuch"],
+     "cannot read ticket key /nosuch"),
+    (["watch", "--plan", "release-21.0", "--reports", "{file}"], "cannot use reports folder {file}"),
+    (["fhir", "snapshot", "--folder", "/nosuch"], "/nosuch"),
+    (["contracts", "openapi", "--output", "{file}/legacy.yaml"], "{file}/legacy.yaml"),
 ]
 
 PYTEST_CASES = [
@@ -192,12 +255,15 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
                     "kind": "attempt", "method": "POST", "path": "/x", "patients": []}) + "\n",
         encoding="utf-8",
     )  # fmt: skip
+    baseline = {"kind": SNAPSHOT_KIND, "version": SNAPSHOT_VERSION, "patients": {}}
+    (tmp / "baseline.json").write_text(json.dumps(baseline), encoding="utf-8")
     fhir = sorted((CONTRACTS / "fhir" / "examples").glob("Consent-*.json"))[0]
     return {
         "tmp": str(tmp), "key": str(tmp / "ticket.key"), "badtoml": str(tmp / "bad.toml"),
         "file": str(tmp / "a-file"), "targets": str(tmp / "targets.toml"), "nocolumn": str(tmp / "no-column.csv"),
         "allbad": str(tmp / "all-bad.csv"), "good": str(tmp / "good.csv"), "binary": str(tmp / "binary.csv"),
         "empty": str(tmp / "empty"), "ledger": str(tmp / "reports-with-ledger"), "fhirfile": str(fhir),
+        "baseline": str(tmp / "baseline.json"),
         "fault": next(name for name, platform in sorted(known_faults().items()) if platform == "old"),
     }  # fmt: skip
 
@@ -273,7 +339,7 @@ def _declared(parser: argparse.ArgumentParser, path: str = "") -> set[str]:
 # options that only choose where output goes or what to do, not a value a user can get wrong
 CHOICES_ONLY = {"verify --dry-run", "verify --production", "verify --reports", "report --no-probe", "report --output",
                 "report --tools", "report --reports", "gate --results", "power --reports",
-                "power --corpus"}  # fmt: skip
+                "power --corpus", "fhir snapshot --check", "contracts openapi --check"}  # fmt: skip
 
 
 def test_every_option_of_every_command_has_a_case() -> None:

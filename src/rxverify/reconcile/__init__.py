@@ -203,6 +203,8 @@ def migrate(data_dir: Path, contracts: Path, faults: tuple[str, ...] = (), say: 
 @contextmanager
 def _data_dir(given: Path | None) -> Iterator[Path]:
     if given is not None:
+        if given.exists() and not given.is_dir():
+            raise UserError(f"--data-dir {given} is not a folder")
         if given.exists() and any(given.iterdir()):
             raise UserError(f"--data-dir {given} is not empty: the round seeds fresh stores")
         given.mkdir(parents=True, exist_ok=True)
