@@ -93,6 +93,7 @@ LOCAL_KEY = pytest.StashKey[bytes]()
 TARGET = pytest.StashKey[Target]()  # the target of a contract run, resolved and checked before collection
 PLANNED = pytest.StashKey[dict[str, frozenset[str]]]()  # the interfaces each platform of the run will have
 MINTS = pytest.StashKey[bool]()  # whether this run signs its own tickets (forged-ticket tests need it)
+LOCAL = pytest.StashKey[bool]()  # whether the target is the embedded platforms (the local trust domain)
 RUN_GUARD = pytest.StashKey[Guard]()
 AUDIT = pytest.StashKey[list[str] | None]()  # the egress audit's problems once the platforms stopped
 # generated cases the guard refused, per test and operation: results, not silent rejections
@@ -275,6 +276,7 @@ def prepare_target(config: pytest.Config, contracts: Path) -> tuple[Target, Regi
         require_tickets(target, tickets)  # an unset variable is one line now, not an error inside collection
     config.stash[PLANNED] = planned_interfaces(target, _wanted(config))
     config.stash[MINTS] = isinstance(tickets, TicketMinter)
+    config.stash[LOCAL] = target.is_local
     if not target.is_local and not (config.option.help or config.option.collectonly):
         with open_run(target, contracts, suite="contract", ticket_key_file=key_file, start_local=False) as probe:
             require_reachable(probe, _wanted(config))
@@ -390,7 +392,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Only tests that apply: a platform without the interface a test needs has no such test."""
     planned = config.stash.get(PLANNED, None)
     if planned is not None:
-        drop_inapplicable(items, config, planned, config.stash.get(MINTS, True))
+        drop_inapplicable(items, config, planned, config.stash.get(MINTS, True), config.stash.get(LOCAL, True))
 
 
 TEST_FAILURES = TestFailures()

@@ -137,7 +137,7 @@ def test_verify_stopped_by_sigterm_stops_its_platform(start: Callable[..., Start
     plan = tmp_path / "slow.toml"
     steps = "".join(
         f'[[steps]]\nid = "S{n}"\nparticipant = "care"\noperation = "KontrolleraArbetsplatskod"\n'
-        'params = { arbetsplatskod = "4000000" }\nexpect = { status = 200 }\n'
+        'body = { arbetsplatskod = "4000000" }\nexpect = { status = 200 }\n'
         for n in range(60)
     )
     plan.write_text(

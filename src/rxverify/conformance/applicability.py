@@ -57,7 +57,8 @@ def _left_out(config: pytest.Config, reason: str, n: int = 1) -> None:
 
 
 def drop_inapplicable(
-    items: list[pytest.Item], config: pytest.Config, planned: Mapping[str, frozenset[str]], mints: bool
+    items: list[pytest.Item], config: pytest.Config, planned: Mapping[str, frozenset[str]], mints: bool,
+    local: bool = True,
 ) -> None:
     """Remove, right after they are generated, the tests whose platform lacks what they need.
 
@@ -65,7 +66,7 @@ def drop_inapplicable(
     """
     kept, dropped = [], []
     for item in items:
-        reason = _inapplicable(item, planned, mints)
+        reason = _inapplicable(item, planned, mints, local)
         if reason is None:
             kept.append(item)
         else:
@@ -76,7 +77,9 @@ def drop_inapplicable(
         items[:] = kept
 
 
-def _inapplicable(item: pytest.Item, planned: Mapping[str, frozenset[str]], mints: bool) -> str | None:
+def _inapplicable(
+    item: pytest.Item, planned: Mapping[str, frozenset[str]], mints: bool, local: bool = True
+) -> str | None:
     params = getattr(getattr(item, "callspec", None), "params", {})
     platform = params.get("platform")
     if platform is not None:
@@ -96,6 +99,9 @@ def _inapplicable(item: pytest.Item, planned: Mapping[str, frozenset[str]], mint
             return f"a comparison needs {', '.join(absent)} in the run (--platform both, a second old instance)"
     if item.get_closest_marker("forges_tickets") is not None and not mints:
         return "ticket forgery needs a ticket key this run knows (a local target or --ticket-key-file)"
+    if "rx_secure_run" in getattr(item, "fixturenames", ()) and not local:
+        # the seeded certificates and assertions (expired, foreign CA, unsigned) are made by the local trust domain
+        return "Säker åtkomst's made-up certificates and assertions need the embedded platforms' trust domain"
     return None
 
 
