@@ -163,7 +163,8 @@ def xml_forms(rng: random.Random, ident: str) -> Request:
         text = SOAP.format(f"<personnummer><![CDATA[{ident}]]></personnummer>")
     elif choice == 3:  # split inside the birth number, where no shorter reading of the text is an identity
         cuts = [c for c in range(len(ident) - 3, len(ident)) if not find_identities(ident[:c])]
-        cut = rng.choice(cuts) if cuts else len(ident) - 1  # 2007122282|79 reads as 200712-2282 by itself
+        # a 12-digit form's first 10 digits can be an identity by themselves: cut after none of those
+        cut = rng.choice(cuts) if cuts else len(ident) - 1
         text = SOAP.format(f"<personnummer>{ident[:cut]}<!-- x -->{ident[cut:]}</personnummer>")
     else:
         text = SOAP.format(f'<patient id="{ident}"/>')
