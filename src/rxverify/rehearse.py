@@ -43,6 +43,8 @@ from rxverify.legacy.client import LegacyClient
 from rxverify.operations import load_operations
 from rxverify.plans import Plan, load_plan, plan_path
 from rxverify.reconcile import compare_with, fault_platforms, migrate, seed_old, take_snapshot
+from rxverify.report.evidence import COMPLETE, begin_run
+from rxverify.report.runs import write_run_record
 from rxverify.safety.identity import mask
 from rxverify.safety.ledger import LedgerRecord, read_ledger
 from rxverify.safety.redaction import redact_text
@@ -153,6 +155,7 @@ class Timeline:
 
     def __init__(self, rehearsal: Rehearsal, results: Path, say: Say) -> None:
         self.rehearsal, self.results, self.say = rehearsal, results, say
+        self.written: list[str] = []  # the phases' full names, as the run's manifest collects them
 
     @contextmanager
     def phase(self, name: str) -> Iterator[Phase]:
@@ -169,8 +172,9 @@ class Timeline:
             phase.stop_ms = _ms()
             self.rehearsal.phases.append(phase)
             self.say(f"{_iso(phase.stop_ms)}  {name}: {phase.outcome}" + (f": {phase.detail}" if phase.detail else ""))
+            self.written.append(f"rehearse.{self.rehearsal.plan.name}.{name}")
             write_result(self.results, AllureResult(
-                name=f"window: {name}", full_name=f"rehearse.{self.rehearsal.plan.name}.{name}",
+                name=f"window: {name}", full_name=self.written[-1],
                 status=phase.outcome, start_ms=phase.start_ms, stop_ms=phase.stop_ms,
                 message=redact_text(phase.detail), trace="" if phase.outcome != "broken" else traceback.format_exc(),
                 labels={"epic": EPIC, "feature": name, "story": self.rehearsal.plan.name, "severity": "blocker",
@@ -247,11 +251,18 @@ def run_rehearsal(plan_name: str, contracts: Path, reports: Path, faults: tuple[
     for p in plan.participants.values():  # each participant's status, also when a NO-GO comes before its steps
         rec.participants[p.key] = {"name": p.name, "entryPoint": "gateway (the callers' one address)", "run": 0,
                                    "passed": 0, "failed": 0}
-    results = reports / "allure-results"
-    line = Timeline(rec, results, say)
     say(f"rehearse {plan.name} (release {plan.release}) on the embedded platforms; "
         f"faults: {', '.join(faults) or 'none'}")
-    with tempfile.TemporaryDirectory(prefix="rxverify-rehearse-") as tmp, ExitStack() as stack:
+    base_id = new_run_id("rehearse")
+    # the phases and the reconciliation are one run of the release run (its folder, manifest and run
+    # record); the verification through the gateway is a run of its own (suite verification)
+    evidence = begin_run(reports, "rehearse", target="rehearsal", environment_class="local", embedded=True,
+                         platforms=["old", "new", "gateway"], run_id=base_id, seeds={"old platform data": seed},
+                         selection={"plan": plan.name, "seed": seed, "patients": patients,
+                                    **({"faults": list(faults)} if faults else {})})
+    line = Timeline(rec, evidence.results, say)
+    with evidence.ended_by_errors(), tempfile.TemporaryDirectory(prefix="rxverify-rehearse-") as tmp, \
+            ExitStack() as stack:
         work = Path(tmp)
         ticket_key, operator_key = new_ticket_key(), secrets.token_hex(32)
         key_file, admin_file = work / "ticket.key", work / "operator.key"
@@ -274,7 +285,6 @@ def run_rehearsal(plan_name: str, contracts: Path, reports: Path, faults: tuple[
             "new": Endpoints(legacy=new_url + "/legacy", fhir=new_url + "/fhir"),
             "gateway": Endpoints(legacy=gateway.base_url + "/legacy", fhir=gateway.base_url + "/fhir"),
         })
-        base_id = new_run_id("rehearse")
         # reads and operator calls without the plan (its rate limit is for the verification's steps)
         with open_run(target, contracts, suite="rehearse", reports=reports, key=ticket_key, run_id=base_id) as run:
             session = run.session()
@@ -293,7 +303,8 @@ def run_rehearsal(plan_name: str, contracts: Path, reports: Path, faults: tuple[
                 routed = _admin(session, gateway.base_url + "/admin/route", operator_key, {"route": "new"})
                 phase.detail = f"the gateway routes to {routed['route']} since {routed['since']}"
             with line.phase("reconcile") as phase:
-                reconciled = compare_with(run, contracts, baseline, str(baseline_path), reports, "new", say=say)
+                reconciled = compare_with(run, contracts, baseline, str(baseline_path), reports, "new", say=say,
+                                          evidence=evidence)
                 count = len(reconciled.differences)
                 phase.outcome = "failed" if count else "passed"
                 phase.detail = reconciled.summary_line()
@@ -314,6 +325,13 @@ def run_rehearsal(plan_name: str, contracts: Path, reports: Path, faults: tuple[
             else:
                 rec.ending = rollback(rec, run, window, session, (old, gateway), (operator_key, ticket_key), opened,
                                       contracts, reports, baseline, str(baseline_path), line, say)
+            write_run_record(reports, run_id=evidence.run, suite="rehearse", target=target.name,
+                             environment_class=target.environment_class, guard_counts=run.guard.counts,
+                             release=plan.release, seed=seed,
+                             platforms={n: {"legacy": e.legacy, "fhir": e.fhir}
+                                        for n, e in target.platforms.items()})
+    evidence.update(collected=sorted({*evidence.document.get("collected", []), *line.written}))
+    evidence.finish(COMPLETE, summary="../../rehearsal/decision.json")
     write_record(reports, rec)
     say(timeline_text(rec))
     say(f"rehearse: {rec.verdict}" + ("" if rec.verdict == GO else f", {rec.ending}") +

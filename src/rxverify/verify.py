@@ -36,7 +36,7 @@ from rxverify.legacy import envelope
 from rxverify.legacy.client import LegacyAnswer, LegacyClient, Prepared
 from rxverify.operations import Operation, load_operations
 from rxverify.plans import Plan, Step, resolve
-from rxverify.report.evidence import COMPLETE, FAILED, INTERRUPTED, RunWriter, begin_run
+from rxverify.report.evidence import COMPLETE, RunWriter, begin_run
 from rxverify.report.runs import write_run_record
 from rxverify.safety.guard import RequestRefused
 from rxverify.safety.identity import mask, mask_identities
@@ -335,15 +335,8 @@ def execute(
         collected=[step_name(plan, step) for step in plan.steps],
         run_id=run.run_id,  # the ledger's entries carry the same id
     )
-    try:
+    with evidence.ended_by_errors():
         return _execute(plan, run, platform, reports, out, evidence, operations, bases)
-    except KeyboardInterrupt:
-        evidence.finish(INTERRUPTED, interruption="KeyboardInterrupt")
-        raise
-    except BaseException as exc:
-        if evidence.document["status"] == "in-progress":
-            evidence.finish(FAILED, error=f"{type(exc).__name__}: {exc}")
-        raise
 
 
 def step_name(plan: Plan, step: Step) -> str:

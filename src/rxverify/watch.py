@@ -21,7 +21,7 @@ from pathlib import Path
 from rxverify.errors import UserError
 from rxverify.operations import load_operations
 from rxverify.plans import Plan
-from rxverify.report.evidence import COMPLETE, FAILED, INTERRUPTED, RunWriter, begin_run
+from rxverify.report.evidence import COMPLETE, RunWriter, begin_run
 from rxverify.report.runs import write_run_record
 from rxverify.target.run import Run
 from rxverify.verify import execute, step_name
@@ -59,15 +59,9 @@ def watch(plan: Plan, run: Run, platform: str, contracts: Path, reports: Path, e
                          embedded=target.is_local, platforms=[platform], run_id=run.run_id,
                          selection={"plan": plan.name, "planFile": str(plan.path)},
                          collected=[step_name(plan, step) for step in plan.steps])
-    try:
+    with evidence.ended_by_errors():
         code = _rounds(plan, run, platform, contracts, reports, every_s, rounds, until, max_latency_ms, say, sleep,
                        evidence)
-    except KeyboardInterrupt:
-        evidence.finish(INTERRUPTED, interruption="KeyboardInterrupt")
-        raise
-    except BaseException as exc:
-        evidence.finish(FAILED, error=f"{type(exc).__name__}: {exc}")
-        raise
     endpoints = target.platforms[platform]
     write_run_record(reports, run_id=evidence.run, suite="watch", target=target.name,
                      environment_class=target.environment_class, guard_counts=run.guard.counts, release=plan.release,

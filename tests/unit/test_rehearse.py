@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from rxverify.cli import main
+from rxverify.safety.registry import Registry
 
 PATIENTS = "30"
 
@@ -30,16 +31,23 @@ def phases(record: dict[str, Any]) -> dict[str, str]:
     return {row["phase"]: row["outcome"] for row in record["timeline"]}
 
 
+def rehearse_run(tmp_path: Path) -> Path:
+    """The rehearsal's own run folder (its verification through the gateway is a run of its own)."""
+    (folder,) = [f for f in (tmp_path / "runs").iterdir() if f.name.startswith("rehearse-") and
+                 not f.name.endswith("-verify")]
+    return folder
+
+
 def allure_phases(tmp_path: Path) -> set[str]:
     found = set()
-    for path in (tmp_path / "allure-results").glob("*-result.json"):
+    for path in (rehearse_run(tmp_path) / "allure-results").glob("*-result.json"):
         doc = json.loads(path.read_text(encoding="utf-8"))
         if doc["name"].startswith("window: "):
             found.add(doc["name"].removeprefix("window: "))
     return found
 
 
-def test_the_clean_window_ends_go(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_clean_window_ends_go(tmp_path: Path, capsys: pytest.CaptureFixture[str], registry: Registry) -> None:
     code, record = rehearse(tmp_path)
     out = capsys.readouterr().out
     assert code == 0 and record["verdict"] == "GO", out[-3000:]
@@ -50,6 +58,20 @@ def test_the_clean_window_ends_go(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert allure_phases(tmp_path) == set(phases(record))
     assert record["participants"]["pharmacy"]["failed"] == 0 and record["participants"]["pharmacy"]["run"] == 9
     assert record["lostWrites"] == [] and out.rstrip().splitlines()[-1].startswith("rehearse: GO")
+    # its phases and reconciliation are one run of the release run, which the gate reads (no loose results)
+    assert not (tmp_path / "allure-results").exists()
+    manifest = json.loads((rehearse_run(tmp_path) / "manifest.json").read_text(encoding="utf-8"))
+    names = {json.loads(p.read_text(encoding="utf-8"))["fullName"]
+             for p in (rehearse_run(tmp_path) / "allure-results").glob("*-result.json")}
+    assert manifest["suite"] == "rehearse" and manifest["status"] == "complete"
+    # the first PATIENTS in full, every other test patient by census
+    assert set(manifest["collected"]) == names and len(names) == len(phases(record)) + len(registry.patients)
+    assert (rehearse_run(tmp_path) / "run-record.json").is_file()
+    capsys.readouterr()
+    assert main(["gate", "--reports", str(tmp_path)]) == 1  # NO-GO for want of the suites, not bad input
+    gate = capsys.readouterr().out
+    assert "rehearse run rehearse-" in gate and "(complete)" in gate
+    assert f"migration: {len(registry.patients)} passed" in gate
 
 
 def test_a_migration_fault_is_no_go_at_the_reconciliation_and_rolled_back(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,10 @@ from rxverify.contracts.riv import load_riv
 from rxverify.errors import UserError
 from rxverify.mapping import load_mapping
 from rxverify.reconcile.compare import Comparison, learn_noise
-from rxverify.reconcile.reads import READS, fhir_reads, legacy_reads
+from rxverify.reconcile.reads import CENSUS, READS, fhir_reads, legacy_reads
 from rxverify.reconcile.report import PatientResult, Reconciliation, write_allure, write_html, write_json
+from rxverify.report.evidence import COMPLETE, RunWriter, begin_run
+from rxverify.report.runs import write_run_record
 from rxverify.target.local import SECONDARY
 from rxverify.target.run import Run, open_run
 from rxverify.target.targets import Target
@@ -85,15 +87,20 @@ def take_snapshot(run: Run, contracts: Path, path: Path, platform: str = "old", 
         second = legacy_reads(run, again, riv, patients)
         first = reading.result()
     noise = learn_noise(first, second)
+    rest = [p for p in everyone if p.id not in first]
+    census = legacy_reads(run, platform, riv, rest, CENSUS) if rest else {}
+    if rest:
+        say(f"reconcile snapshot: the census of the other {len(rest)} test patients ({', '.join(CENSUS)})")
     document = {
         "kind": SNAPSHOT_KIND, "version": SNAPSHOT_VERSION, "target": run.target.name, "platform": platform,
         "taken": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "registry": str(run.registry.path),
         "noise": sorted(noise.learned), "noiseFrom": f"{platform} and {again}", "patients": first,
+        "census": census, "censusReads": list(CENSUS),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
-    say(f"reconcile snapshot: {path} ({len(first)} patients; noise learned from {platform} and {again}: "
-        f"{len(noise.learned)} places)")
+    say(f"reconcile snapshot: {path} ({len(first)} patients, {len(census)} more by census; noise learned from "
+        f"{platform} and {again}: {len(noise.learned)} places)")
     return document
 
 
@@ -109,14 +116,22 @@ def read_snapshot(path: Path) -> dict[str, Any]:
         raise UserError(f"baseline {path} is not a reconcile snapshot (rxverify reconcile snapshot --out FILE)")
     if document.get("version") != SNAPSHOT_VERSION or not isinstance(document.get("patients"), dict):
         raise UserError(f"baseline {path}: unknown snapshot version {document.get('version')!r} or no patients")
+    if not isinstance(document.get("census", {}), dict) or not all(
+            isinstance(v, dict) for v in document.get("census", {}).values()):
+        raise UserError(f"baseline {path}: 'census' must map patients to their reads")
     return document
 
 
 def compare_with(run: Run, contracts: Path, baseline: dict[str, Any], baseline_name: str, reports: Path,
-                 platform: str = "new", lanes: tuple[str, ...] = LANES, say: Say = print) -> Reconciliation:
-    """Read every patient of the baseline from `platform` and compare; write the Allure results, JSON and page."""
-    from rxverify.differential import Noise
+                 platform: str = "new", lanes: tuple[str, ...] = LANES, say: Say = print,
+                 evidence: RunWriter | None = None, faults: tuple[str, ...] = ()) -> Reconciliation:
+    """Read every patient of the baseline from `platform` and compare; write the Allure results, JSON and page.
 
+    The Allure results go to a run folder, reports/runs/<run id>/ with its manifest (suite
+    `reconcile`, the run builder's id) and run record, so the gate judges them as one run of the
+    release run; or into `evidence`, the run of a command that reconciles as one of its phases
+    (`rxverify rehearse`), which then ends that run itself.
+    """
     endpoints = run.target.platforms.get(platform)
     if endpoints is None:
         raise UserError(f"target {run.target.name!r} has no {platform} platform")
@@ -124,11 +139,51 @@ def compare_with(run: Run, contracts: Path, baseline: dict[str, Any], baseline_n
         raise UserError(f"the {platform} platform of target {run.target.name!r} has no FHIR API (--lanes legacy)")
     check_plan_covers(run, lanes, snapshot=False)
     by_id = {p.id: p for p in run.registry.patients}
-    stray = sorted(set(baseline["patients"]) - set(by_id))
+    census_old: dict[str, Any] = baseline.get("census", {})
+    stray = sorted((set(baseline["patients"]) | set(census_old)) - set(by_id))
     if stray:
         raise UserError(f"baseline {baseline_name} names {len(stray)} patients that are not in the test-patient "
                         f"registry {run.registry.path}: take the snapshot with the same registry")
     patients = [by_id[pid] for pid in baseline["patients"]]
+    counted = [by_id[pid] for pid in census_old if pid not in baseline["patients"]]
+    place = {p.id: n for n, p in enumerate(run.registry.patients, start=1)}
+    names = [f"reconcile.patient.{place[p.id]}" for p in (*patients, *counted)]
+    own = evidence is None
+    if evidence is None:
+        evidence = begin_run(
+            reports, "reconcile", target=run.target.name, environment_class=run.target.environment_class,
+            embedded=run.target.is_local, platforms=[platform], run_id=run.run_id, collected=names,
+            selection={"baseline": baseline_name, "lanes": list(lanes), "patients": len(patients),
+                       "census": len(counted),
+                       **({"faults": list(faults)} if faults else {})})
+    else:
+        evidence.update(collected=[*evidence.document.get("collected", []), *names])
+    with evidence.ended_by_errors() if own else nullcontext(evidence):  # else the command's run ends it
+        rec = _compare(run, contracts, baseline, baseline_name, patients, place, platform, lanes, say)
+        if counted and "legacy" in lanes:
+            _census(run, contracts, rec, baseline, counted, place, platform, say)
+    write_allure(evidence.results, rec)
+    folder = reports / "reconcile"
+    rec.written = {"result": write_json(folder / "result.json", rec), "page": write_html(folder / "index.html", rec)}
+    if own:
+        endpoints = run.target.platforms[platform]
+        write_run_record(reports, run_id=evidence.run, suite="reconcile", target=run.target.name,
+                         environment_class=run.target.environment_class, guard_counts=run.guard.counts,
+                         platforms={platform: {"legacy": endpoints.legacy, "fhir": endpoints.fhir}})
+        evidence.finish(COMPLETE)
+    for d in rec.differences[:40]:
+        say(f"  {d}"[:400])
+    if len(rec.differences) > 40:
+        say(f"  ... {len(rec.differences) - 40} more in {rec.written['result']}")
+    say(f"written: {rec.written['result']}, {rec.written['page']}, Allure results in {evidence.results}")
+    say(rec.summary_line())
+    return rec
+
+
+def _compare(run: Run, contracts: Path, baseline: dict[str, Any], baseline_name: str, patients: list[Any],
+             place: dict[str, int], platform: str, lanes: tuple[str, ...], say: Say) -> Reconciliation:
+    from rxverify.differential import Noise
+
     mapping = load_mapping(contracts / "mapping" / "legacy-fhir.yaml")
     comparison = Comparison(mapping, Noise(frozenset(), set(baseline.get("noise", []))))
     riv = load_riv(contracts)
@@ -139,22 +194,30 @@ def compare_with(run: Run, contracts: Path, baseline: dict[str, Any], baseline_n
     legacy = legacy_reads(run, platform, riv, patients) if "legacy" in lanes else {}
     fhir = fhir_reads(run, platform, mapping, patients) if "fhir" in lanes else {}
     stop = _ms()
-    place = {p.id: n for n, p in enumerate(run.registry.patients, start=1)}
     for patient in patients:
         diffs = comparison.patient(patient.id, patient.kind, baseline["patients"][patient.id],
                                    legacy.get(patient.id) if "legacy" in lanes else None,
                                    fhir.get(patient.id) if "fhir" in lanes else None)
         rec.patients.append(PatientResult(patient.id, patient.kind, diffs, start, stop, place[patient.id]))
-    folder = reports / "reconcile"
-    write_allure(reports / "allure-results", rec)
-    rec.written = {"result": write_json(folder / "result.json", rec), "page": write_html(folder / "index.html", rec)}
-    for d in rec.differences[:40]:
-        say(f"  {d}"[:400])
-    if len(rec.differences) > 40:
-        say(f"  ... {len(rec.differences) - 40} more in {rec.written['result']}")
-    say(f"written: {rec.written['result']}, {rec.written['page']}, Allure results in {reports / 'allure-results'}")
-    say(rec.summary_line())
     return rec
+
+
+def _census(run: Run, contracts: Path, rec: Reconciliation, baseline: dict[str, Any], counted: list[Any],
+            place: dict[str, int], platform: str, say: Say) -> None:
+    """The census reads of every patient outside the sample, compared as the sample's are (legacy lane)."""
+    from rxverify.differential import Noise
+
+    census_old = baseline["census"]
+    comparison = Comparison(load_mapping(contracts / "mapping" / "legacy-fhir.yaml"),
+                            Noise(frozenset(), set(baseline.get("noise", []))))
+    say(f"reconcile compare: the census of {len(counted)} more test patients ({', '.join(CENSUS)})")
+    start = _ms()
+    legacy = legacy_reads(run, platform, load_riv(contracts), counted, CENSUS)
+    stop = _ms()
+    for patient in counted:
+        diffs = comparison.patient(patient.id, patient.kind, census_old[patient.id], legacy.get(patient.id), None)
+        rec.patients.append(PatientResult(patient.id, patient.kind, diffs, start, stop, place[patient.id],
+                                          reads=CENSUS))
 
 
 # ---- the embedded platforms: one command around a migration ----
@@ -236,4 +299,4 @@ def run_local(contracts: Path, reports: Path, seed: int, faults: tuple[str, ...]
         say(f"reconcile: migrating old -> new (faults: {', '.join(faults) or 'none'})")
         migrate(work, contracts, faults, say)
         with open_run(local, contracts, suite="reconcile", reports=reports, platforms=("new",), data_dir=work) as run:
-            return compare_with(run, contracts, baseline, str(snapshot), reports, "new", lanes, say)
+            return compare_with(run, contracts, baseline, str(snapshot), reports, "new", lanes, say, faults=faults)

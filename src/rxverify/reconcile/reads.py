@@ -28,6 +28,10 @@ from rxverify.target.run import Run
 
 # The read services whose answers the migration must keep (contracts/riv/services.toml, writes = false).
 READS = ("HamtaPatientInfo", "HamtaAktuellaOrdinationer", "HamtaOrdinationshistorik", "HamtaLakemedelsforteckning")
+# The census: what a reconciliation of a sample still reads of every other test patient, so that no
+# prescription (nor any withdrawal of one) is lost, doubled or altered unseen outside the sample: the
+# whole history, every prescription the patient has had with its withdrawals (a migration's control totals).
+CENSUS = ("HamtaOrdinationshistorik",)
 ROLE = "pharmacy"  # a pharmacy system may call every one of READS
 FHIR_PAGE = 100  # fhir.yaml _count maximum
 FHIR_TIMEOUT_S = 30.0
@@ -52,9 +56,9 @@ def per_patient(run: Run, patients: Iterable[TestPatient], read: Callable[[reque
         return dict(zip((p.id for p in chosen), pool.map(one, chosen), strict=True))
 
 
-def legacy_reads(run: Run, platform: str, contracts: RivContracts,
-                 patients: Iterable[TestPatient]) -> dict[str, dict[str, Answer]]:
-    """Every read of READS for every patient on `platform`'s legacy interface: patient id -> operation -> answer."""
+def legacy_reads(run: Run, platform: str, contracts: RivContracts, patients: Iterable[TestPatient],
+                 operations: tuple[str, ...] = READS) -> dict[str, dict[str, Answer]]:
+    """Every read of `operations` for every patient on `platform`'s legacy interface: id -> operation -> answer."""
     endpoints = run.target.platforms[platform]
     assert endpoints.legacy is not None
     base = endpoints.legacy
@@ -62,7 +66,7 @@ def legacy_reads(run: Run, platform: str, contracts: RivContracts,
     def read(session: requests.Session, patient: TestPatient) -> dict[str, Answer]:
         client = LegacyClient(session, base, contracts, run.tickets, run.actors)
         answers = {}
-        for operation in READS:
+        for operation in operations:
             answer = client.call(operation, {"personnummer": patient.id}, role=ROLE)
             answers[operation] = {"status": answer.status, "kod": answer.kod,
                                   "body": answer.json if answer.ok else None}

@@ -32,6 +32,12 @@ class PatientResult:
     start_ms: int
     stop_ms: int
     index: int = 0  # the patient's place in the registry: masks can coincide, this keeps each result its own
+    reads: tuple[str, ...] | None = None  # the census reads only (outside the sample), None: every read
+
+    @property
+    def compared(self) -> str:
+        """What was compared of this patient, as its result names it."""
+        return "every read" if self.reads is None else f"census: {', '.join(self.reads)} on the legacy interface"
 
     @property
     def masked(self) -> str:
@@ -57,7 +63,10 @@ class Reconciliation:
     def summary_line(self) -> str:
         """The line the command prints last."""
         differing = sum(bool(p.differences) for p in self.patients)
-        return (f"reconcile: {len(self.patients)} test patients compared over {', '.join(self.lanes)}: "
+        census = sum(p.reads is not None for p in self.patients)
+        sample = len(self.patients) - census
+        counted = f" (and {census} more by census: their whole history on the legacy interface)" if census else ""
+        return (f"reconcile: {sample} test patients compared over {', '.join(self.lanes)}{counted}: "
                 f"{len(self.differences)} differences in {differing} patients")
 
 
@@ -76,7 +85,8 @@ def write_allure(directory: Path, rec: Reconciliation) -> None:
         write_result(
             directory,
             AllureResult(
-                name=f"reconcile {p.masked} ({p.kind}), registry #{p.index}",
+                name=f"reconcile {p.masked} ({p.kind}), registry #{p.index}" + (
+                    f" ({p.compared})" if p.reads is not None else ""),
                 full_name=f"reconcile.patient.{p.index}",
                 status="failed" if count else "passed",
                 start_ms=p.start_ms,
@@ -88,7 +98,8 @@ def write_allure(directory: Path, rec: Reconciliation) -> None:
                             "(contracts/mapping/legacy-fhir.yaml).",
                 labels={"epic": EPIC, "feature": "reconcile", "story": p.kind, "severity": "blocker",
                         "suite": "reconcile", "framework": "rxverify"},
-                parameters={"target": rec.target, "patient": p.masked, "registry": str(p.index)},
+                parameters={"target": rec.target, "patient": p.masked, "registry": str(p.index),
+                            "compared": p.compared},
             ),
             {"differences": [d.as_dict() for d in p.differences]} if count else None,
         )

@@ -49,7 +49,8 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,7 +64,9 @@ RUNS_DIR = "runs"
 MANIFEST = "manifest.json"
 RESULTS = "allure-results"
 RELEASE_RUN_ENV = "RXVERIFY_RELEASE_RUN"
-SUITES = ("contract", "load", "verification", "watch")  # watch: the break-in rounds after a GO, not judged
+# watch: the break-in rounds after a GO, not judged; reconcile: `rxverify reconcile compare|local`;
+# rehearse: a rehearsal of the service window (its phases and its reconciliation; its verify is a run of its own)
+SUITES = ("contract", "load", "verification", "watch", "reconcile", "rehearse")
 IN_PROGRESS, COMPLETE, INTERRUPTED, FAILED = "in-progress", "complete", "interrupted", "failed"
 STATUSES = (IN_PROGRESS, COMPLETE, INTERRUPTED, FAILED)
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -209,6 +212,20 @@ class RunWriter:
         """Record more of what the run knows (collected tests, platform versions, the summary's place)."""
         self.document.update(fields)
         _write_json(self.path, self.document)
+
+    @contextmanager
+    def ended_by_errors(self) -> Iterator[RunWriter]:
+        """Inside: an interruption ends the run `interrupted`, any other error `failed` (then goes on up)."""
+        try:
+            yield self
+        except KeyboardInterrupt:
+            if self.document["status"] == IN_PROGRESS:
+                self.finish(INTERRUPTED, interruption="KeyboardInterrupt")
+            raise
+        except BaseException as exc:
+            if self.document["status"] == IN_PROGRESS:
+                self.finish(FAILED, error=f"{type(exc).__name__}: {exc}")
+            raise
 
     def finish(self, status: str, **fields: Any) -> None:
         """End the run: its status and the time; nothing of it is rewritten after this."""
