@@ -28,6 +28,8 @@ from rxverify.target.processes import start_time
 
 from .conftest import ROOT
 
+pytestmark = pytest.mark.alone  # judged on time: tox -e unit runs these one at a time
+
 START_S = 120  # the platforms of one command up and answering, on a busy 2-core machine
 STOP_S = 60
 

@@ -26,6 +26,7 @@ def test_a_healthy_platform_passes_every_round(tmp_path: Path, capsys: pytest.Ca
     assert len(names) == 12 and len(set(names)) == 4  # the same four results every round: Allure's trend
 
 
+@pytest.mark.alone
 def test_a_platform_that_starts_stalling_mid_watch_is_a_breach_and_exit_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -19,6 +19,8 @@ from rxverify.load.report import summary as report_summary
 from . import stall_server
 from .conftest import ROOT, RUN_TIMEOUT_S, LoadRun, free_port, locust_args, run_locust
 
+pytestmark = pytest.mark.alone  # judged on time: tox -e unit runs these one at a time
+
 SHORT = ("--duration", "10")
 
 

@@ -464,6 +464,7 @@ def test_503_under_concurrency(tmp_path_factory: pytest.TempPathFactory, ticket_
         platform.stop()
 
 
+@pytest.mark.alone
 def test_periodic_stall(tmp_path_factory: pytest.TempPathFactory, ticket_key_file: Path) -> None:
     """new-periodic-stall: within 10 s of the first request every request (all clients) waits ~2 s at once."""
     platform = start_platform("new", tmp_path_factory.mktemp("faults"), ticket_key_file, ["new-periodic-stall"])

@@ -131,6 +131,7 @@ def test_a_run_of_another_release_run_is_refused(suite: Path, tmp_path: Path) ->
     assert done.returncode == 2 and "a new release run needs a reports folder of its own" in done.stdout + done.stderr
 
 
+@pytest.mark.alone
 def test_a_sigterm_ends_the_run_interrupted(suite: Path, tmp_path: Path) -> None:
     reports = tmp_path / "reports"
     (suite / "test_slow.py").write_text(SLOW, encoding="utf-8")
