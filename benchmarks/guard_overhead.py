@@ -1,11 +1,13 @@
 """The guard's cost per request, as a ratio to an unguarded request in the same run.
 
-One local reference platform (new, legacy interface), one request mix of the load test's kind
-(mostly reads, a few writes), sent by a plain requests.Session and by a requests.Session with the
-operation index and the ledger on, in interleaved rounds so drift in the platform hits both
-alike. Prints microseconds per request of each, the overhead ratio (aim, issue 3: under 5 %),
-and the pure `Guard.inspect` cost per request (the mix repeated, so with the guard's cache of
-texts already found clean warm, as on a load test's repeated URLs and tickets). Loopback only.
+One local reference platform (new, legacy interface over RIV-TA SOAP), one request mix of the load
+test's kind (mostly reads, a prescription written every tenth request), built by the one legacy
+client (rxverify.legacy.client: envelope, RIV-TA headers, ticket) and sent by a plain
+requests.Session and by the run's guarded session (operation index, ledger, every envelope scanned),
+in interleaved rounds so drift in the platform hits both alike. Prints microseconds per request of
+each, the overhead ratio (aim, issue 3: under 5 %), and the pure `Guard.inspect` cost per prepared
+envelope (each prepared once, as the legacy client prepares it: its own requestId, so the guard's
+cache of texts found clean helps only with the URLs and headers). Loopback only.
 
     python benchmarks/guard_overhead.py [--rounds 15] [--requests 200]
 """
@@ -17,9 +19,12 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
+from rxverify.contracts.riv import load_riv
+from rxverify.legacy.client import LegacyClient
 from rxverify.safety.guard import Guard
 from rxverify.safety.registry import load_registry
 from rxverify.target.credentials import load_actors
@@ -32,37 +37,35 @@ AIM = 0.05  # issue 3: guard cost under 5 % of a request on the load-test path
 WRITE_EVERY = 10  # one write in ten requests: the load model's mix is read-heavy (lookups per dispensing)
 
 
-def _mix(legacy: str, patients: list[str], units: list[str], count: int) -> list[tuple[str, str, dict | None]]:
+Call = tuple[str, dict[str, Any], str]  # service, request data (XML names), role
+
+
+def _mix(patients: list[str], units: list[str], count: int) -> list[Call]:
     """Reads of the pharmacy and care lookups, with a prescription created every WRITE_EVERY requests."""
-    mix: list[tuple[str, str, dict | None]] = []
+    mix: list[Call] = []
     for i in range(count):
         pid = patients[i % len(patients)]
         if i % WRITE_EVERY == WRITE_EVERY - 1:
-            body = {
-                "personId": pid,
-                "lakemedel": {"nplPackId": "19990101100001", "namn": "Alvedon 500 mg"},
-                "doseringstext": "1 tablett vid behov",
-                "antalForpackningar": 1,
-                "antalUttag": 1,
+            mix.append(("SkapaOrdinationVard", {
+                "personnummer": pid, "lakemedel": {"nplPackId": "19990101100001", "namn": "Alvedon 500 mg tablett"},
+                "doseringstext": "1 tablett vid behov", "antalForpackningar": 1, "antalUttag": 1,
                 "forskrivningstyp": "ELEKTRONISK",
-            }
-            mix.append(("POST", f"{legacy}/ordinationer", body))
+            }, "prescriber"))  # as the load users write one (rxverify.load.interfaces, which imports Locust)
         elif i % 3 == 0:
-            mix.append(("GET", f"{legacy}/patienter/{pid}", None))
+            mix.append(("HamtaPatientInfo", {"personnummer": pid}, "pharmacy"))
         elif i % 7 == 0:
-            mix.append(("GET", f"{legacy}/arbetsplatskoder/{units[i % len(units)]}", None))
+            mix.append(("KontrolleraArbetsplatskod", {"arbetsplatskod": units[i % len(units)]}, "pharmacy"))
         else:
-            mix.append(("GET", f"{legacy}/patienter/{pid}/ordinationer/aktuella", None))
+            mix.append(("HamtaAktuellaOrdinationer", {"personnummer": pid}, "pharmacy"))
     return mix
 
 
-def _timed(
-    session: requests.Session, mix: list[tuple[str, str, dict | None]], auth: dict[str, dict[str, str]]
-) -> float:
+def _timed(client: LegacyClient, mix: list[Call]) -> float:
     start = time.perf_counter()
-    for method, url, body in mix:
-        headers = auth["prescriber" if method == "POST" else "pharmacy"]
-        session.request(method, url, json=body, headers=headers, timeout=10).raise_for_status()
+    for service, data, role in mix:
+        answer = client.call(service, data, role=role)
+        if not answer.ok:
+            raise SystemExit(f"guard_overhead: {service} answered {answer.status} {answer.kod}")
     return (time.perf_counter() - start) / len(mix)
 
 
@@ -82,33 +85,35 @@ def main() -> None:
         local, CONTRACTS, suite="load", reports=Path(tmp), platforms=("new",)
     ) as run:
         legacy = run.target.platforms["new"].legacy or ""
-        auth = {role: run.auth_headers(role) for role in ("prescriber", "pharmacy")}
-        mix = _mix(legacy, patients, units, args.requests)
-        # the baseline: the same requests with no guard at all (requests' own transport)
-        plain, guarded = requests.Session(), run.session()
-        plain.trust_env = False  # as the guarded session: no proxy lookup from the environment per request
-        _timed(plain, mix, auth)  # warm-up: connections, caches, the platform's first queries
-        _timed(guarded, mix, auth)
+        riv = load_riv(CONTRACTS)
+        mix = _mix(patients, units, args.requests)
+        # the baseline: the same envelopes with no guard at all (requests' own transport)
+        plain_session = requests.Session()
+        plain_session.trust_env = False  # as the guarded session: no proxy lookup from the environment per request
+        plain = LegacyClient(plain_session, legacy, riv, run.tickets, run.actors)
+        guarded = LegacyClient(run.session(), legacy, riv, run.tickets, run.actors)
+        _timed(plain, mix)  # warm-up: connections, caches, the platform's first queries
+        _timed(guarded, mix)
         plain_us: list[float] = []
         guarded_us: list[float] = []
         for r in range(args.rounds):
             order = [(plain, plain_us), (guarded, guarded_us)]
-            for session, sink in order if r % 2 == 0 else reversed(order):
-                sink.append(_timed(session, mix, auth) * 1e6)
+            for client, sink in order if r % 2 == 0 else reversed(order):
+                sink.append(_timed(client, mix) * 1e6)
 
-        prepared = [requests.Request(m, u, json=b, headers=auth["pharmacy"]).prepare() for m, u, b in mix]
+        prepared = [plain.prepare(service, data, role=role) for service, data, role in mix]
         inspect_guard = Guard(registry)
-        loops = 20
+        loops = 5
         start = time.perf_counter()
         for _ in range(loops):
             for req in prepared:
-                inspect_guard.inspect(req.method or "GET", req.url or "", req.headers, req.body)
+                inspect_guard.inspect("POST", req.url, req.headers, req.body)
         inspect_us = (time.perf_counter() - start) / (loops * len(prepared)) * 1e6
 
     p, g = statistics.median(plain_us), statistics.median(guarded_us)
     ratio = g / p - 1
-    writes = sum(1 for m, _, _ in mix if m == "POST")
-    print(f"guard overhead: {args.rounds} interleaved rounds of {len(mix)} requests ({writes} writes) per session")
+    writes = sum(1 for service, _, _ in mix if service == "SkapaOrdinationVard")
+    print(f"guard overhead: {args.rounds} interleaved rounds of {len(mix)} SOAP requests ({writes} writes) per session")
     print(f"  plain requests.Session      {p:8.1f} µs/request (median of rounds)")
     print(f"  guarded session (+ledger)   {g:8.1f} µs/request")
     print(f"  overhead ratio              {ratio:+8.1%}  (aim: under {AIM:.0%})")
