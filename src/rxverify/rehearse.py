@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import html
 import json
-import secrets
 import socket
 import tempfile
 import time
@@ -49,7 +48,7 @@ from rxverify.safety.identity import mask
 from rxverify.safety.ledger import LedgerRecord, read_ledger
 from rxverify.safety.redaction import redact_text
 from rxverify.target.credentials import load_actors
-from rxverify.target.local import StartedPlatform, new_ticket_key, start_gateway, start_platform
+from rxverify.target.local import StartedPlatform, new_operator_key, new_ticket_key, start_gateway, start_platform
 from rxverify.target.run import Run, new_run_id, open_run, registry_for
 from rxverify.target.targets import Endpoints, Target
 from rxverify.verify import execute
@@ -264,7 +263,7 @@ def run_rehearsal(plan_name: str, contracts: Path, reports: Path, faults: tuple[
     with evidence.ended_by_errors(), tempfile.TemporaryDirectory(prefix="rxverify-rehearse-") as tmp, \
             ExitStack() as stack:
         work = Path(tmp)
-        ticket_key, operator_key = new_ticket_key(), secrets.token_hex(32)
+        ticket_key, operator_key = new_ticket_key(), new_operator_key()
         key_file, admin_file = work / "ticket.key", work / "operator.key"
         for path, value in ((key_file, ticket_key), (admin_file, operator_key.encode())):
             path.write_bytes(value)

@@ -208,6 +208,8 @@ LOCUST_CASES = [
     (["--seed=-2"], "--seed: '-2' is not a seed"),
     (["--max-vus", "-1"], "--max-vus: '-1' is not a whole number of at least 0"),
     (["--max-vus", "many"], "--max-vus: 'many' is not a whole number"),
+    (["--warm-up", "nan"], "--warm-up: 'nan' is not a finite number"),
+    (["--warm-up=-1"], "--warm-up: '-1' is not a number of at least 0"),
     (["--start-timeout", "nan"], "--start-timeout: 'nan' is not a finite number"),
     (["--start-timeout=-1"], "--start-timeout: '-1' is not a number of at least 0"),
     (["--progress-seconds", "inf"], "--progress-seconds: 'inf' is not a finite number"),

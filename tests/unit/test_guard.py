@@ -145,3 +145,23 @@ def test_admission_names_the_patients_of_path_query_and_body_scanned_once(regist
         )
         assert admission.patients == tuple(sorted({a, b, c}))
     assert guard.admit("GET", "http://127.0.0.1/arbetsplatskoder/4000000", {}, None).patients == ()
+
+
+def test_an_operator_key_never_reads_as_an_identity_where_random_hex_sometimes_does(registry: Registry) -> None:
+    """The rehearsal's operator key goes to the platforms as a bearer token, through the guard.
+
+    A 64-digit hex key holds a run of digits that reads as a Luhn-valid identity about once in
+    seven hundred (the guard then refuses it, rightly): the key is letters only.
+    """
+    import secrets
+
+    from rxverify.target.local import new_operator_key
+
+    guard = Guard(registry)
+
+    def refused(key: str) -> bool:
+        headers = {"Authorization": f"Bearer {key}"}
+        return guard.refusal("POST", "http://127.0.0.1:9/admin/window", headers, None) is not None
+
+    assert sum(refused(secrets.token_hex(32)) for _ in range(20_000)) > 0  # expected about 30
+    assert not any(refused(new_operator_key()) for _ in range(5_000))

@@ -69,7 +69,7 @@ class ArrivalSchedule:
             intended = backlog.get()
             waited = self.now() - intended
             if waited <= self.start_timeout_s:
-                self.recorder.iteration_started(caller, max(0.0, waited) * 1000.0)
+                self.recorder.iteration_started(caller, max(0.0, waited) * 1000.0, intended)
                 return intended
             self.recorder.iteration_dropped(caller, intended)
 

@@ -70,6 +70,10 @@ class Progress:
         """The progress line at epoch `now`: the last interval's whole seconds (before the lag) and the SLOs so far."""
         end = int(now - self.lag_s)
         span = max(1, round(self.interval_s))
+        judged_from = self.recorder.judged_from
+        if judged_from is not None and end <= judged_from:
+            return (f"rxverify progress {now - self.started:4.0f} s: warm-up, {self.recorder.warmup} requests sent so "
+                    f"far, not judged (judged from {judged_from - self.started:.0f} s)")
         window = self.recorder.window(end - span, end)
         if self.offered_rate is None:
             offered = window.scheduled / span

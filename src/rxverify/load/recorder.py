@@ -79,6 +79,10 @@ class Recorder:
         self.guard_s = 0.0  # of them, in the guard: identity scan, ledger of writes
         self.first: float | None = None  # epoch of the first request sent
         self.last: float | None = None  # epoch of the last answer
+        # the warm-up: what was due before this epoch (connections opened, the platform's first calls
+        # of each service) is counted here, never judged (--warm-up)
+        self.judged_from: float | None = None
+        self.warmup = 0  # requests due before judged_from, left out
 
     def _second(self, epoch: float) -> Second:
         sec = self.seconds.get(int(epoch))
@@ -88,6 +92,9 @@ class Recorder:
 
     def request(self, name: str, start: float, response_ms: float, failed: bool, delay_ms: float | None) -> None:
         """Record one request: name, epoch of the send, response time and how late it was sent (None: not late)."""
+        if self._warming(start - (delay_ms or 0.0) / 1000.0):
+            self.warmup += 1
+            return
         from_intended = response_ms + (delay_ms or 0.0)
         hist = self.service.get(name)
         if hist is None:
@@ -107,18 +114,27 @@ class Recorder:
         if self.last is None or end > self.last:
             self.last = end
 
+    def _warming(self, due: float) -> bool:
+        return self.judged_from is not None and due < self.judged_from
+
     def iteration_scheduled(self, caller: str, at: float) -> None:
         """The open model scheduled an iteration of `caller` to start at epoch `at`."""
+        if self._warming(at):
+            return
         self.scheduled[caller] += 1
         self._second(at).scheduled += 1
 
-    def iteration_started(self, caller: str, waited_ms: float) -> None:
-        """A VU started an iteration `waited_ms` after its scheduled start."""
+    def iteration_started(self, caller: str, waited_ms: float, at: float | None = None) -> None:
+        """A VU started an iteration (scheduled at epoch `at`) `waited_ms` after its scheduled start."""
+        if at is not None and self._warming(at):
+            return
         self.started[caller] += 1
         self.start_wait.record(waited_ms)
 
     def iteration_dropped(self, caller: str, at: float) -> None:
         """An iteration scheduled at epoch `at` found no idle VU within the start timeout."""
+        if self._warming(at):
+            return
         self.dropped[caller] += 1
         self._second(at).dropped += 1
 
@@ -139,6 +155,7 @@ class Recorder:
             "guard_s": self.guard_s,
             "first": self.first,
             "last": self.last,
+            "warmup": self.warmup,
         }
 
     def merge_dict(self, data: Mapping[str, Any]) -> None:
@@ -156,6 +173,7 @@ class Recorder:
             self.start_wait.merge(Histogram.from_dict(data["start_wait"]))
         self.cpu_s += float(data.get("cpu_s") or 0.0)
         self.guard_s += float(data.get("guard_s") or 0.0)
+        self.warmup += int(data.get("warmup") or 0)
         for attr, pick in (("first", min), ("last", max)):
             value = data.get(attr)
             if value is not None:
@@ -175,7 +193,9 @@ class Recorder:
         """Hand over what was recorded so far and start afresh (a worker's periodic report)."""
         taken = Recorder()
         taken.__dict__.update(self.__dict__)
+        judged_from = self.judged_from
         self.__init__()  # type: ignore[misc]
+        self.judged_from = judged_from  # the warm-up's end is the run's, not the part's
         return taken
 
     # ---- reading ----

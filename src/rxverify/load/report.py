@@ -77,6 +77,7 @@ def summary(
             "latency_from_intended_start": figures(recorder.overall("intended")),
         },
         "requests_by_name": names,
+        "warmup": {"requests_not_judged": recorder.warmup},
         "iterations": {
             "scheduled": scheduled,
             "started": started,
@@ -88,7 +89,7 @@ def summary(
         },
         "generator": {
             "cpu_s": round(recorder.cpu_s, 3),
-            "requests_per_cpu_s": round(total / recorder.cpu_s, 1) if recorder.cpu_s else None,
+            "requests_per_cpu_s": round((total + recorder.warmup) / recorder.cpu_s, 1) if recorder.cpu_s else None,
             "guard_s": round(recorder.guard_s, 3),
             "guard_share": round(recorder.guard_s / recorder.cpu_s, 4) if recorder.cpu_s else None,
         },

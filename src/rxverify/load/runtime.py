@@ -106,6 +106,8 @@ def add_options(parser: Any, profiles: Iterable[str] = ()) -> None:
                        "callers together (k6's maxVUs; 0, the default: the model's vu_budget_s x peak)")  # fmt: skip
     group.add_argument("--start-timeout", default=5.0, help="open model: seconds a scheduled iteration "
                        "may wait for an idle virtual user; one that waited longer is dropped (default 5)")  # fmt: skip
+    group.add_argument("--warm-up", default=0.0, help="seconds at the start whose requests are sent but not "
+                       "judged: connections opened, the platform's first call of each service (default 0)")  # fmt: skip
     group.add_argument("--progress-seconds", default=5.0,
                        help="seconds between progress lines on stderr (0: none; default 5)")  # fmt: skip
     group.add_argument("--reports", default="reports", help="reports folder (default ./reports)")
@@ -189,6 +191,7 @@ class Settings:
     think_scale: float
     max_vus: int
     start_timeout_s: float
+    warmup_s: float
     progress_s: float
     reports: Path
     faults: tuple[str, ...]
@@ -224,6 +227,7 @@ def settings_of(options: Any, profiles: Iterable[str]) -> Settings:
         think_scale=checked("--think-scale", positive_number, options.think_scale),
         max_vus=checked("--max-vus", non_negative_int, options.max_vus),
         start_timeout_s=checked("--start-timeout", non_negative_number, options.start_timeout),
+        warmup_s=checked("--warm-up", non_negative_number, options.warm_up),
         progress_s=checked("--progress-seconds", non_negative_number, options.progress_seconds),
         reports=Path(options.reports),
         faults=tuple(options.fault or ()),
@@ -575,6 +579,9 @@ def on_test_start(environment: Any) -> None:
 def on_spawning_complete(user_count: int) -> None:
     """Start the open model's schedule once the VU pool is there."""
     load = ACTIVE
+    if load is not None and load.role != "master" and load.recorder is not None and load.settings.warmup_s > 0 \
+            and load.recorder.judged_from is None:
+        load.recorder.judged_from = time.time() + load.settings.warmup_s
     if load is not None and load.schedule is not None and not load.schedule.started:
         load.schedule.start()
 
@@ -789,6 +796,7 @@ def _finish(environment: Any, load: LoadRun, interrupted: bool) -> int:
 
     context["drift"] = {k: (round(v, 4) if v is not None else None) for k, v in drift(rec).items()}
     data = summary(rec, verdicts, context, offered)
+    data["warmup"]["seconds"] = s.warmup_s  # sent, not judged: the SLOs and figures are of what came after
     folder = load.evidence.folder if load.evidence else s.reports
     out = folder / "load"
     out.mkdir(parents=True, exist_ok=True)
@@ -832,6 +840,9 @@ def _print(data: dict[str, Any], verdicts: list[Verdict], path: Path) -> None:
         f"  latency from send (ms; percentiles within 0.5 %): p50 {overall.get('p50_ms')}, "
         f"p95 {overall.get('p95_ms')}, p99 {overall.get('p99_ms')}, max {overall.get('max_ms')}",
     ]
+    if data.get("warmup", {}).get("seconds"):
+        lines.append(f"  warm-up: the first {data['warmup']['seconds']:g} s sent "
+                     f"{data['warmup']['requests_not_judged']} requests, not judged (--warm-up)")
     if its["scheduled"]:
         wait = its["start_wait"]
         lines.append(f"  iterations: {its['started']} started (wait for an idle VU p95 {wait.get('p95_ms')} ms, "

@@ -55,10 +55,15 @@ class LoadRun:
 
 
 def locust_args(reports: Path, *extra: str, shape: str = "smoke") -> list[str]:
-    """The smoke profile with its outputs under `reports`."""
+    """The smoke profile with its outputs under `reports`, judged from the first second (no warm-up).
+
+    These tests judge the runtime's own mechanics over the whole run; the profile's warm-up has a
+    test of its own (test_load_runs.py), which gives --warm-up again (the later one counts).
+    """
     return [
         *LOCUST, "--headless", "--config", "loadtests/profiles/smoke.conf", "--reports", str(reports),
-        "--csv", str(reports / "load" / shape), "--html", str(reports / "load" / f"{shape}.html"), *extra,
+        "--csv", str(reports / "load" / shape), "--html", str(reports / "load" / f"{shape}.html"), "--warm-up", "0",
+        *extra,
     ]  # fmt: skip
 
 

@@ -261,3 +261,15 @@ def _exact(figures: object) -> object:
     if isinstance(figures, dict):
         return {k: _exact(v) for k, v in figures.items() if k != "mean_ms"}
     return figures
+
+
+def test_the_warm_up_is_sent_and_counted_and_only_what_follows_is_judged(reports: Path) -> None:
+    run = run_locust(reports, "--duration", "8", "--platform", "old", "--warm-up", "4", "--progress-seconds", "2")
+    assert run.code == 0, run.stderr[-3000:]
+    summary = run.summary
+    warm = summary["warmup"]
+    assert warm["seconds"] == 4 and warm["requests_not_judged"] > 100  # about 80 a second were sent, not judged
+    assert 100 < summary["requests"] < warm["requests_not_judged"] * 1.6  # the other 4 s (and no more)
+    assert "warm-up: the first 4 s sent" in run.stderr
+    assert any("warm-up," in line and "not judged" in line for line in run.stderr.splitlines()
+               if line.startswith("rxverify progress"))

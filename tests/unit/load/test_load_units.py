@@ -312,3 +312,30 @@ def test_a_master_waits_for_every_workers_last_part_and_names_the_ones_that_neve
     assert arrived == {"w1"} and time.monotonic() - started >= 1.5
     gevent.spawn_later(0.2, arrived.add, "w2")
     assert await_last_parts(["w1", "w2"], arrived, wait_s=30) == []  # returns as soon as all are there
+
+
+def test_the_warm_up_is_sent_and_counted_but_never_judged() -> None:
+    """--warm-up: what was due before the judged window (by its intended start) is left out of every figure."""
+    from rxverify.load.recorder import Recorder
+
+    rec = Recorder()
+    rec.judged_from = 1000.0
+    rec.iteration_scheduled("pharmacy", 999.0)
+    rec.iteration_started("pharmacy", 0.0, 999.0)
+    rec.request("HamtaAktuellaOrdinationer", 999.5, 900.0, False, None)  # a cold start: slow, before the window
+    rec.request("HamtaAktuellaOrdinationer", 1000.2, 800.0, False, 500.0)  # due at 999.7: warm-up too
+    rec.iteration_scheduled("pharmacy", 1001.0)
+    rec.iteration_started("pharmacy", 2.0, 1001.0)
+    rec.request("HamtaAktuellaOrdinationer", 1001.0, 10.0, False, 2.0)
+    assert rec.warmup == 2 and rec.requests == 1 and rec.overall().percentile(1.0) < 20
+    assert sum(rec.scheduled.values()) == 1 and sum(rec.started.values()) == 1
+    part = rec.take()
+    assert rec.judged_from == 1000.0 and part.warmup == 2 and rec.warmup == 0  # the window is the run's
+    rec.request("HamtaAktuellaOrdinationer", 999.0, 5.0, False, None)
+    merged = Recorder()
+    merged.merge(part)
+    merged.merge(rec)
+    assert merged.warmup == 3 and merged.requests == 1
+    plain = Recorder()  # no warm-up: everything judged
+    plain.request("HamtaAktuellaOrdinationer", 999.5, 900.0, False, None)
+    assert plain.requests == 1 and plain.warmup == 0
