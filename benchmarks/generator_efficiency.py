@@ -111,7 +111,11 @@ def mix(base: str, key_file: Path, seconds: float, users: int, tmp: Path) -> tup
     # the closed model's users come from Little's law: scale so that they are about `users`
     cmd += ["--scale", f"{users / 0.1 / 54.3:g}"]
     _run(cmd, dict(os.environ), seconds + 90)
-    summary = json.loads((reports / "load" / "smoke-summary.json").read_text(encoding="utf-8"))
+    # each run writes its own run folder (reports/runs/<run id>/): this run's is the newest
+    found = sorted(reports.glob("runs/*/load/smoke-summary.json"), key=lambda f: f.stat().st_mtime)
+    if not found:
+        sys.exit(f"generator_efficiency: the mix run wrote no summary under {reports}/runs")
+    summary = json.loads(found[-1].read_text(encoding="utf-8"))
     gen = summary["generator"]
     return gen["requests_per_cpu_s"], summary["requests"], summary["failure_ratio"] or 0.0, gen["guard_share"] or 0.0
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from urllib.parse import quote
+from uuid import UUID
 
 import brotli
 
@@ -152,8 +153,15 @@ SOAP = (
 
 
 def xml_forms(rng: random.Random, ident: str) -> Request:
-    """XML/SOAP: character references, an internal entity, CDATA, split by a comment, or in an attribute."""
-    choice = rng.randrange(5)
+    """XML/SOAP: character references, an internal entity, CDATA, split by a comment, in an attribute, or in an
+    envelope with a requestId."""
+    choice = rng.randrange(6)
+    if choice == 5:  # the load path's envelope: a requestId UUID, read from its template (decode.BodyTemplate)
+        uuid = str(UUID(int=rng.getrandbits(128), version=4))
+        place = rng.choice([f"<personnummer>{ident}</personnummer>", f'<patient id="{ident}"/>',
+                            f"<a>{uuid}</a><b>{ident}</b>", f"<a>{ident}</a><b>{uuid}</b>"])
+        text = SOAP.format(place).replace("<s:Body>", f"<s:Header><requestId>{uuid}</requestId></s:Header><s:Body>")
+        return Request("POST", f"{BASE}/x", {"Content-Type": "text/xml; charset=utf-8"}, text.encode())
     if choice == 0:
         value = "".join(f"&#{ord(ch)};" if rng.random() < 0.5 else f"&#x{ord(ch):x};" for ch in ident)
         text = SOAP.format(f"<personnummer>{value}</personnummer>")

@@ -10,7 +10,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rxverify.errors import UserError
-from rxverify.safety.identity import CANDIDATE, candidates, find_identities, luhn_ok, mask
+from rxverify.safety.identity import (
+    _UUID,
+    _UUID_MASK,
+    CANDIDATE,
+    candidates,
+    find_identities,
+    luhn_ok,
+    mask,
+    mask_uuids,
+)
 from rxverify.safety.registry import Registry, load_registry
 from rxverify.strategies import invalid_person_ids, person_ids
 
@@ -88,3 +97,10 @@ def test_scanning_from_digit_runs_finds_every_match_of_the_pattern(parts: list[s
     """The scan tries the pattern only where a run of six digits starts: it must find what finditer finds."""
     text = "".join(parts)
     assert [m.group(0) for m in candidates(text)] == [m.group(0) for m in CANDIDATE.finditer(text)]
+
+
+@given(st.lists(st.one_of(st.text(alphabet="0123456789abcdefAF-x", max_size=40), st.uuids().map(str)), max_size=8))
+def test_uuids_are_masked_as_the_full_pattern_masks_them(parts: list[str]) -> None:
+    """The hyphen-anchored masking is the full pattern's, UUIDs next to UUIDs and hex runs included."""
+    text = "".join(parts)
+    assert mask_uuids(text) == _UUID.sub(_UUID_MASK, text)

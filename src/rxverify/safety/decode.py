@@ -27,14 +27,18 @@ import email.policy
 import html
 import json
 import re
+import threading
 import zlib
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
 
 MAX_DECODED = 16 * 1024 * 1024  # a body that inflates beyond this is refused (a decompression bomb)
 MAX_PERCENT_ROUNDS = 8  # percent-decoding applied more often than this is refused
+_REMEMBERED_TEXT = 4_096  # longer tokens are decoded afresh, not remembered
 MAX_DEPTH = 4  # base64 inside base64 inside a multipart part ...: deeper is refused
 # an identity is at least 10 characters written, so at least 14 in base64 (unpadded)
 _B64_TOKEN = re.compile(r"[A-Za-z0-9+/_-]{14,}={0,2}")
@@ -145,17 +149,32 @@ def _as_text(raw: bytes) -> str | None:
         return None
 
 
-def base64_places(where: str, text: str, depth: int) -> Places:
-    """Every base64/base64url token in `text` that decodes to text (or to a compressed body), decoded and read."""
+def _token_text(token: str) -> str | None:
+    """A base64/base64url token decoded (and inflated, when compressed) when it reads as text, else None."""
+    raw = _b64(token)
+    if raw is None:
+        return None
+    if raw[:2] == b"\x1f\x8b" or raw[:1] in (b"\x78",):
+        with contextlib.suppress(Unreadable):  # not compressed after all: read as it is
+            raw = _inflate(raw, "gzip" if raw[:2] == b"\x1f\x8b" else "deflate")
+    return _as_text(raw)
+
+
+_remembered_token_text = lru_cache(maxsize=65_536)(_token_text)  # the same tokens recur request after request
+
+
+def base64_places(where: str, text: str, depth: int, skip: tuple[str, ...] = ()) -> Places:
+    """Every base64/base64url token in `text` that decodes to text (or to a compressed body), decoded and read.
+
+    Tokens holding one of `skip` are left out (a template's placeholders: BodyTemplate reads them).
+    """
+    if len(text) < 14:  # shorter than any token that can hold an identity
+        return []
     places: Places = []
-    for match in _B64_TOKEN.finditer(text):
-        raw = _b64(match.group(0))
-        if raw is None:
+    for token in _B64_TOKEN.findall(text):
+        if skip and any(s in token for s in skip):
             continue
-        if raw[:2] == b"\x1f\x8b" or raw[:1] in (b"\x78",):
-            with contextlib.suppress(Unreadable):  # not compressed after all: read as it is
-                raw = _inflate(raw, "gzip" if raw[:2] == b"\x1f\x8b" else "deflate")
-        decoded = _as_text(raw)
+        decoded = _remembered_token_text(token) if len(token) <= _REMEMBERED_TEXT else _token_text(token)
         if decoded is None:
             continue
         places.append((f"{where} (base64)", decoded))
@@ -252,8 +271,8 @@ def _is_text_bytes(raw: bytes) -> bool:
     return True
 
 
-def body_places(body: Any, headers: Mapping[str, Any], depth: int = 0) -> Places:
-    """Every text of a request body, by its Content-Encoding, charset and media type."""
+def body_places(body: Any, headers: Mapping[str, Any], depth: int = 0, skip: tuple[str, ...] = ()) -> Places:
+    """Every text of a request body, by its Content-Encoding, charset and media type (`skip`: base64_places')."""
     if body is None or body == b"" or body == "":
         return []
     if isinstance(body, bytearray | memoryview):
@@ -276,7 +295,7 @@ def body_places(body: Any, headers: Mapping[str, Any], depth: int = 0) -> Places
     places: Places = []
     for text in texts:
         places.append(("body", text))
-        places += _content_places("body", text, kind or _sniff(text), depth)
+        places += _content_places("body", text, kind or _sniff(text), depth, skip)
     return places
 
 
@@ -292,7 +311,7 @@ def _readable_type(kind: str) -> bool:
     )
 
 
-def _content_places(where: str, text: str, kind: str, depth: int) -> Places:
+def _content_places(where: str, text: str, kind: str, depth: int, skip: tuple[str, ...] = ()) -> Places:
     """What a parser of `kind` reads out of `text` beyond the text itself (which the caller scans)."""
     if depth > MAX_DEPTH:
         raise Unreadable(f"encodings nested more than {MAX_DEPTH} deep")
@@ -309,10 +328,10 @@ def _content_places(where: str, text: str, kind: str, depth: int) -> Places:
             places += [(where, name), (where, value)]
     if "%" in text or (kind == FORM_TYPE and "+" in text):
         places += [(where, t) for t in percent_decodings(text, True)[1:]]
-    places += base64_places(where, text, depth)
+    places += base64_places(where, text, depth, skip)
     for extra_where, extra in list(places):  # tokens inside what the parser read out
         if extra is not text and extra_where == where:
-            places += base64_places(where, extra, depth + 1)
+            places += base64_places(where, extra, depth + 1, skip)
     return places
 
 
@@ -343,32 +362,85 @@ def _walk(node: Any) -> Iterator[str]:
             yield from _walk(value)
 
 
-def xml_texts(text: str) -> Iterator[str]:
-    """Every text node, attribute value and element's whole text of an XML document (entities resolved)."""
+_PARSERS = threading.local()
+
+
+def _xml_parser() -> Any:
+    """This thread's XML parser (an lxml parser is not for two threads at once; making one per body costs a third)."""
+    parser = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        from lxml import etree
+
+        # internal entities are what a receiving parser expands; external ones are never fetched
+        parser = etree.XMLParser(resolve_entities="internal", no_network=True, load_dtd=False, huge_tree=False)
+        _PARSERS.parser = parser
+    return parser
+
+
+def xml_texts(text: str) -> list[str]:
+    """Every text node, attribute value and element's whole text of an XML document (entities resolved), once each.
+
+    One walk over the tree: an element's whole text (its text, its descendants' and their tails, as
+    `itertext` joins them across comments and processing instructions) is the run of text pieces
+    gathered between its start and its end, so no subtree is walked twice.
+    """
     from lxml import etree
 
-    # internal entities are what a receiving parser expands; external ones are never fetched
-    parser = etree.XMLParser(resolve_entities="internal", no_network=True, load_dtd=False, huge_tree=False)
     try:
-        root = etree.fromstring(text.encode("utf-8"), parser)
+        root = etree.fromstring(text.encode("utf-8"), _xml_parser())
     except etree.XMLSyntaxError:
-        yield html.unescape(text)  # not XML: what a lenient server would read
-        return
-    for element in root.iter():
-        if not isinstance(element.tag, str):
+        return [html.unescape(text)]  # not XML: what a lenient server would read
+    pieces: list[str] = []  # the document's text in order: what itertext reads
+    texts: dict[str, None] = {}  # ordered and distinct
+    if "&" in text:  # entity nodes may remain (external ones, never fetched), which iterwalk does not visit
+        _walk_xml_nodes(root, pieces, texts)
+        return list(texts)
+    starts: list[int] = []  # where each open element's text begins in `pieces`
+    for event, node in etree.iterwalk(root, events=("start", "end", "comment", "pi")):
+        if event == "start":
+            starts.append(len(pieces))
+            if node.text:
+                pieces.append(node.text)
+            for value in node.attrib.values():
+                texts[str(value)] = None
             continue
-        # an element's whole text joins the text around comments and processing instructions
-        yield "".join(element.itertext())
-        yield from (str(v) for v in element.attrib.values())
-        if element.tail:
-            yield element.tail
+        if event == "end":  # the element's whole text, then its tail (which is its parent's text)
+            texts["".join(pieces[starts.pop() :])] = None
+            if node.tail:
+                texts[node.tail] = None
+        if node.tail:  # an element's, a comment's or a processing instruction's
+            pieces.append(node.tail)
+    return list(texts)
+
+
+def _walk_xml_nodes(root: Any, pieces: list[str], texts: dict[str, None]) -> None:
+    """xml_texts' walk over every kind of node (elements, comments, processing instructions, entities)."""
+    stack: list[tuple[Any, int]] = [(root, -1)]  # (node, -1) to open it; (element, first piece) to close it
+    while stack:
+        node, start = stack.pop()
+        if start >= 0:  # the element ends: its whole text, then its tail (which belongs to its parent's)
+            texts["".join(pieces[start:])] = None
+            if node.tail:
+                pieces.append(node.tail)
+                texts[node.tail] = None
+            continue
+        if not isinstance(node.tag, str):  # not an element: only its tail is text
+            if node.tail:
+                pieces.append(node.tail)
+            continue
+        stack.append((node, len(pieces)))
+        if node.text:
+            pieces.append(node.text)
+        for value in node.attrib.values():
+            texts[str(value)] = None
+        stack.extend((child, -1) for child in reversed(node))
 
 
 def _multipart_places(raw: bytes, kind: str, params: dict[str, str], depth: int) -> Places:
     boundary = params.get("boundary")
     if not boundary:
         raise Unreadable("a multipart body without a boundary")
-    head = f"Content-Type: {kind}; boundary=\"{boundary}\"\r\nMIME-Version: 1.0\r\n\r\n".encode()
+    head = f'Content-Type: {kind}; boundary="{boundary}"\r\nMIME-Version: 1.0\r\n\r\n'.encode()
     message = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(head + raw)
     if not message.is_multipart():
         raise Unreadable("a multipart body that does not parse")
@@ -386,6 +458,115 @@ def _multipart_places(raw: bytes, kind: str, params: dict[str, str], depth: int)
             part_headers["content-encoding"] = str(part["content-encoding"])
         places += [("multipart part", t) for _, t in body_places(payload, part_headers, depth + 1)]
     return places
+
+
+# ---- bodies that differ only in their UUIDs ----
+
+# A UUID that is a whole XML text node (a SOAP header's requestId, a resource id): the one part of
+# the load path's envelopes that differs from request to request.
+_UUID_TEXT_NODE = re.compile(r">([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})<")
+_MARKER_PREFIX = "ffffffff-ffff-ffff-ffff-"
+
+
+def _marker(i: int) -> str:
+    """The i-th placeholder UUID: hex letters where a UUID has hex digits, its hyphens where it has them."""
+    letters = ""
+    for _ in range(12):
+        i, digit = divmod(i, 5)
+        letters = "abcde"[digit] + letters
+    return _MARKER_PREFIX + letters
+
+
+@dataclass(frozen=True)
+class BodyTemplate:
+    """The reading of an XML body whose UUID text nodes were replaced by placeholders, for every body like it.
+
+    Every reader of a body (the XML parser, the identity scanner's UUID masking, the base64
+    tokenizer) treats a hex character as it treats any other hex character in those places: so a
+    body that differs from another only in such UUIDs is read alike, except the base64 tokens that
+    hold a UUID, which `places` reads afresh for each body. A template whose placeholders the
+    scanner would not mask whole (a UUID run into other hex text) is not `exact`: its bodies are
+    read in full.
+    """
+
+    markers: tuple[str, ...]
+    places: Places  # the placeholder body's reading, without the tokens that hold a placeholder
+    marker_tokens: tuple[tuple[str, str, int], ...]  # (where, token with placeholders, depth): decoded per body
+    exact: bool
+
+    @classmethod
+    def read(cls, canonical: bytes, headers: Mapping[str, Any], markers: tuple[str, ...]) -> BodyTemplate:
+        """Read the placeholder body (Unreadable as body_places)."""
+        from rxverify.safety.identity import mask_uuids, normalise
+
+        places = body_places(canonical, headers, skip=markers)
+        raw = canonical.decode("utf-8")
+        tokens: dict[tuple[str, str, int], None] = {}
+        exact = True
+        for where, text in places:
+            if not any(m in text for m in markers):
+                continue
+            masked = mask_uuids(normalise(text))
+            for m in markers:
+                at = text.find(m)
+                while at >= 0:
+                    exact = exact and masked[at : at + len(m)] == "#" * len(m)
+                    at = text.find(m, at + 1)
+            if where == "body":  # the texts base64_places tokenized, each at its depth
+                depth = 0 if text == raw else 1
+                for token in _B64_TOKEN.findall(text):
+                    if any(m in token for m in markers):
+                        tokens[(where, token, depth)] = None
+        return cls(markers, places, tuple(tokens), exact)
+
+    def places_of(self, uuids: list[str]) -> Places:
+        """The reading of the body whose UUIDs (in order) the placeholders stand for.
+
+        A UUID's characters are all base64 characters, so the tokens that hold it are where the
+        template's hold its placeholder: those are decoded, with the UUID, for this body.
+        """
+        extra: Places = []
+        decodings: dict[str, str | None] = {}  # a token read at two depths is decoded once
+        for where, token, depth in self.marker_tokens:
+            for marker, uuid in zip(self.markers, uuids, strict=True):
+                token = token.replace(marker, uuid)
+            if token not in decodings:
+                decodings[token] = _token_text(token)
+            decoded = decodings[token]
+            if decoded is not None:
+                extra.append((f"{where} (base64)", decoded))
+                extra += _content_places(f"{where} (base64)", decoded, _sniff(decoded), depth + 1)
+        return self.places + extra if extra else self.places
+
+
+_MARKERS = tuple(_marker(i) for i in range(8))
+
+
+def uuid_template(text: str) -> tuple[str, tuple[str, ...], list[str]] | None:
+    """(the body with its UUID text nodes replaced by placeholders, the placeholders, the UUIDs), or None.
+
+    None when the body is not plainly written: entity or character references, comments, CDATA
+    or a DOCTYPE, percent signs or NUL bytes (a reader could join or decode a UUID's characters
+    with its neighbours'), or placeholder-like text outside the UUIDs.
+    """
+    if "&" in text or "<!" in text or "%" in text or "\x00" in text:
+        return None
+    found = list(_UUID_TEXT_NODE.finditer(text))
+    if not found:
+        return None
+    markers = _MARKERS[: len(found)] if len(found) <= len(_MARKERS) else tuple(_marker(i) for i in range(len(found)))
+    pieces: list[str] = []
+    done = 0
+    for marker, m in zip(markers, found, strict=True):
+        before = text[done : m.start(1)]
+        if "ff" in before:  # a placeholder must be found only where a UUID was
+            return None
+        pieces += (before, marker)
+        done = m.end(1)
+    if "ff" in text[done:]:
+        return None
+    pieces.append(text[done:])
+    return "".join(pieces), markers, [m.group(1) for m in found]
 
 
 def request_places(url: str, headers: Mapping[str, Any], body: Any) -> tuple[Places, Places]:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 _MAY_HIDE = re.compile(r"%|[A-Za-z0-9+/_-]{12,}|[^\x00-\x7f]")
 CLEAN_CACHE_LIMIT = 65_536  # texts remembered as clean; the cache starts over when full
 CLEAN_CACHE_TEXT = 4_096  # longer texts (bodies) are not remembered
+TEMPLATE_LIMIT = 4_096  # body templates remembered; the memory starts over when full
 
 
 Attempt = tuple[int, str, str | None, list[str]]  # a ledgered attempt: seq, path, operation, patients
@@ -127,6 +128,10 @@ class Guard:
         self._lock = threading.Lock()
         self._clean: dict[tuple[str, str], tuple[str, ...]] = {}  # text read today -> the registered patients in it
         self._clean_day = date.today()
+        # each text a part was read into -> the identities in it (recurring texts: element values, tokens)
+        self._found: dict[str, tuple[Found, ...]] = {}
+        # an XML body with its UUIDs replaced by placeholders -> its reading (decode.BodyTemplate)
+        self._templates: dict[tuple[str | None, str], decode.BodyTemplate] = {}
 
     def inspect(self, method: str, url: str, headers: Mapping[str, Any], body: Any) -> tuple[str, ...]:
         """Raise RequestRefused if the request carries an identity outside the registry, in any encoding.
@@ -157,29 +162,45 @@ class Guard:
     ) -> tuple[str, ...]:
         today = date.today()  # a 10-digit number's century depends on the day: so does the cache
         if today != self._clean_day:
-            self._clean, self._clean_day = {}, today
-        path = urlsplit(url).path
+            self._clean, self._found, self._templates, self._clean_day = {}, {}, {}, today
+        clean = self._clean  # texts read before: the URL and headers of the load path recur
         patients: set[str] = set()
-        patients.update(self._read(method, path, "url", url, partial(decode.url_places, url), today, count))
+        known = clean.get(("url", url))
+        patients.update(
+            known
+            if known is not None
+            else self._read(method, url, "url", url, partial(decode.url_places, url), today, count)
+        )
+        content_type = coding = None
         for name, value in headers.items():
             text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
-            self._read(method, path, "header", text, partial(decode.header_places, {name: text}), today, count)
+            if ("header", text) not in clean:
+                self._read(method, url, "header", text, partial(decode.header_places, {name: text}), today, count)
+            lower = str(name).lower()
+            if lower == "content-type" and content_type is None:
+                content_type = text
+            elif lower == "content-encoding" and coding is None:
+                coding = text
         if body is not None and body not in (b"", ""):
             key = None
+            places = partial(decode.body_places, body, headers)
             if isinstance(body, bytes | str):
                 # the same bytes read under another media type or encoding are another reading
-                kind = decode.media_type(_header(headers, "content-type"))
-                coding = _header(headers, "content-encoding") or ""
-                key = f"{kind}|{coding}|" + (body.decode("latin-1") if isinstance(body, bytes) else body)
-            patients.update(
-                self._read(method, path, "body", key, partial(decode.body_places, body, headers), today, count)
-            )
+                coding = coding or ""
+                text = body.decode("latin-1") if isinstance(body, bytes) else body
+                key = f"{content_type}|{coding}|" + text
+                if not coding and isinstance(body, bytes) and len(body) <= CLEAN_CACHE_TEXT and ">" in text:
+                    # an XML body: the bodies alike but for their UUIDs share one reading, and a body with
+                    # a fresh requestId is not worth remembering by itself
+                    key = None
+                    places = partial(self._templated_places, body, headers, content_type, text)
+            patients.update(self._read(method, url, "body", key, places, today, count))
         return tuple(sorted(patients))
 
     def _read(
         self,
         method: str,
-        path: str,
+        url: str,
         part: str,
         key: str | None,
         places: Callable[[], decode.Places],
@@ -205,23 +226,57 @@ class Guard:
             found_places = places()
         except decode.Unreadable as exc:
             message = (
-                f"refused {method} {mask_identities(unquote(path))}: the {part} holds {exc.reason}, "
+                f"refused {method} {mask_identities(unquote(urlsplit(url).path))}: the {part} holds {exc.reason}, "
                 "which the guard cannot read (nothing unread is sent)"
             )
             raise (self._refuse("unreadable", message) if count else RequestRefused("unreadable", message)) from None
         registered: set[str] = set()
         ids = self.registry.ids
+        memo = self._found
         for where, text in found_places:
-            if not might_hold_identity(text):
-                continue
-            for hit in find_identities(text, today):
+            hits = memo.get(text)
+            if hits is None:
+                hits = tuple(find_identities(text, today))
+                if len(text) <= CLEAN_CACHE_TEXT:
+                    if len(memo) >= CLEAN_CACHE_LIMIT:
+                        memo.clear()
+                    memo[text] = hits
+            for hit in hits:
                 if hit.twelve not in ids:
-                    self._refuse_identity(method, path, where, hit, count)
+                    self._refuse_identity(method, urlsplit(url).path, where, hit, count)
                 registered.add(hit.twelve)
         known = tuple(sorted(registered))
         if key is not None:
             self._remember(part, key, known)
         return known
+
+    def _templated_places(
+        self, body: bytes, headers: Mapping[str, Any], content_type: str | None, text: str
+    ) -> decode.Places:
+        """The body's reading, from the template of the bodies that differ from it only in their UUIDs when it has one.
+
+        The load path's envelopes differ in their requestId alone: their reading (the XML parsed,
+        each text decoded) is made once per template (decode.BodyTemplate), and only what holds a
+        UUID is read for each body. Any other body is read in full.
+        """
+        kind, params = decode.media_type(content_type)
+        plain_xml = (kind in decode.XML_TYPES or kind.endswith("+xml")) and params.get("charset", "utf-8").lower() in (
+            "utf-8",
+            "utf8",
+        )
+        found = decode.uuid_template(text) if plain_xml and text.isascii() else None
+        if found is None:
+            return decode.body_places(body, headers)
+        canonical, markers, uuids = found
+        template = self._templates.get((content_type, canonical))
+        if template is None:
+            template = decode.BodyTemplate.read(canonical.encode("ascii"), headers, markers)
+            if len(self._templates) >= TEMPLATE_LIMIT:
+                self._templates.clear()
+            self._templates[(content_type, canonical)] = template
+        if not template.exact:
+            return decode.body_places(body, headers)
+        return template.places_of(uuids)
 
     def _remember(self, part: str, key: str, known: tuple[str, ...]) -> None:
         if len(self._clean) >= CLEAN_CACHE_LIMIT:
@@ -318,8 +373,9 @@ class Guard:
         seq = self.ledger.attempt(method, operation, path, patients)
         return seq, path, operation, patients
 
-    def record_outcome(self, attempt: Attempt, method: str, status: int | None, content: bytes | None,
-                       location: str | None = None) -> None:
+    def record_outcome(
+        self, attempt: Attempt, method: str, status: int | None, content: bytes | None, location: str | None = None
+    ) -> None:
         """Ledger what came of a write: its status and returned ids, or (status None) a transport error."""
         assert self.ledger is not None
         seq, path, operation, patients = attempt
@@ -330,9 +386,12 @@ class Guard:
         if content:
             text = content.decode("utf-8", "replace")
             patients = sorted(set(patients) | set(self._patients(text)))
-            try:
-                document = json.loads(text)
-            except ValueError:
+            if text.lstrip()[:1] in ("{", "["):
+                try:
+                    document = json.loads(text)
+                except ValueError:
+                    document = xml_ids(content)
+            else:
                 document = xml_ids(content)  # the old interface answers SOAP
         ids = returned_ids(document, location)
         outcome = "ok" if status < 400 else "error"
