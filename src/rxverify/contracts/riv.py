@@ -197,7 +197,13 @@ def compile_schema(path: Path) -> xmlschema.XMLSchema10:
         mtime = path.stat().st_mtime_ns
     except OSError as exc:
         raise UserError(f"cannot read contract {path}: {exc.strerror}") from None
-    return _compiled(path.resolve(), mtime)
+    return _compiled(_resolved(path), mtime)
+
+
+@lru_cache(maxsize=1024)
+def _resolved(path: Path) -> Path:
+    """`path` made absolute, symlinks resolved (once per path: a request's schema lookup stats its file, no more)."""
+    return path.resolve()
 
 
 def _parse(path: Path) -> etree._Element:
