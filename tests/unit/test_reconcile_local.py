@@ -1,8 +1,9 @@
 """`rxverify reconcile local`: a sample compared in full, every other test patient by census, one run of the release.
 
 The census (reconcile.reads.CENSUS) is what keeps a sampled reconciliation from missing a lost or
-doubled prescription outside its sample: with a sample of one patient, a migration that loses one
-prescription or migrates one twice is still found, over a fresh seed each run.
+doubled prescription, or a lost consent, outside its sample: with a sample of one patient, a
+migration that loses one prescription or one consent, or migrates a prescription twice, is still
+found, over a fresh seed each run.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import pytest
 
 from rxverify.cli import main
 
-RECORD = re.compile(r"\[new legacy\] HamtaOrdinationshistorik ordinationer\[ordinationId=[0-9a-f-]+\]: "
-                    r"old='(present|absent)' new='(present|absent)'")
+RECORD = re.compile(r"\[new legacy\] (?:HamtaOrdinationshistorik ordinationer\[ordinationId=[0-9a-f-]+\]|"
+                    r"HamtaPatientInfo samtycke): old='?(present|absent|True)'? new='?(present|absent|False)'?")
 
 
 def results(folder: Path) -> list[dict[str, object]]:
@@ -25,8 +26,9 @@ def results(folder: Path) -> list[dict[str, object]]:
 
 
 @pytest.mark.parametrize(("fault", "old", "new"), [("migration-record-lost", "present", "absent"),
-                                                   ("migration-duplicates", "absent", "present")])
-def test_a_prescription_lost_or_doubled_outside_the_sample_is_found_by_the_census(
+                                                   ("migration-duplicates", "absent", "present"),
+                                                   ("migration-consent-lost", "True", "False")])
+def test_a_record_lost_or_doubled_outside_the_sample_is_found_by_the_census(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], fault: str, old: str, new: str) -> None:
     seed = random.SystemRandom().randrange(1, 2**31)
     code = main(["reconcile", "local", "--seed", str(seed), "--patients", "1", "--fault", fault,

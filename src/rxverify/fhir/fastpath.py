@@ -457,6 +457,10 @@ def _of_type(param: _Ast, kind: _Kind) -> _Fn:
         out = []
         for item in focus:
             if isinstance(item, dict):
+                if "resourceType" in item and type(item["resourceType"]) is not str:
+                    # fhirpathpy fails reading a resourceType that is not a string (null, a number, an object)
+                    kind_of = type(item["resourceType"]).__name__
+                    raise Unsupported(f"ofType() of an item whose resourceType is {kind_of}")
                 if item.get("resourceType") == name:
                     out.append(item)
             elif not isinstance(item, _JSON_VALUES):

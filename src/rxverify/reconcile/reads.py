@@ -29,9 +29,11 @@ from rxverify.target.run import Run
 # The read services whose answers the migration must keep (contracts/riv/services.toml, writes = false).
 READS = ("HamtaPatientInfo", "HamtaAktuellaOrdinationer", "HamtaOrdinationshistorik", "HamtaLakemedelsforteckning")
 # The census: what a reconciliation of a sample still reads of every other test patient, so that no
-# prescription (nor any withdrawal of one) is lost, doubled or altered unseen outside the sample: the
-# whole history, every prescription the patient has had with its withdrawals (a migration's control totals).
-CENSUS = ("HamtaOrdinationshistorik",)
+# prescription (nor any withdrawal of one) is lost, doubled or altered unseen outside the sample, nor
+# any patient's consent: the patient record (HamtaPatientInfo: samtycke, the consent that opens the
+# medication list) and the whole history, every prescription the patient has had with its withdrawals
+# (a migration's control totals). One consent lost outside a sample of 40 went unseen without the first.
+CENSUS = ("HamtaPatientInfo", "HamtaOrdinationshistorik")
 ROLE = "pharmacy"  # a pharmacy system may call every one of READS
 FHIR_PAGE = 100  # fhir.yaml _count maximum
 FHIR_TIMEOUT_S = 30.0

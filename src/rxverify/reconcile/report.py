@@ -65,7 +65,8 @@ class Reconciliation:
         differing = sum(bool(p.differences) for p in self.patients)
         census = sum(p.reads is not None for p in self.patients)
         sample = len(self.patients) - census
-        counted = f" (and {census} more by census: their whole history on the legacy interface)" if census else ""
+        counted = (f" (and {census} more by census: their record and whole history on the legacy interface)"
+                   if census else "")
         return (f"reconcile: {sample} test patients compared over {', '.join(self.lanes)}{counted}: "
                 f"{len(self.differences)} differences in {differing} patients")
 

@@ -195,6 +195,10 @@ NOT_ANSWERED = [
     ("a | 'x'", {"a": "y"}),
     ("a.toString()", {"a": {"b": 1}}),
     ("a < b", {"a": True, "b": False}),
+    # fhirpathpy fails on a resourceType that is not a string (CI found it on a mutated contained resource)
+    ("contained.ofType(Practitioner).count()", {"contained": [{"resourceType": None, "id": "p"}]}),
+    ("contained.ofType(Practitioner).count()", {"contained": [{"resourceType": 1}]}),
+    ("contained.ofType(Practitioner).count()", {"contained": [{"resourceType": ["Practitioner"]}]}),
 ]
 
 
