@@ -349,10 +349,13 @@ def test_refresh_over_the_same_certificate_until_it_expires(tmp_path_factory: py
                                                             ticket_key_file: Path, trust: Trust,
                                                             actors: dict[str, Any]) -> None:
     for p in _start(tmp_path_factory, ticket_key_file, trust, "new",
-                    extra=["--token-lifetime", "1", "--refresh-lifetime", "3"]):
+                    extra=["--token-lifetime", "3", "--refresh-lifetime", "6"]):
+        # an access token's exp is in whole seconds (iat rounded down + lifetime): a lifetime of 3 s is
+        # at least 2 s of validity, so the renewed token below is used well inside it (CI, with a lifetime
+        # of 1 s, once got a renewed token that had expired on its first use)
         client = trust.client("pharmacy-3")
         grant = _exchange(p, client, assertion(trust, _pharmacist(actors, 2), "pharmacy", client)).json()
-        time.sleep(1.5)
+        time.sleep(3.2)
         assert _fhir(p, client, grant["access_token"]).status_code == 401  # the access token expired
         # over another certificate: refused, and the refresh token stays usable by its holder
         _invalid_grant(_refresh(p, trust.client("pharmacy-4"), grant["refresh_token"]))
@@ -362,7 +365,7 @@ def test_refresh_over_the_same_certificate_until_it_expires(tmp_path_factory: py
         assert _fhir(p, client, renewed["access_token"]).status_code == 200
         # rotated: the used refresh token is gone
         _invalid_grant(_refresh(p, client, grant["refresh_token"]))
-        time.sleep(3.2)
+        time.sleep(6.2)
         assert "expired" in _invalid_grant(_refresh(p, client, renewed["refresh_token"]))
 
 
