@@ -38,7 +38,7 @@ from rxverify.safety.registry import Registry
 from rxverify.target.credentials import EnvironmentTickets, TicketMinter, load_actors
 from rxverify.target.local import SECONDARY, check_faults, new_ticket_key
 from rxverify.target.probe import require_reachable
-from rxverify.target.processes import stop_on_signals
+from rxverify.target.processes import raise_lost_stop, stop_on_signals
 from rxverify.target.run import Run, check_class, open_run, registry_for, require_tickets, tickets_for
 from rxverify.target.targets import Target, resolve_target
 from rxverify.values import checked, one_of, positive_int, seed
@@ -294,6 +294,15 @@ def _register_areas(config: pytest.Config) -> None:
         config.pluginmanager.register(areas, "rxverify-areas")
         allure_commons.plugin_manager.register(areas)
         config.add_cleanup(lambda: allure_commons.plugin_manager.unregister(areas))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_logfinish(nodeid: str, location: tuple[str, int | None, str]) -> None:
+    """A test is over: a stop signal whose exception was swallowed ends the run now (processes.raise_lost_stop).
+
+    When the signal's exception was raised as it should be, pytest is unwinding and never gets here.
+    """
+    raise_lost_stop()
 
 
 @pytest.fixture(scope="session")

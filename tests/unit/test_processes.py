@@ -199,3 +199,27 @@ def test_a_live_run_is_never_taken_for_an_orphan(start: Callable[..., Started]) 
     second.record(1, lambda _: "Ctrl-C" in second.text())
     assert all(_running(e) for e in record["platforms"]) and "cleaned up" not in second.text()
     assert first.signal(signal.SIGTERM) == 0 and second.signal(signal.SIGTERM) == 0
+
+
+def test_a_stop_swallowed_inside_a_finaliser_is_raised_again_between_tests() -> None:
+    """A SIGINT whose KeyboardInterrupt lands in a `__del__` is only printed by Python; raise_lost_stop raises it."""
+    script = (
+        "import gc, signal, sys\n"
+        "from rxverify.target.processes import raise_lost_stop, stop_on_signals\n"
+        "stop_on_signals()\n"
+        "class Late:\n"
+        "    def __del__(self):\n"
+        "        signal.raise_signal(signal.SIGINT)\n"
+        "        sum(range(1000))\n"
+        "Late()\n"
+        "gc.collect()\n"
+        "print('went on', flush=True)\n"
+        "try:\n"
+        "    raise_lost_stop()\n"
+        "except KeyboardInterrupt:\n"
+        "    print('stopped', flush=True)\n"
+        "    sys.exit(2)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert "Exception ignored" in out.stderr and "KeyboardInterrupt" in out.stderr, out.stderr
+    assert out.stdout.split() == ["went", "on", "stopped"] and out.returncode == 2, (out.stdout, out.stderr)

@@ -156,6 +156,22 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the program is, so every `with` block unwinds and the platforms it started stop."""
 
 
+_REQUESTED: list[int] = []  # the stop signals received (their exceptions may have been swallowed)
+
+
+def raise_lost_stop() -> None:
+    """Raise a stop whose exception Python swallowed: received, yet the program goes on.
+
+    A signal handler's exception is raised wherever the main thread is; inside a garbage
+    collector callback or a `__del__` (hypothesis keeps one on gc) Python only prints it as
+    "Exception ignored" and carries on (CI once saw a SIGINT'd contract run finish its tests and
+    exit 0). Called between tests, this raises it again; once per signal.
+    """
+    if _REQUESTED:
+        signum = _REQUESTED.pop()
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
 def stop_on_signals() -> Callable[[], None]:
     """Make SIGTERM and SIGINT unwind the program (as Ctrl-C does) instead of ending it on the spot.
 
@@ -173,6 +189,7 @@ def stop_on_signals() -> Callable[[], None]:
     def unwind(signum: int, frame: Any) -> None:
         for sig in previous:
             signal.signal(sig, signal.SIG_IGN)
+        _REQUESTED.append(signum)
         raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
     for sig, handler in previous.items():
