@@ -142,6 +142,7 @@ def _check_lifetimes(args: argparse.Namespace) -> None:
 
 def _load_apps() -> None:
     # Importing the platform packages registers their faults in the catalogue.
+    import refplatform.gateway
     import refplatform.migration
     import refplatform.new.app
     import refplatform.old.app  # noqa: F401
@@ -202,10 +203,11 @@ def main(argv: list[str] | None = None) -> int:
             raise StartError(f"cannot read ticket key {args.ticket_key_file}: {exc.strerror}") from None
         if len(key) < 32:
             raise StartError(f"ticket key in {args.ticket_key_file} is shorter than 32 bytes")
-        misplaced = [n for n in args.fault if n in CATALOGUE and CATALOGUE[n].platform == "migration"]
+        misplaced = [n for n in args.fault if n in CATALOGUE and CATALOGUE[n].platform in ("migration", "gateway")]
         if misplaced:
-            raise StartError(f"fault {misplaced[0]} is a migration fault: give it to `python -m refplatform migrate "
-                             "--fault`, not to a platform")
+            owner = CATALOGUE[misplaced[0]].platform
+            raise StartError(f"fault {misplaced[0]} is a {owner} fault: give it to `python -m refplatform "
+                             f"{'migrate' if owner == 'migration' else 'gateway'} --fault`, not to a platform")
         admin_key = None
         if args.admin_key_file is not None:
             if args.platform != "old":

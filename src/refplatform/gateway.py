@@ -34,6 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from refplatform.common.cmdline import CommandError, OneLineParser, fail
+from refplatform.common.faults import FaultSet, UnknownFault, register
 from refplatform.common.operator import OperatorKeyError, is_operator, not_operator, read_operator_key
 
 # RFC 9110 7.6.1: connection-specific headers (and those the Connection header names) are not
@@ -45,6 +46,13 @@ LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 NON_ASCII = re.compile(rb"[\x80-\xff]")
 DEFAULT_TIMEOUT_S = 30.0
+
+PLATFORM = "gateway"  # the faults' platform in the catalogue
+FAULT_ROLLBACK_NOT_APPLIED = register(
+    "gateway-rollback-not-applied", PLATFORM, "behaviour",
+    "[second switch] the gateway applies only the first route change after its start: a later switch (the "
+    "rollback, new -> old) is answered and shown by /admin/route, but requests go on to the first one's upstream",
+).name
 
 
 def _now() -> str:
@@ -69,9 +77,13 @@ def _unreachable(path: str, status: int, detail: str) -> Response:
 class Gateway:
     """The ASGI application: forwards to the current upstream; /admin/route for the operator."""
 
-    def __init__(self, upstreams: dict[str, str], route: str, key: bytes, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(self, upstreams: dict[str, str], route: str, key: bytes, timeout: float = DEFAULT_TIMEOUT_S,
+                 faults: FaultSet | None = None) -> None:
         self.upstreams = upstreams
         self.route = route
+        self.faults = faults or FaultSet()
+        self.forwarding = route  # the upstream requests go to (the route, unless a fault keeps an old one)
+        self.switches = 0
         self.since = _now()
         self.key = key
         self.timeout = timeout
@@ -125,6 +137,9 @@ class Gateway:
                                 status_code=400)
         if route != self.route:
             self.route, self.since = route, _now()
+            self.switches += 1
+            if self.switches == 1 or not self.faults.on(FAULT_ROLLBACK_NOT_APPLIED):
+                self.forwarding = route
         return JSONResponse(self.state())
 
     async def forward(self, request: Request) -> Response:
@@ -136,7 +151,8 @@ class Gateway:
             b"?" + scope["query_string"] if scope.get("query_string") else b"")
         # the bytes as they came; a raw non-ASCII byte (not allowed in a URL) travels percent-encoded
         target = NON_ASCII.sub(lambda m: b"%%%02X" % m.group()[0], target)
-        base = httpx2.URL(self.upstreams[self.route])
+        route = self.forwarding
+        base = httpx2.URL(self.upstreams[route])
         url = base.copy_with(raw_path=base.raw_path.rstrip(b"/") + target)
         named = {t.strip().lower() for k, v in scope["headers"] if k.lower() == b"connection" for t in v.split(b",")}
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP | named]
@@ -150,9 +166,9 @@ class Gateway:
             finally:
                 await upstream.aclose()
         except httpx2.TimeoutException:
-            return _unreachable(request.url.path, 504, f"the {self.route} platform did not answer in time")
+            return _unreachable(request.url.path, 504, f"the {route} platform did not answer in time")
         except httpx2.HTTPError as exc:
-            return _unreachable(request.url.path, 502, f"the {self.route} platform cannot be reached: "
+            return _unreachable(request.url.path, 502, f"the {route} platform cannot be reached: "
                                                        f"{type(exc).__name__}")
         response = Response(content, status_code=upstream.status_code)
         response.raw_headers = [
@@ -193,6 +209,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="port (default: a free one)")
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds to wait for an upstream")
+    p.add_argument("--fault", action="append", default=[], metavar="NAME",
+                   help="switch a gateway fault on (repeatable; python -m refplatform --list-faults)")
     return p
 
 
@@ -207,11 +225,17 @@ def main(argv: list[str]) -> int:
             raise CommandError(f"gateway: --route {args.route} names no --upstream (known: {', '.join(upstreams)})")
         if args.timeout <= 0:
             raise CommandError(f"gateway: --timeout {args.timeout}: must be more than 0 seconds")
+        faults = FaultSet(args.fault)
+        misplaced = [n for n in faults.names if n != FAULT_ROLLBACK_NOT_APPLIED]
+        if misplaced:
+            raise CommandError(f"gateway: fault {misplaced[0]} is not a gateway fault (give it to its platform)")
         key = read_operator_key(args.admin_key_file)
         sock = bind(args.host, args.port)
+    except UnknownFault as exc:
+        return fail(f"gateway: {exc}")
     except CommandError as exc:
         return fail(str(exc))
     except (OperatorKeyError, StartError) as exc:
         return fail(f"gateway: {exc}")
-    serve(Gateway(upstreams, args.route, key, args.timeout), [Listener.plain(sock)], "gateway")
+    serve(Gateway(upstreams, args.route, key, args.timeout, faults), [Listener.plain(sock)], "gateway")
     return 0

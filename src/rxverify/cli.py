@@ -588,7 +588,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     rehearse.add_argument("--plan", required=True, help="verification plan with decision points (release-21.0)")
     rehearse.add_argument("--fault", action="append", default=[], metavar="NAME",
-                          help="a migration or platform fault, to rehearse a NO-GO (refplatform --list-faults)")
+                          help="a migration, platform or gateway fault: a NO-GO rehearsed (refplatform --list-faults)")
     rehearse.add_argument("--seed", type=int, default=1, help="seed of the old platform's data (default 1)")
     rehearse.add_argument("--patients", type=argtype(positive_int), default=None, metavar="N",
                           help="reconcile only the first N test patients (a short rehearsal; default every one)")

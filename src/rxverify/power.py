@@ -35,10 +35,15 @@ from rxverify.errors import UserError
 from rxverify.safety.identity import mask_identities
 from rxverify.safety.redaction import redact_text
 
-KINDS = ("contract", "load", "reconcile")
+KINDS = ("contract", "load", "reconcile", "rehearse")
 # reconcile: the old platform seeded, snapshot, migrated with the fault, new compared (`rxverify reconcile local`)
-PLATFORMS = {"contract": ("old", "new", "both"), "load": ("old", "new", "fhir"), "reconcile": ("both",)}
-RUN_KEYS = {"run", "tests", "k", "platform", "examples", "profile", "duration", "timeout", "patients"}
+# rehearse: the service window of a plan (`rxverify rehearse`), its `trigger` faults always on: a NO-GO whose
+# rollback the run rehearses, so its clean run ends NO-GO with a verified rollback (exit 1) and a fault is
+# caught only when the rollback could not be verified (exit 3)
+PLATFORMS = {"contract": ("old", "new", "both"), "load": ("old", "new", "fhir"), "reconcile": ("both",),
+             "rehearse": ("both",)}
+RUN_KEYS = {"run", "tests", "k", "platform", "examples", "profile", "duration", "timeout", "patients", "plan",
+            "trigger"}
 FAULT_KEYS = {"run", "expect", "tests", "overlaps"}
 DEFAULT_KEYS = {"examples", "timeout", "companions"}
 DEFAULT_EXAMPLES = 20  # `tox -e contract`'s default (pytest_plugin.DEFAULT_EXAMPLES)
@@ -65,6 +70,18 @@ class Run:
     duration: float | None = None  # load: seconds, when shorter than the profile's
     timeout: float | None = None  # seconds, when this run needs another bound than [defaults] timeout
     patients: int | None = None  # reconcile: the first N test patients read (every one is seeded and migrated)
+    plan: str = ""  # rehearse: the verification plan whose window is rehearsed
+    trigger: tuple[str, ...] = ()  # rehearse: faults on in every run of it (clean too): the NO-GO rolled back
+
+    @property
+    def clean_exit(self) -> int:
+        """The exit code of its run without a fault: 0, or 1 for a rehearsal of a triggered NO-GO."""
+        return 1 if self.trigger else 0
+
+    @property
+    def caught_exit(self) -> int:
+        """The exit code a run that catches its fault ends with: 1, or 3 (rollback not verified) after a trigger."""
+        return 3 if self.trigger else 1
 
 
 @dataclass(frozen=True)
@@ -122,11 +139,12 @@ class Outcome:
     reproduce: str = ""
     load_average: float = 0.0  # the machine's 1-minute load average when the run ended (a shared machine skews latency)
     texts: list[str] = field(default_factory=list, repr=False)  # failed tests' texts, for --corpus only
+    clean_exit: int = 0  # what its run ends with when nothing is wrong (Run.clean_exit)
 
     @property
     def passed(self) -> bool:
-        """A clean run passes when it exits 0."""
-        return self.exit_code == 0
+        """A clean run passes when it exits as its run does without a fault (0, or 1 after a trigger)."""
+        return self.exit_code == self.clean_exit
 
 
 # ---- the matrix ----
@@ -234,6 +252,14 @@ def _run(name: str, spec: Any, examples: int, where: str) -> Run:
         timeout = _positive(spec["timeout"], f"{at} timeout", float) if "timeout" in spec else None
         patients = _positive(spec["patients"], f"{at} patients", int) if "patients" in spec else None
         return Run(name, kind, platform, timeout=timeout, patients=patients)
+    if kind == "rehearse":
+        extra = sorted(set(spec) - {"run", "platform", "timeout", "patients", "plan", "trigger"})
+        if extra:
+            raise UserError(f"{at}: a rehearse run takes no {', '.join(extra)} (its seed seeds the old platform)")
+        timeout = _positive(spec["timeout"], f"{at} timeout", float) if "timeout" in spec else None
+        patients = _positive(spec["patients"], f"{at} patients", int) if "patients" in spec else None
+        return Run(name, kind, platform, timeout=timeout, patients=patients, plan=_string(spec, "plan", at),
+                   trigger=_strings(spec, "trigger", at))
     tests = _strings(spec, "tests", at)
     if not tests:
         raise UserError(f"{at}: tests must list the pytest node ids (or files) the run selects")
@@ -352,6 +378,11 @@ def command(job: Job, work: Path) -> list[str]:
         patients = ["--patients", str(run.patients)] if run.patients else []
         return [sys.executable, "-m", "rxverify", "reconcile", "local", "--seed", str(seed),
                 "--reports", str(work), *patients, *faults]  # fmt: skip
+    if run.kind == "rehearse":
+        patients = ["--patients", str(run.patients)] if run.patients else []
+        trigger = [a for t in run.trigger for a in ("--fault", t)]
+        return [sys.executable, "-m", "rxverify", "rehearse", "--plan", run.plan, "--seed", str(seed),
+                "--reports", str(work), *patients, *trigger, *faults]  # fmt: skip
     duration = ["--duration", f"{run.duration:g}"] if run.duration else []
     return [
         sys.executable, "-m", "locust", "-f", "loadtests/locustfile.py", "--headless", "--config", run.profile,
@@ -391,9 +422,12 @@ def failures(results: Path) -> list[tuple[str, str]]:
     return found
 
 
-def judge(exit_code: int, failed: list[tuple[str, str]], expect: re.Pattern[str]) -> tuple[bool, list[str], str]:
-    """(caught, by which tests, the matched line): only a failing run (exit 1) whose failed test says `expect`."""
-    if exit_code != 1:
+def judge(
+    exit_code: int, failed: list[tuple[str, str]], expect: re.Pattern[str], caught_exit: int = 1
+) -> tuple[bool, list[str], str]:
+    """(caught, by which tests, the matched line): only a failing run (exit 1; 3 for a rehearsed rollback that
+    could not be verified, Run.caught_exit) whose failed test says `expect`."""
+    if exit_code != caught_exit:
         return False, [], ""
     by, excerpt = [], ""
     for test, text in failed:
@@ -431,13 +465,14 @@ def execute(job: Job, timeout_s: float, pycache: Path | None = None) -> Outcome:
         code = _run_bounded(command(job, work), env, timeout_s)
         seconds = time.monotonic() - start
         failed = failures(work)
-    outcome = Outcome(fault, job.run.name, job.seed, code, round(seconds, 2), failed_tests=[t for t, _ in failed])
+    outcome = Outcome(fault, job.run.name, job.seed, code, round(seconds, 2), failed_tests=[t for t, _ in failed],
+                      clean_exit=job.run.clean_exit)
     outcome.load_average = round(os.getloadavg()[0], 2)
     outcome.texts = [scrub(text, CORPUS_CHARS) for _, text in failed]
     if job.fault is not None:
-        outcome.caught, outcome.by, excerpt = judge(code, failed, job.fault.expect)
+        outcome.caught, outcome.by, excerpt = judge(code, failed, job.fault.expect, job.run.caught_exit)
         outcome.excerpt = scrub(excerpt)
-    if not outcome.caught and (job.fault is not None or code != 0):
+    if not outcome.caught and (job.fault is not None or code != job.run.clean_exit):
         outcome.excerpt = outcome.excerpt or _what_happened(code, failed, timeout_s)
         outcome.reproduce = reproduce(job)
     return outcome
@@ -515,7 +550,8 @@ def run_jobs(
                     on_done(outcome)
             return outcome
 
-        for kind, lanes in (("load", LOAD_LANES), ("contract", workers), ("reconcile", workers)):
+        for kind, lanes in (("load", LOAD_LANES), ("contract", workers), ("reconcile", workers),
+                            ("rehearse", workers)):
             phase = [j for j in jobs if j.run.kind == kind]
             with ThreadPoolExecutor(max_workers=max(1, min(lanes, workers))) as pool:
                 try:

@@ -57,6 +57,7 @@ EPIC = "service window"
 GO, NO_GO = "GO", "NO-GO"
 EXIT = {"go": 0, "rollback verified": 1, "rollback unverified": 3}
 ADMIN_TIMEOUT_S = 10.0
+NEW_PATIENCE_S = 60.0  # after a NO-GO, how long the rollback's checks wait for the new platform to answer again
 Say = Callable[[str], None]
 
 
@@ -105,6 +106,7 @@ class Rehearsal:
     checks: list[dict[str, Any]] = field(default_factory=list)
     verdict: str = GO
     ending: str = "go"
+    run: str = ""  # the rehearsal's run (its folder under reports/runs/): the gate checks the record is its
 
 
 def _ms() -> int:
@@ -226,6 +228,19 @@ def _history_ids(client: LegacyClient, person_id: str) -> set[str]:
     return {i["ordination"]["ordinationId"] for i in items}
 
 
+def _history_ids_waiting(client: LegacyClient, person_id: str, patience_s: float = NEW_PATIENCE_S) -> set[str] | None:
+    """The patient's prescription ids; a platform that answers a server error is asked again, once a second,
+    for `patience_s` (the NO-GO may have been its failing: it is read when it answers again); None if it never does."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        answer = client.call("HamtaOrdinationshistorik", {"personnummer": person_id}, role="pharmacy")
+        if answer.ok:
+            return {i["ordination"]["ordinationId"] for i in (answer.json or {}).get("ordinationer", [])}
+        if answer.status < 500 or answer.kod not in (None, "TJANSTEFEL") or time.monotonic() >= deadline:
+            return None
+        time.sleep(1.0)
+
+
 def run_rehearsal(plan_name: str, contracts: Path, reports: Path, faults: tuple[str, ...], seed: int,
                   say: Say = print, patients: int | None = None) -> int:
     """The whole window on the embedded platforms; the exit code (0 GO, 1 verified rollback, 3 unverified).
@@ -245,7 +260,7 @@ def run_rehearsal(plan_name: str, contracts: Path, reports: Path, faults: tuple[
     unknown = [f for f in faults if f not in catalogue]
     if unknown:
         raise UserError(f"unknown fault {unknown[0]!r} (python -m refplatform --list-faults)")
-    by_platform = {p: tuple(f for f in faults if catalogue[f] == p) for p in ("old", "new", "migration")}
+    by_platform = {p: tuple(f for f in faults if catalogue[f] == p) for p in ("old", "new", "migration", "gateway")}
     rec = Rehearsal(plan)
     for p in plan.participants.values():  # each participant's status, also when a NO-GO comes before its steps
         rec.participants[p.key] = {"name": p.name, "entryPoint": "gateway (the callers' one address)", "run": 0,
@@ -253,6 +268,7 @@ def run_rehearsal(plan_name: str, contracts: Path, reports: Path, faults: tuple[
     say(f"rehearse {plan.name} (release {plan.release}) on the embedded platforms; "
         f"faults: {', '.join(faults) or 'none'}")
     base_id = new_run_id("rehearse")
+    rec.run = base_id
     # the phases and the reconciliation are one run of the release run (its folder, manifest and run
     # record); the verification through the gateway is a run of its own (suite verification)
     evidence = begin_run(reports, "rehearse", target="rehearsal", environment_class="local", embedded=True,
@@ -277,7 +293,8 @@ def run_rehearsal(plan_name: str, contracts: Path, reports: Path, faults: tuple[
             started.append(old)
             new_port = _free_port()
             new_url = f"http://127.0.0.1:{new_port}"
-            gateway = start_gateway({"old": old.base_url, "new": new_url}, "old", admin_file)
+            gateway = start_gateway({"old": old.base_url, "new": new_url}, "old", admin_file,
+                                    faults=by_platform["gateway"])
             started.append(gateway)
         target = Target("rehearsal", "local", "the embedded platforms behind the gateway", platforms={
             "old": Endpoints(legacy=old.base_url + "/legacy"),
@@ -379,10 +396,21 @@ def rollback(rec: Rehearsal, run: Run, window: Window, session: requests.Session
         on_old = LegacyClient(session, run.target.platforms["old"].legacy or "", riv, run.tickets, run.actors)
         created = [(p, i) for r in lost if r.operation == "SkapaOrdinationVard" for p in r.patients
                    for i in r.id_values() if r.patients]
-        held_new = all(i in _history_ids(on_new, p) for p, i in created)
+        on_new_ids = {p: _history_ids_waiting(on_new, p) for p in sorted({p for p, _ in created})}
+        unread = [mask(p) for p, ids in on_new_ids.items() if ids is None]
+        held_new = not unread and all(i in (on_new_ids[p] or ()) for p, i in created)
         held_old = any(i in _history_ids(on_old, p) for p, i in created)
         check("every prescription the ledger lists as lost is on new and not on old", held_new and not held_old,
-              f"{len(created)} prescriptions created on new in the window: on new {held_new}, on old {held_old}")
+              f"{len(created)} prescriptions created on new in the window: on new {held_new}, on old {held_old}" +
+              (f"; new did not answer for {', '.join(unread)} within {NEW_PATIENCE_S:g} s" if unread else ""))
+        # what the callers see: through their one address, each patient the lost writes name is served as old
+        # serves them (the route the gateway reports is its word; this is its traffic)
+        through = LegacyClient(session, run.target.platforms["gateway"].legacy or "", riv, run.tickets, run.actors)
+        named = sorted({p for r in lost for p in r.patients})
+        unlike = [mask(p) for p in named if _history_ids(through, p) != _history_ids(on_old, p)]
+        check("through the gateway, the patients of the lost writes are served as old serves them", not unlike,
+              f"{len(named)} patients read through the gateway and on old" +
+              (f"; served otherwise: {', '.join(unlike)} (the gateway still forwards to new?)" if unlike else ""))
         if window.post_rollback:
             steps = tuple(s for s in rec.plan.steps if s.id in window.post_rollback)
             subplan = replace(rec.plan, steps=steps)
@@ -394,7 +422,8 @@ def rollback(rec: Rehearsal, run: Run, window: Window, session: requests.Session
             check(f"the plan's post-rollback steps ({', '.join(window.post_rollback)}) pass on old through the gateway",
                   outcome.passed, f"{passed} of {len(outcome.results)} passed")
         phase.outcome = "passed" if verified else "failed"
-        phase.detail = "rollback verified" if verified else "rollback NOT verified"
+        phase.detail = "rollback verified" if verified else "rollback NOT verified: " + "; ".join(
+            f"{c['check']}: {c['detail']}" for c in rec.checks if not c["passed"])
     return "rollback verified" if verified else "rollback unverified"
 
 
@@ -414,7 +443,8 @@ def write_record(reports: Path, rec: Rehearsal) -> None:
     """reports/rehearsal/decision.json and index.html: timeline, decisions, participants, lost writes, checks."""
     folder = reports / "rehearsal"
     folder.mkdir(parents=True, exist_ok=True)
-    document = {"plan": rec.plan.name, "release": rec.plan.release, "verdict": rec.verdict, "ending": rec.ending,
+    document = {"run": rec.run, "plan": rec.plan.name, "release": rec.plan.release, "verdict": rec.verdict,
+                "ending": rec.ending,
                 "timeline": [p.row() for p in rec.phases], "decisions": rec.decisions,
                 "participants": rec.participants, "lostWrites": rec.lost, "postRollbackChecks": rec.checks}
     text = redact_text(json.dumps(document, ensure_ascii=False, indent=1))

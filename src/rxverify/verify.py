@@ -212,6 +212,8 @@ def _check_answer(step: Step, answer: LegacyAnswer) -> tuple[str, str]:
     kod = fault.kod if fault is not None else None
     wanted = f"{expect.status}" + (f" ApplicationException {expect.kod}" if expect.kod else "")
     got = f"{answer.status}" + (f" {fault.kind} {kod}" if fault is not None else "")
+    if fault is not None and fault.meddelande and (answer.status != expect.status or kod != expect.kod):
+        got += f" ({mask_identities(fault.meddelande[:200])})"  # the platform's own words, for the board
     if answer.status != expect.status or (expect.kod and (kod != expect.kod or fault is None
                                                           or fault.kind != envelope.APPLICATION)):
         return "failed", f"{step.operation}: received {got}, the plan expects {wanted}"

@@ -489,6 +489,26 @@ def test_a_load_run_carries_its_seed_reports_folder_and_duration(tmp_path: Path)
     assert argv[argv.index("--duration") + 1] == "12" and argv[-2:] == ["--fault", "old-slow-aktuella"]
 
 
+def test_a_rehearsed_rollback_is_caught_only_unverified_and_its_clean_run_is_a_verified_rollback(
+    tmp_path: Path, matrix: power.Matrix
+) -> None:
+    run, fault = matrix.runs["rollback"], matrix.faults["gateway-rollback-not-applied"]
+    assert (run.kind, run.clean_exit, run.caught_exit) == ("rehearse", 1, 3)
+    allure_result(tmp_path, "window: post-rollback checks on old", "failed",
+                  "rollback NOT verified: through the gateway, the patients of the lost writes are served as old "
+                  "serves them: 1 patients read through the gateway and on old; served otherwise: 19********12")
+    failed = failures(tmp_path)
+    assert judge(3, failed, fault.expect, run.caught_exit)[0]
+    assert not judge(1, failed, fault.expect, run.caught_exit)[0]  # a verified rollback catches nothing
+    argv = command(Job(run, 9, fault), tmp_path)
+    assert argv[argv.index("rehearse") + 1 : argv.index("rehearse") + 3] == ["--plan", "release-21.0"]
+    assert argv[argv.index("--seed") + 1] == "9" and argv[argv.index("--reports") + 1] == str(tmp_path)
+    assert argv[-4:] == ["--fault", "core-cancelled-withdrawable", "--fault", "gateway-rollback-not-applied"]
+    assert "gateway-rollback-not-applied" not in command(Job(run, 9), tmp_path)  # the clean run: trigger only
+    assert Outcome(None, "rollback", 9, 1, 1.0, clean_exit=1).passed
+    assert not Outcome(None, "rollback", 9, 0, 1.0, clean_exit=1).passed  # GO despite the trigger: a false pass
+
+
 def test_the_reproduce_line_names_the_fault_and_the_seed(matrix: power.Matrix) -> None:
     fault = matrix.faults["transformer-mojibake"]
     line = reproduce(Job(matrix.runs[fault.run], 123, fault))

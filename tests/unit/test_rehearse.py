@@ -72,6 +72,9 @@ def test_the_clean_window_ends_go(tmp_path: Path, capsys: pytest.CaptureFixture[
     gate = capsys.readouterr().out
     assert "rehearse run rehearse-" in gate and "(complete)" in gate
     assert f"migration: {len(registry.patients)} passed" in gate
+    # the decision record, on the gate's page too
+    assert f"service window rehearsal {rehearse_run(tmp_path).name} (release-21.0-production-verification): GO" in gate
+    assert "Service window rehearsal: GO" in (tmp_path / "gate.html").read_text(encoding="utf-8")
 
 
 def test_a_migration_fault_is_no_go_at_the_reconciliation_and_rolled_back(tmp_path: Path) -> None:
@@ -79,7 +82,7 @@ def test_a_migration_fault_is_no_go_at_the_reconciliation_and_rolled_back(tmp_pa
     assert code == 1 and record["verdict"] == "NO-GO" and record["ending"] == "rollback verified"
     assert record["decisions"][0]["decision"] == "NO-GO" and len(record["decisions"]) == 1
     assert "verify through the gateway" not in phases(record)
-    assert all(c["passed"] for c in record["postRollbackChecks"]) and len(record["postRollbackChecks"]) == 4
+    assert all(c["passed"] for c in record["postRollbackChecks"]) and len(record["postRollbackChecks"]) == 5
     result = json.loads((tmp_path / "reconcile" / "result.json").read_text(encoding="utf-8"))
     named = [d for p in result["patients"] for d in p["differences"]]
     assert named and all(d["element"].endswith("status") and (d["old"], d["new"]) == ("Parkerad", "Aktiv")
@@ -106,6 +109,40 @@ def test_a_platform_fault_in_the_verification_loses_the_writes_the_ledger_lists(
     held = checks["every prescription the ledger lists as lost is on new and not on old"]
     assert held["passed"] and held["detail"].startswith("2 prescriptions created on new in the window")
     assert checks["old serves exactly the baseline"]["passed"]
+    assert checks[THROUGH]["passed"] and checks[THROUGH]["detail"].startswith("1 patients read through the gateway")
+
+
+THROUGH = "through the gateway, the patients of the lost writes are served as old serves them"
+
+
+def test_a_platform_failing_under_the_verifications_writes_is_no_go_and_its_rollback_verified(tmp_path: Path) -> None:
+    # new leaks a store connection per write: the verification's burst exhausts the pool, new answers 503
+    code, record = rehearse(tmp_path, "new-pool-leak-on-writes")
+    assert code == 1 and record["ending"] == "rollback verified", record["postRollbackChecks"]
+    assert [d["decision"] for d in record["decisions"]] == ["GO", "NO-GO"]
+    assert "(store connection pool exhausted)" in record["decisions"][1]["why"]  # the platform's own words
+    assert [w["operation"] for w in record["lostWrites"]] == [
+        "SkapaOrdinationVard", "HamtaExpeditionsId", "GodkannUttag", "RapporteraExpeditionLF"]
+    checks = {c["check"]: c for c in record["postRollbackChecks"]}
+    assert all(c["passed"] for c in checks.values())
+    # read on new once it answers again (its leaked connections reclaimed), not taken on the ledger's word
+    held = checks["every prescription the ledger lists as lost is on new and not on old"]["detail"]
+    assert held == "1 prescriptions created on new in the window: on new True, on old False"
+
+
+def test_a_rollback_the_gateway_does_not_apply_is_no_go_unverified_exit_3(tmp_path: Path) -> None:
+    # the same NO-GO as above, and a gateway that answers the switch back but goes on forwarding to new
+    code, record = rehearse(tmp_path, "core-cancelled-withdrawable", "gateway-rollback-not-applied")
+    assert code == 3 and record["verdict"] == "NO-GO" and record["ending"] == "rollback unverified"
+    checks = {c["check"]: c for c in record["postRollbackChecks"]}
+    assert checks["the gateway routes to old"]["passed"]  # the gateway's word, which the fault keeps right
+    assert checks["old serves exactly the baseline"]["passed"]
+    assert not checks[THROUGH]["passed"] and "served otherwise: 19********12" in checks[THROUGH]["detail"]
+    assert phases(record)["post-rollback checks on old"] == "failed"
+    (post,) = [json.loads(p.read_text(encoding="utf-8")) for p in
+               (rehearse_run(tmp_path) / "allure-results").glob("*-result.json")
+               if "post-rollback checks" in p.read_text(encoding="utf-8")]
+    assert post["status"] == "failed" and THROUGH in post["statusDetails"]["message"]
 
 
 @pytest.mark.parametrize(

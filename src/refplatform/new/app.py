@@ -41,11 +41,19 @@ FAULT_BUSY_UNDER_CONCURRENCY = register(
     "a per-request audit call holds one of 4 pooled connections for 50 ms; a request finding none free gets "
     "503: errors rise with concurrency",
 ).name
+FAULT_POOL_LEAK_ON_WRITES = register(
+    "new-pool-leak-on-writes", "new", "performance",
+    "[under a burst of writes] each write leaks its connection of the 4 in the store pool until the pool's leak "
+    "reclaim returns it 15 s later: a fifth write within 15 s, and every request after it, finds none and "
+    "answers 503 (SOAP: a SystemException) until one is reclaimed",
+).name
 # the performance faults' parameters
 STALL_EVERY_S = 10.0  # one checkpoint stall per this many seconds
 STALL_S = 2.0  # how long each stall blocks every request
 AUDIT_POOL_SIZE = 4  # connections of the audit pool: more requests in flight than this get 503
 AUDIT_HOLD_S = 0.05  # how long one request holds its audit connection
+STORE_POOL_SIZE = 4  # connections of the store pool (new-pool-leak-on-writes)
+LEAK_RECLAIM_S = 15.0  # a leaked connection is back in the pool this long after the write that leaked it
 
 
 class PeriodicStall:
@@ -97,21 +105,50 @@ class AuditPool:
         await self.app(scope, receive, send)
 
 
-async def _unavailable(scope: Scope, send: Send, soap_binding: SoapBinding) -> None:
+class LeakyStorePool:
+    """Seeded fault new-pool-leak-on-writes: writes leak their store connection until a reclaim much later."""
+
+    def __init__(self, app: ASGIApp, soap_binding: SoapBinding, writing: frozenset[str]) -> None:
+        self.app = app
+        self.soap = soap_binding
+        self.writing = writing  # the SOAP endpoints of the services that write
+        self.leaked: list[float] = []  # when each leaked connection comes back (loop time)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        now = asyncio.get_running_loop().time()
+        self.leaked = [t for t in self.leaked if t > now]
+        if len(self.leaked) >= STORE_POOL_SIZE:  # every connection leaked: nothing can reach the store
+            await _unavailable(scope, send, self.soap, "store connection pool exhausted")
+            return
+        path, method = str(scope.get("path", "")), str(scope.get("method", ""))
+        rest = path.startswith("/legacy/") and not self.soap.serves(path)  # the legacy interface's JSON rendering
+        if method in WRITE_METHODS and (path in self.writing or path.startswith("/fhir/") or rest):
+            self.leaked.append(now + LEAK_RECLAIM_S)  # the success path never returns it
+        await self.app(scope, receive, send)
+
+
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+async def _unavailable(scope: Scope, send: Send, soap_binding: SoapBinding, why: str = "audit pool exhausted") -> None:
     path = str(scope.get("path", ""))
     status = 503
+    said = "tjänsten är tillfälligt otillgänglig" + ("" if why == "audit pool exhausted" else f" ({why})")
     if path.startswith("/fhir"):
         media = "application/fhir+json"
         body = {"resourceType": "OperationOutcome",
-                "issue": [{"severity": "error", "code": "transient", "diagnostics": "audit pool exhausted"}]}
+                "issue": [{"severity": "error", "code": "transient", "diagnostics": why}]}
         payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
     elif soap_binding.serves(path):
         # a SOAP caller gets a SystemException, with HTTP 500 as every SOAP 1.1 fault
         media, status = soap.CONTENT_TYPE, 500
-        payload = soap.fault_envelope(soap.failure("tjänsten är tillfälligt otillgänglig"), soap_binding.common)
+        payload = soap.fault_envelope(soap.failure(said), soap_binding.common)
     else:
         media = "application/json"
-        body = {"kod": "TJANSTEFEL", "meddelande": "tjänsten är tillfälligt otillgänglig"}
+        body = {"kod": "TJANSTEFEL", "meddelande": said}
         payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", media.encode()), (b"content-length", str(len(payload)).encode())]})
@@ -164,6 +201,10 @@ def create_app(config: PlatformConfig) -> Starlette:
         middleware.append(Middleware(PeriodicStall))
     if config.faults.on(FAULT_BUSY_UNDER_CONCURRENCY):
         middleware.append(Middleware(AuditPool, soap_binding=soap_binding))
+    if config.faults.on(FAULT_POOL_LEAK_ON_WRITES):
+        riv = load_riv(config.contracts)
+        writing = frozenset(riv.legacy_base + s.endpoint for s in riv.services.values() if s.writes)
+        middleware.append(Middleware(LeakyStorePool, soap_binding=soap_binding, writing=writing))
     return Starlette(
         middleware=middleware,
         routes=[

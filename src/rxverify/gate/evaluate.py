@@ -10,6 +10,7 @@ versions, seeds, known issues applied) and what was not.
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -88,6 +89,8 @@ class Verdict:
     production: bool = False
     rollback: dict[str, list[RollbackWrite]] | None = None  # masked patient -> writes
     report: str | None = None
+    # the service window rehearsals of the release run: each one's decision record, as the board reads it
+    rehearsals: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def go(self) -> bool:
@@ -191,6 +194,43 @@ def _runs(verdict: Verdict, evidence: Evidence) -> None:
                         ref=str(summary.path),
                     )
                 )
+
+
+def _rehearsals(verdict: Verdict, evidence: Evidence, reports: Path) -> None:
+    """Each rehearsal's decision record, shown; a complete rehearsal without its own record is a reason."""
+    for run in evidence.of("rehearse"):
+        m, record = run.manifest, run.rehearsal
+        if record is None:
+            if m.status == COMPLETE:
+                verdict.reasons.append(
+                    Reason(EVIDENCE, f"the rehearsal run {m.run} left no decision record", ref=str(m.path))
+                )
+            continue
+        if record.run != m.run:
+            verdict.reasons.append(
+                Reason(
+                    EVIDENCE,
+                    f"stale decision record: {record.path} is of run {record.run or '(none named)'}, not of the "
+                    f"rehearsal run {m.run} (a later rehearsal wrote over it)",
+                    ref=str(record.path),
+                )
+            )
+            continue
+        page = record.path.with_name("index.html")
+        verdict.rehearsals.append(
+            {
+                "run": m.run,
+                "plan": record.plan,
+                "verdict": record.verdict,
+                "ending": record.ending,
+                "decisions": [{**d, "why": shown(d["why"])} for d in record.decisions],
+                "phases": [{**p, "detail": shown(p["detail"])} for p in record.phases],
+                "lostWrites": record.lost_writes,
+                "failedChecks": [shown(c) for c in record.failed_checks],
+                "record": os.path.relpath(record.path, reports),
+                "page": os.path.relpath(page, reports) if page.is_file() else None,
+            }
+        )
 
 
 def _load_evidence(verdict: Verdict, run: RunInputs) -> None:
@@ -655,6 +695,7 @@ def evaluate(
     verdict.tests = _count([r for run in evidence.runs for r in run.results])
     used: set[str] = set()
     _runs(verdict, evidence)
+    _rehearsals(verdict, evidence, reports)
     _unknown_writes(verdict, evidence.ledger)
     if links.stale is not None:
         verdict.reasons.append(

@@ -141,6 +141,40 @@ class VerificationSummary:
 
 
 @dataclass
+class RehearsalRecord:
+    """A rehearsal's decision record (reports/rehearsal/decision.json, rxverify.rehearse) as the gate shows it."""
+
+    path: Path
+    run: str
+    plan: str
+    verdict: str  # GO | NO-GO
+    ending: str  # go | rollback verified | rollback unverified
+    decisions: list[dict[str, str]]  # id, after, decision, why
+    phases: list[dict[str, str]]  # phase, outcome, detail
+    lost_writes: int
+    failed_checks: list[str]
+
+
+def read_rehearsal_record(path: Path) -> RehearsalRecord:
+    """One decision record; a malformed one is a UserError naming it."""
+    document = read_json_object(path, "decision record")
+    try:
+        return RehearsalRecord(
+            path=path,
+            run=str(document.get("run") or ""),
+            plan=str(document["plan"]),
+            verdict=str(document["verdict"]),
+            ending=str(document["ending"]),
+            decisions=[{k: str(d[k]) for k in ("id", "after", "decision", "why")} for d in document["decisions"]],
+            phases=[{k: str(p[k]) for k in ("phase", "outcome", "detail")} for p in document["timeline"]],
+            lost_writes=len(document["lostWrites"]),
+            failed_checks=[f"{c['check']}: {c['detail']}" for c in document["postRollbackChecks"] if not c["passed"]],
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise UserError(f"the decision record {path} is malformed (missing {exc})") from None
+
+
+@dataclass
 class RunInputs:
     """Everything one run of the release run left: its manifest, results, record and summary."""
 
@@ -150,6 +184,7 @@ class RunInputs:
     record: RunRecord | None = None
     load: LoadSummary | None = None
     verification: VerificationSummary | None = None
+    rehearsal: RehearsalRecord | None = None
 
     @property
     def run(self) -> str:
@@ -313,6 +348,9 @@ def _read_run(manifest: Manifest, files: list[InputFile]) -> RunInputs:
     if manifest.suite == "verification" and (path := _summary_path(manifest, str(VERIFICATION_SUMMARY))) is not None:
         run.verification = read_verification_summary(path)
         files.append(InputFile(path, sha256_of(path), run.verification.run, "verification summary"))
+    if manifest.suite == "rehearse" and manifest.summary is not None and manifest.summary.is_file():
+        run.rehearsal = read_rehearsal_record(manifest.summary)
+        files.append(InputFile(manifest.summary, sha256_of(manifest.summary), run.rehearsal.run, "decision record"))
     return run
 
 

@@ -96,8 +96,23 @@ def print_verdict(verdict: Verdict, reports: Path, out: Out = print) -> None:
                 status = w.status if w.status is not None else "-"
                 line = f"    [ ] {w.time}  {w.operation}  {w.method} {w.path}  {status} {w.outcome}  {_ids(w.ids)}"
                 out(line.rstrip())
+    for window in verdict.rehearsals:
+        for line in _window_lines(window):
+            out(line)
+        out(f"  -> {reports / (window['page'] or window['record'])}")
     if verdict.report:
         out(f"report: {reports / verdict.report}")
+
+
+def _window_lines(window: dict[str, Any]) -> list[str]:
+    """A rehearsal's decision record in lines: the verdict, each decision, what the rollback lost and failed."""
+    ending = "" if window["verdict"] == "GO" else f", {window['ending']}"
+    lines = [f"service window rehearsal {window['run']} ({window['plan']}): {window['verdict']}{ending}"]
+    lines += [f"  decision {d['id']} after {d['after']}: {d['decision']} ({d['why']})" for d in window["decisions"]]
+    if window["verdict"] != "GO":
+        lines.append(f"  writes lost by the rollback: {window['lostWrites']}")
+        lines += [f"  post-rollback check FAILED: {c}" for c in window["failedChecks"]]
+    return lines
 
 
 def as_json(verdict: Verdict) -> dict[str, Any]:
@@ -124,6 +139,7 @@ def as_json(verdict: Verdict) -> dict[str, Any]:
             else None
         ),
         "report": verdict.report,
+        "rehearsals": verdict.rehearsals,
     }
 
 
@@ -216,6 +232,30 @@ def as_html(verdict: Verdict) -> str:
                     f"<td>{_e(_ids(w.ids))}</td></tr>"
                 )
             parts.append("</table>")
+    for window in verdict.rehearsals:
+        ending = "" if window["verdict"] == "GO" else f", {window['ending']}"
+        link = f" <a href='{_e(window['page'])}'>the decision record</a>" if window["page"] else ""
+        parts.append(
+            f"<h2>Service window rehearsal: {_e(window['verdict'])}{_e(ending)}</h2><p>Run "
+            f"<code>{_e(window['run'])}</code>, plan {_e(window['plan'])};{link} "
+            f"(<code>{_e(window['record'])}</code>).</p><ul>"
+            + "".join(
+                f"<li>decision {_e(d['id'])} after {_e(d['after'])}: <b>{_e(d['decision'])}</b> ({_e(d['why'])})</li>"
+                for d in window["decisions"]
+            )
+            + "</ul><table><tr><th>phase</th><th>outcome</th><th></th></tr>"
+            + "".join(
+                f"<tr><td>{_e(p['phase'])}</td><td>{_e(p['outcome'])}</td><td>{_e(p['detail'])}</td></tr>"
+                for p in window["phases"]
+            )
+            + "</table>"
+        )
+        if window["verdict"] != "GO":
+            parts.append(
+                f"<p>Writes lost by the rollback: {_e(window['lostWrites'])}.</p><ul>"
+                + "".join(f"<li>post-rollback check FAILED: {_e(c)}</li>" for c in window["failedChecks"])
+                + "</ul>"
+            )
     parts.append("<h2>Inputs</h2><p>Every file read, with its sha256 (gate.json lists each result file too).</p>")
     parts.append("<table><tr><th>what</th><th>file</th><th>run</th><th>sha256</th></tr>")
     parts += [

@@ -133,12 +133,15 @@ def start_platform(
 
 
 def start_gateway(
-    upstreams: dict[str, str], route: str, admin_key_file: Path, processes: RunProcesses | None = None
+    upstreams: dict[str, str], route: str, admin_key_file: Path, processes: RunProcesses | None = None,
+    faults: tuple[str, ...] = (),
 ) -> StartedPlatform:
     """Start the reference gateway (the callers' one address) in front of `upstreams`, routed to `route`."""
     cmd = [sys.executable, "-m", "refplatform", "gateway", "--route", route, "--admin-key-file", str(admin_key_file)]
     for name, url in upstreams.items():
         cmd += ["--upstream", f"{name}={url}"]
+    for fault in faults:
+        cmd += ["--fault", fault]
     return launch(cmd, "gateway", processes)
 
 

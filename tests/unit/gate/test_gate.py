@@ -740,3 +740,66 @@ def test_production_no_go_prints_the_rollback_checklist(
     assert patient not in printed  # identities masked
     assert json.loads((tmp_path / "gate.json").read_text())["rollback"][masked][0]["operation"] == "SkapaOrdinationVard"
     assert "Rollback checklist" in (tmp_path / "gate.html").read_text()
+
+
+# --- the service window rehearsal's decision record ----------------------------------------------
+
+
+THROUGH_FAILED = "through the gateway, the patients of the lost writes are served as old serves them: served otherwise"
+
+
+def _rehearsal(reports: Path, *, record_of: str = "own", record: bool = True) -> b.Run:
+    """A complete rehearsal run (a NO-GO whose rollback was not verified) and, unless not, its decision record."""
+    run = b.Run(reports, "rehearse", platforms=("old", "new", "gateway"))
+    run.result("window: post-rollback checks on old", "failed", epic="service window", severity="blocker",
+               message=f"rollback NOT verified: {THROUGH_FAILED}")
+    if record:
+        folder = reports / "rehearsal"
+        folder.mkdir(parents=True, exist_ok=True)
+        document = {
+            "run": run.run if record_of == "own" else record_of, "plan": "release-21.0-production-verification",
+            "release": "21.0", "verdict": "NO-GO", "ending": "rollback unverified",
+            "timeline": [{"phase": "reconcile", "start": "", "end": "", "outcome": "passed", "detail": "0 differences"},
+                         {"phase": "post-rollback checks on old", "start": "", "end": "", "outcome": "failed",
+                          "detail": "rollback NOT verified"}],
+            "decisions": [{"id": "D1", "after": "reconcile", "rule": "no difference", "decision": "GO",
+                           "why": "0 differences", "time": ""},
+                          {"id": "D2", "after": "verify", "rule": "every blocking step passed", "decision": "NO-GO",
+                           "why": "first blocking failure S12", "time": ""}],
+            "participants": {}, "lostWrites": [{"patients": ["19********12"], "operation": "SkapaOrdinationVard"}],
+            "postRollbackChecks": [{"check": "the gateway routes to old", "passed": True, "detail": "route old"},
+                                   {"check": THROUGH_FAILED.split(": ")[0], "passed": False,
+                                    "detail": "served otherwise"}],
+        }
+        (folder / "decision.json").write_text(json.dumps(document), encoding="utf-8")
+        (folder / "index.html").write_text("<!doctype html><title>Window NO-GO</title>", encoding="utf-8")
+    return run.finish(summary="../../rehearsal/decision.json")
+
+
+def test_the_gate_shows_the_rehearsals_decision_record(ev: Evidence, capsys: pytest.CaptureFixture[str]) -> None:
+    run = _rehearsal(ev.reports)
+    assert main(["gate", "--reports", str(ev.reports)]) == 1  # its failed phase is a failed blocker
+    printed = capsys.readouterr().out
+    assert f"service window rehearsal {run.run} (release-21.0-production-verification): NO-GO, rollback unverified" \
+        in printed
+    assert "  decision D2 after verify: NO-GO (first blocking failure S12)" in printed
+    assert "  writes lost by the rollback: 1" in printed and f"post-rollback check FAILED: {THROUGH_FAILED}" in printed
+    assert f"-> {ev.reports / 'rehearsal' / 'index.html'}" in printed
+    page = (ev.reports / "gate.html").read_text(encoding="utf-8")
+    assert "Service window rehearsal: NO-GO, rollback unverified" in page
+    assert "<a href='rehearsal/index.html'>the decision record</a>" in page and "<b>NO-GO</b>" in page
+    document = json.loads((ev.reports / "gate.json").read_text(encoding="utf-8"))
+    (window,) = document["rehearsals"]
+    assert window["run"] == run.run and window["ending"] == "rollback unverified" and window["lostWrites"] == 1
+    assert any(i["kind"] == "decision record" for i in document["inputs"])
+
+
+def test_a_decision_record_another_rehearsal_wrote_is_stale(ev: Evidence, criteria: Criteria) -> None:
+    _rehearsal(ev.reports, record_of="rehearse-20261101T000000.000000Z-1")
+    verdict = verdict_of(ev.reports, criteria)
+    assert "stale decision record:" in texts(verdict) and verdict.rehearsals == []
+
+
+def test_a_complete_rehearsal_without_its_decision_record_is_no_go(ev: Evidence, criteria: Criteria) -> None:
+    run = _rehearsal(ev.reports, record=False)
+    assert f"the rehearsal run {run.run} left no decision record" in texts(verdict_of(ev.reports, criteria))

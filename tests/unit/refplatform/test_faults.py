@@ -141,7 +141,7 @@ def test_list_faults_names_at_least_24_with_kinds_and_descriptions() -> None:
     names = [r[0] for r in rows]
     assert len(set(names)) == len(names)
     for name, platform, kind, description in rows:
-        assert platform in ("old", "new", "both", "migration"), name
+        assert platform in ("old", "new", "both", "migration", "gateway"), name
         assert kind in KINDS, name
         assert len(description) > 20, name
     assert {r[2] for r in rows} == KINDS

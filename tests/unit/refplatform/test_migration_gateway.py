@@ -19,6 +19,7 @@ import uvicorn
 from starlette.testclient import TestClient
 
 from refplatform.cli import bind
+from refplatform.common.faults import FaultSet
 from refplatform.gateway import Gateway
 
 from .migration_support import run_main, ticket
@@ -119,6 +120,16 @@ def test_the_operator_switches_the_route_and_back(gateway: TestClient) -> None:
     assert gateway.get("/legacy/patienter/191212121212").json()["upstream"] == "old"
 
 
+def test_with_its_fault_the_gateway_applies_the_cutover_but_not_the_rollback(upstreams: dict[str, str]) -> None:
+    faults = FaultSet(["gateway-rollback-not-applied"])
+    with TestClient(Gateway(dict(upstreams), "old", OPERATOR_KEY, timeout=0.5, faults=faults)) as gateway:
+        gateway.post("/admin/route", json={"route": "new"}, headers=OPERATOR)
+        assert gateway.get("/status").json()["upstream"] == "new"  # the first switch is applied
+        back = gateway.post("/admin/route", json={"route": "old"}, headers=OPERATOR).json()
+        assert back["route"] == "old" and gateway.get("/admin/route", headers=OPERATOR).json()["route"] == "old"
+        assert gateway.get("/status").json()["upstream"] == "new"  # its word is old, its traffic goes to new
+
+
 def test_the_route_needs_the_operator_key_and_is_never_forwarded(gateway: TestClient, actors: dict[str, Any]) -> None:
     for headers in ({}, ticket("pharmacy", actors), ticket("prescriber", actors), {"Authorization": "Bearer wrong"}):
         assert gateway.get("/admin/route", headers=headers).status_code == 401
@@ -165,6 +176,10 @@ def test_an_unreachable_or_slow_upstream_is_an_answer_in_the_interfaces_format(u
      ("loopback",)),
     (["--upstream", "old=http://127.0.0.1:1", "--route", "old", "--admin-key-file", "{key}", "--port", "x"],
      ("--port",)),
+    (["--upstream", "old=http://127.0.0.1:1", "--route", "old", "--admin-key-file", "{key}", "--fault", "no-such"],
+     ("unknown fault 'no-such'",)),
+    (["--upstream", "old=http://127.0.0.1:1", "--route", "old", "--admin-key-file", "{key}", "--fault",
+      "old-slow-aktuella"], ("old-slow-aktuella is not a gateway fault",)),
 ])
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
                                               words: tuple[str, ...]) -> None:
