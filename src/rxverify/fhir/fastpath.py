@@ -31,6 +31,7 @@ import enum
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -81,7 +82,9 @@ def compile(
     fhirpathpy with the model does: a choice element (`value` on an Extension) is navigated as the
     model's type list says (the first of valueBase64Binary, valueBoolean, ... present), and only
     tested for existence; None when a temporal or Quantity value would be compared (the model
-    makes them FP_DateTime / FP_Quantity first); see `_model_free`.
+    makes them FP_DateTime / FP_Quantity first), but for a comparison of two elements both typed as
+    dates or dateTimes, answered where the two are of one precision (`_temporal_operator`), and a
+    date's toString() (its text); see `_model_free`.
     """
     try:
         tree = parse(expression)
@@ -89,6 +92,7 @@ def compile(
         return None
     try:
         _CHOICES.clear()
+        _TEMPORAL_OPS.clear()
         if model is not None:
             _model_free(tree["children"][0], base, model)
         body = _expression(tree["children"][0], _Kind.RAW, this_ok=False).fn
@@ -96,6 +100,7 @@ def compile(
         return None
     finally:
         _CHOICES.clear()
+        _TEMPORAL_OPS.clear()
 
     def evaluate(resource: Any) -> list[Any]:
         focus = resource if isinstance(resource, list) else [] if resource is None else [resource]
@@ -121,6 +126,10 @@ _MODEL_TYPED = frozenset(
 _CHOICE = "<choice>"  # the model path of a choice element's value: its type is the data's
 _CHOICES: dict[int, tuple[str, ...]] = {}  # while compiling: member node -> the choice's types, in the model's order
 _EXISTENCE = frozenset({"exists", "empty", "count"})  # what may follow a choice element here
+# while compiling: comparison nodes both of whose operands are elements the model types as dates or dateTimes
+_TEMPORAL_OPS: set[int] = set()
+_TEMPORAL_TYPES = frozenset({"date", "dateTime", "instant"})
+_COMPARISONS = frozenset({"=", "!=", "<", "<=", ">", ">="})
 
 
 def _child_path(node: _Ast, path: str | None, key: str, model: dict[str, Any]) -> str | None:
@@ -162,16 +171,21 @@ def _model_free(node: _Ast, path: str | None, model: dict[str, Any]) -> str | No
         params = functn[1]["children"] if len(functn) > 1 else []
         if path == _CHOICE and name not in _EXISTENCE:
             raise _Decline(f"{name}() of a choice element")
-        if path in _MODEL_TYPED and name not in _EXISTENCE:
-            raise _Decline(f"{name}() of a {path}")
+        if path in _MODEL_TYPED and name not in _EXISTENCE and not (name == "toString" and path in _TEMPORAL_TYPES):
+            raise _Decline(f"{name}() of a {path}")  # a date's toString() is its text, with the model as without
         results = [_model_free(p, path, model) for p in params]
         if name in ("where", "first", "ofType"):
             return path
         if name == "select" and results:
             return results[0]
         return None
-    for child in children:  # an operator: its operands are evaluated on the same focus
-        _comparable(_model_free(child, path, model))
+    operands = [_model_free(child, path, model) for child in children]  # evaluated on the same focus
+    op = (node.get("terminalNodeText") or [""])[0]
+    if op in _COMPARISONS and len(operands) == 2 and all(o in _TEMPORAL_TYPES for o in operands):
+        _TEMPORAL_OPS.add(id(node))  # compared as the model compares them where both are of one precision
+        return None
+    for operand in operands:
+        _comparable(operand)
     return None
 
 
@@ -197,6 +211,8 @@ def _expression(node: _Ast, kind: _Kind, this_ok: bool) -> _Compiled:
         # fhirpathpy evaluates both operands on the operator's focus, with $this set to it
         left = _expression(children[0], kind, this_ok=True)
         right = _expression(children[1], kind, this_ok=True)
+        if id(node) in _TEMPORAL_OPS:
+            return _temporal_operator(op, left, right)
         return _operator(op, left, right)
     raise _Decline(f"{node_type} {op}".strip())
 
@@ -514,6 +530,56 @@ def _ordered(op: str, compare: Callable[[Any, Any], bool]) -> Callable[[list[Any
         return [compare(a, b)]
 
     return ordered
+
+
+_DATE = re.compile(r"\d{4}(-\d\d(-\d\d)?)?")
+_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "=": lambda x, y: bool(x == y),
+    "!=": lambda x, y: bool(x != y),
+    "<": lambda x, y: bool(x < y),
+    "<=": lambda x, y: bool(x <= y),
+    ">": lambda x, y: bool(x > y),
+    ">=": lambda x, y: bool(x >= y),
+}
+
+
+def compare_of_one_precision(op: str, x: str, y: str) -> bool | None:
+    """`x op y` for two date or dateTime texts of one precision, as FHIRPath compares them; None if not so.
+
+    Of one precision, FHIRPath's comparison is the comparison of the instants (fhirpath.html#comparison):
+    dates of one precision compare as their text; dateTimes to the second with a zone as the moments they
+    name, zones respected.
+    """
+    if _DATE.fullmatch(x) and _DATE.fullmatch(y) and len(x) == len(y):
+        return _COMPARE[op](x, y)
+    if _DATETIME.fullmatch(x) and _DATETIME.fullmatch(y):
+        try:
+            return _COMPARE[op](datetime.fromisoformat(x), datetime.fromisoformat(y))
+        except ValueError:
+            return None
+    return None
+
+
+def _temporal_operator(op: str, left: _Compiled, right: _Compiled) -> _Compiled:
+    """`op` between two elements the model types as dates or dateTimes, as fhirpathpy with the model compares
+    them where both are of one precision (fhirpath.html#comparison): dates of one precision as their text,
+    dateTimes to the second with a zone as the moments they name. Any other pair: Unsupported."""
+    first, second = left.fn, right.fn
+
+    def temporal(focus: list[Any]) -> list[Any]:
+        a, b = first(focus), second(focus)
+        if not a or not b:
+            return []
+        x, y = _single(a, op), _single(b, op)
+        if type(x) is not str or type(y) is not str:
+            raise Unsupported(f"{type(x).__name__} {op} {type(y).__name__} typed as dates")
+        found = compare_of_one_precision(op, x, y)
+        if found is None:
+            raise Unsupported(f"{x!r} {op} {y!r}: not of one precision")
+        return [found]
+
+    return _Compiled(temporal, _Kind.RAW)
 
 
 def _in(left: list[Any], right: list[Any]) -> list[Any]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime
 from functools import lru_cache
 from typing import Any, cast
 
@@ -149,18 +148,6 @@ def _quantities(a: list[Any], b: list[Any]) -> tuple[list[Any], list[Any]] | Non
     return None  # other units: fhirpathpy has no unit conversion to order them by, so not comparable
 
 
-_DATE = re.compile(r"\d{4}(-\d\d(-\d\d)?)?")
-_DATETIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
-_ORDER: dict[str, Callable[[Any, Any], bool]] = {
-    "=": lambda x, y: bool(x == y),
-    "!=": lambda x, y: bool(x != y),
-    "<": lambda x, y: bool(x < y),
-    "<=": lambda x, y: bool(x <= y),
-    ">": lambda x, y: bool(x > y),
-    ">=": lambda x, y: bool(x >= y),
-}
-
-
 def _temporal_text(items: list[Any]) -> str | None:
     if len(items) != 1:
         return None
@@ -171,22 +158,12 @@ def _temporal_text(items: list[Any]) -> str | None:
 
 
 def _same_precision(op: str, a: list[Any], b: list[Any]) -> list[bool] | None:
-    """Two element dates, or two element dateTimes to the second with a zone, compared directly (None: not so).
-
-    Of one precision, FHIRPath's comparison is the comparison of the instants (fhirpath.html#comparison):
-    dates of one precision compare as their text; dateTimes as the moments they name, zones respected.
-    """
+    """Two element dates, or two element dateTimes to the second with a zone, compared directly (None: not so)."""
     x, y = _temporal_text(a), _temporal_text(b)
     if x is None or y is None:
         return None
-    if _DATE.fullmatch(x) and _DATE.fullmatch(y) and len(x) == len(y):
-        return [_ORDER[op](x, y)]
-    if _DATETIME.fullmatch(x) and _DATETIME.fullmatch(y):
-        try:
-            return [_ORDER[op](datetime.fromisoformat(x), datetime.fromisoformat(y))]
-        except ValueError:
-            return None
-    return None
+    found = fastpath.compare_of_one_precision(op, x, y)
+    return None if found is None else [found]
 
 
 def _operator(name: str) -> dict[str, Any]:
@@ -271,14 +248,8 @@ def _per_1(focus: Any, resource: Any, root: Any) -> list[Any] | None:
         return [True]  # hasValue() is false for an absent value: its not() is true
     if not (isinstance(start, str) and isinstance(end, str)):
         return None
-    if _DATE.fullmatch(start) and _DATE.fullmatch(end) and len(start) == len(end):
-        return [start <= end]
-    if _DATETIME.fullmatch(start) and _DATETIME.fullmatch(end):
-        try:
-            return [datetime.fromisoformat(start) <= datetime.fromisoformat(end)]
-        except ValueError:
-            return None
-    return None
+    found = fastpath.compare_of_one_precision("<=", start, end)
+    return None if found is None else [found]
 
 
 # Base invariants evaluated on the plain JSON, by their exact R4 expressions: the two the validator meets most

@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from functools import cache
+from functools import cache, partial
 from typing import Any
 
 import fhirpathpy
@@ -215,13 +215,14 @@ def test_outside_the_subset_the_fast_path_declines(expression: str, resource: An
     ("expression", "base"),
     [
         ("value = 'x'", "Extension"),  # value is value[x]: compared as whichever type it has
-        ("start <= end", "Period"),  # dateTimes compared as the moments they are
+        ("start <= '2021'", "Period"),  # a dateTime and a string literal: the model makes the one a DateTime
         ("contained.meta.lastUpdated = '2021'", "MedicationRequest"),  # an instant
         ("low <= high", "Range"),  # Quantities
     ],
 )
 def test_fast_path_declines_what_the_model_changes(expression: str, base: str) -> None:
-    """With a model, the fast path declines choice elements, temporal and Quantity values (the compiler takes them)."""
+    """With a model, the fast path declines choice elements, temporal and Quantity values (the compiler takes them),
+    but for a comparison of two elements both typed as dates (below)."""
     assert fastpath.compile(expression) is not None
     assert fastpath.compile(expression, base, R4_MODEL) is None
     assert Expression(expression, base).is_compiled
@@ -572,3 +573,70 @@ def test_native_invariants_give_fhirpathpys_result(expression: str, base: str, v
     if native is not None:
         assert ("result", repr(native)) == slow
     assert _verdict(lambda: Expression(expression, base).evaluate(value, root, root)) == slow
+
+
+TEMPORAL_VALUES = [
+    {"start": "2024-01-01", "end": "2024-01-02"},
+    {"start": "2024-01-02", "end": "2024-01-01"},
+    {"start": "2024-01-01", "end": "2024-01-01"},
+    {"start": "2024-01", "end": "2024-02"},
+    {"start": "2024", "end": "2023"},
+    {"start": "2024-01-01T10:00:00+02:00", "end": "2024-01-01T09:00:00Z"},
+    {"start": "2024-01-01T10:00:00Z", "end": "2024-01-01T09:00:00+02:00"},
+    {"start": "2024-01-01T08:00:00Z", "end": "2024-01-01T10:00:00+02:00"},
+    {"start": "2024-01-01T10:00:00.250Z", "end": "2024-01-01T10:00:00.5Z"},
+    {"start": "2024-01", "end": "2024-01-01"},
+    {"start": "2024-01-01", "end": "2024-01-01T11:00:00Z"},
+    {"start": "2024-01-01T10:00", "end": "2024-01-01T11:00:00Z"},
+    {"start": "2024-13-01", "end": "2024-01-01"},
+    {"start": "2024-01-01T25:00:00Z", "end": "2024-01-01T10:00:00Z"},
+    {"end": "2024"},
+    {"start": 2024, "end": "2024"},
+    {"start": ["2024"], "end": "2024"},
+    {},
+]
+
+
+@pytest.mark.parametrize("op", ["=", "!=", "<", "<=", ">", ">="])
+@pytest.mark.parametrize("value", TEMPORAL_VALUES, ids=lambda v: "|".join(map(str, v.values())) or "empty")
+def test_two_dates_are_compared_on_the_fast_path_as_the_model_compares_them(op: str, value: dict[str, Any]) -> None:
+    """`start <op> end` on a Period: both are dateTimes to the model. Of one precision (two dates alike, or two
+    dateTimes to the second with a zone) the fast path answers, and as fhirpathpy with the model does; any other
+    pair it declines."""
+    expression = f"start {op} end"
+    fast = fastpath.compile(expression, "Period", R4_MODEL)
+    assert fast is not None
+    slow = Expression(expression, "Period", fast=False)
+    try:
+        got: object = fast(value)
+    except Unsupported:
+        got = DECLINED
+    one_precision = all(isinstance(value.get(k), str) for k in ("start", "end")) and (
+        (len(value["start"]) == len(value["end"]) and "T" not in value["start"] + value["end"])
+        or all(len(value[k]) >= 20 and value[k][10] == "T" for k in ("start", "end"))
+    )
+    if not (set(value) >= {"start", "end"}):
+        assert got == []  # an empty operand: an empty result, as fhirpathpy gives
+    elif one_precision and "13" not in value["start"][5:7] and "25" not in value["start"]:
+        assert got is not DECLINED, value
+    if got is not DECLINED:
+        assert ("result", repr(got)) == _verdict(lambda: slow.interpret(value, value, value)), (expression, value)
+
+
+@pytest.mark.parametrize(
+    "start",
+    ["2024-01-01", "2024", "2024-01-01T10:00:00.500Z", "2024-01-01T10:00:00.5+02:00", "2024-13-01",
+     "2024-01-01T10:00", "abc", "2024-1-1", 5, True, ["2024", "2025"]],
+)  # fmt: skip
+def test_a_dates_text_on_the_fast_path_is_fhirpathpys(start: Any) -> None:
+    """toString() of an element the model types as a dateTime is its text, with the model as without (nll-5)."""
+    value = {"start": start}
+    for expression in ("start.toString()", "start.toString().length() = 10"):
+        fast = fastpath.compile(expression, "Period", R4_MODEL)
+        assert fast is not None
+        try:
+            got: object = ("result", repr(fast(value)))
+        except Unsupported:
+            continue
+        slow = Expression(expression, "Period", fast=False)
+        assert got == _verdict(partial(slow.interpret, value, value, value))
