@@ -27,6 +27,7 @@ UNKNOWN = "unknown: may have reached the platform"
 # ids a platform returns for what a write created (the old interface's elements, the REST rendering's fields,
 # FHIR `id`)
 RETURNED_ID_FIELDS = ("ordinationsId", "ordinationId", "uttagId", "rapportId", "expeditionsId", "expeditionsIdn", "id")
+_ID_TAGS = tuple("{*}" + name for name in RETURNED_ID_FIELDS)  # in any namespace or none
 _XML_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 _ID_TOKEN = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]{7,}")
 _ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # made once, not per entry
@@ -56,9 +57,9 @@ def xml_ids(content: bytes) -> dict[str, Any]:
     except (etree.XMLSyntaxError, ValueError):
         return {}
     found: dict[str, list[str]] = {}
-    for node in root.iter():
-        if isinstance(node.tag, str) and etree.QName(node).localname in RETURNED_ID_FIELDS and node.text:
-            found.setdefault(etree.QName(node).localname, []).append(node.text.strip())
+    for node in root.iter(*_ID_TAGS):  # lxml matches the local names itself, in document order
+        if node.text:
+            found.setdefault(node.tag.rpartition("}")[2], []).append(node.text.strip())
     return {k: v[0] if len(v) == 1 else v for k, v in found.items()}
 
 
