@@ -265,7 +265,9 @@ def _exact(figures: object) -> object:
 
 def test_the_warm_up_is_sent_and_counted_and_only_what_follows_is_judged(reports: Path) -> None:
     run = run_locust(reports, "--duration", "8", "--platform", "old", "--warm-up", "4", "--progress-seconds", "2")
-    assert run.code == 0, run.stderr[-3000:]
+    # the verdict on the judged part is latency on a shared machine (CI once breached a p95 here):
+    # this test is about what is judged, so either verdict will do, an error in a task will not
+    assert run.code in (0, 1) and "task errors" not in run.stderr, run.stderr[-3000:]
     summary = run.summary
     warm = summary["warmup"]
     assert warm["seconds"] == 4 and warm["requests_not_judged"] > 100  # about 80 a second were sent, not judged
