@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from copy import deepcopy
 from typing import Any
 
@@ -182,3 +183,23 @@ def test_the_rules_are_schemathesis_checks_that_judge_the_old_interface_only(reg
         assert schemathesis_checks.riv_fault_kind(None, response, other.Case()) is None  # type: ignore[arg-type]
     finally:
         ACTIVE.registry = ACTIVE.tickets = ACTIVE.contracts = None
+
+
+def _typed(content_type: str, raw: bytes) -> LegacyAnswer:
+    return CLIENT.read("SkapaOrdinationVard", 200, content_type, raw)
+
+
+def test_content_type() -> None:
+    body = envelope.envelope(_created())
+    declared = b"<?xml version='1.0' encoding='UTF-8'?>" + body
+    for ok in (_typed("text/xml; charset=utf-8", body), _typed('text/xml; charset="UTF-8"', declared),
+               _typed("text/xml", body), _typed("text/xml;charset=utf-16", codecs.BOM_UTF16_LE + body)):
+        riv_rules.content_type(ok)
+    v = _broken("riv_content_type", lambda: riv_rules.content_type(_typed("text/xml; charset=ISO-8859-1", body)))
+    assert "SkapaOrdinationVard" in v.message and "charset ISO-8859-1" in v.message and "utf-8" in v.message
+    _broken("riv_content_type", lambda: riv_rules.content_type(_typed("text/xml; charset=iso-8859-1", declared)))
+    latin = b"<?xml version='1.0' encoding='ISO-8859-1'?>" + body
+    v = _broken("riv_content_type", lambda: riv_rules.content_type(_typed("text/xml; charset=ISO-8859-1", latin)))
+    assert "R1012" in v.message
+    v = _broken("riv_content_type", lambda: riv_rules.content_type(_typed("application/json; charset=utf-8", body)))
+    assert "application/json" in v.message

@@ -10,6 +10,9 @@ RuleViolation naming the operation, the element and what the contract declares:
 - a fault of the right kind: a business refusal is an ApplicationException (faultcode Client);
   a SystemException (faultcode Server) means the platform failed, and is a failure wherever it
   comes;
+- the answer is text/xml (the SOAP 1.1 binding) in UTF-8 or UTF-16 (WS-I Basic Profile R1012), and
+  the charset its Content-Type declares is the encoding its body is in (RFC 7303: the header wins
+  over the XML declaration, so a client trusting it reads å, ä, ö wrong where they disagree);
 - RIV-TA headers: the answer carries no SOAP header entries (nothing is echoed back), and a
   request whose LogicalAddress, ArgosHeader and body are valid is not refused as malformed;
 - a request invalid against the XSD is refused (ApplicationException FELAKTIG_BEGARAN, or the
@@ -18,6 +21,8 @@ RuleViolation naming the operation, the element and what the contract declares:
 
 from __future__ import annotations
 
+import codecs
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -42,6 +47,9 @@ RULES = {
              "services.toml [operations.<Service>] faults"),
         Rule("riv_fault_kind", "a business refusal is an ApplicationException, never a SystemException", "critical",
              "contracts/riv README: Client + ApplicationException for a rule, Server + SystemException for a failure"),
+        Rule("riv_content_type", "the answer is text/xml in the charset its Content-Type declares", "critical",
+             "SOAP 1.1 HTTP binding (text/xml); WS-I Basic Profile 1.1 R1012 (UTF-8 or UTF-16); RFC 7303 "
+             "section 3 (the charset parameter is authoritative)"),
         Rule("riv_answer_without_header", "answers carry no SOAP header", "normal",
              "RIV-TA: LogicalAddress addresses the producer and is not answered back; the WSDL output has no header"),
         Rule("riv_valid_request_accepted", "a valid request with RIV-TA headers is not refused as malformed",
@@ -168,6 +176,54 @@ def fault_kind(answer: LegacyAnswer) -> None:
                          "contract declares ApplicationException or SystemException", kind=fault.kind)
 
 
+_XML_DECLARATION = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+_BOMS = ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+SOAP_ENCODINGS = ("utf-8", "utf-16")  # WS-I Basic Profile 1.1 R1012
+
+
+def _codec(name: str) -> str | None:
+    try:
+        found = codecs.lookup(name).name
+    except LookupError:
+        return None
+    return "utf-16" if found.startswith("utf-16") else found
+
+
+def body_encoding(raw: bytes) -> str:
+    """The encoding an XML body says it is in: its byte order mark, its XML declaration, else UTF-8."""
+    for bom, name in _BOMS:
+        if raw.startswith(bom):
+            return name
+    declared = _XML_DECLARATION.match(raw[:200])
+    if declared is None:
+        return "utf-8"
+    name = declared.group(1).decode("ascii")
+    return _codec(name) or name
+
+
+def content_type(answer: LegacyAnswer) -> None:
+    """text/xml, in UTF-8 or UTF-16, and the Content-Type's charset (when given) is the body's own encoding."""
+    op = answer.service.operation_id
+    media, _, parameters = answer.content_type.partition(";")
+    if media.strip().lower() != "text/xml":
+        shown = media.strip() or "without a Content-Type"
+        raise _violation("riv_content_type", answer, f"{op}: the answer is {shown}; SOAP 1.1 over HTTP is text/xml",
+                         content_type=answer.content_type)
+    charset = next((v.strip().strip('"') for k, _, v in (p.partition("=") for p in parameters.split(";"))
+                    if k.strip().lower() == "charset"), None)
+    body = body_encoding(answer.raw)
+    if charset is not None and _codec(charset) != body:
+        raise _violation(
+            "riv_content_type", answer,
+            f"{op}: the answer's Content-Type declares charset {charset}, its body is {body} (its XML declaration, "
+            "byte order mark or XML's default); the header is authoritative (RFC 7303), so å, ä, ö read wrong",
+            charset=charset, body=body,
+        )  # fmt: skip
+    if (_codec(charset) if charset else body) not in SOAP_ENCODINGS:
+        raise _violation("riv_content_type", answer, f"{op}: the answer is in {charset or body}; WS-I Basic Profile "
+                         "R1012 allows UTF-8 or UTF-16", charset=charset or body)
+
+
 def answer_without_header(answer: LegacyAnswer) -> None:
     """The answer's envelope has no SOAP header entries: RIV-TA echoes nothing back."""
     header = answer.parsed.header
@@ -217,7 +273,7 @@ def invalid_request_refused(answer: LegacyAnswer, request: Sent) -> None:
     )  # fmt: skip
 
 
-ANSWER_RULES = (valid_against_xsd, response_element, fault_allowed, fault_kind, answer_without_header)
+ANSWER_RULES = (valid_against_xsd, response_element, fault_allowed, fault_kind, content_type, answer_without_header)
 REQUEST_RULES = (valid_request_accepted, invalid_request_refused)
 
 

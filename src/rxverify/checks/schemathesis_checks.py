@@ -72,6 +72,7 @@ riv_valid_against_xsd = _on_answers(riv_rules.valid_against_xsd)
 riv_response_element = _on_answers(riv_rules.response_element)
 riv_fault_allowed = _on_answers(riv_rules.fault_allowed)
 riv_fault_kind = _on_answers(riv_rules.fault_kind)
+riv_content_type = _on_answers(riv_rules.content_type)
 riv_answer_without_header = _on_answers(riv_rules.answer_without_header)
 riv_valid_request_accepted = _on_requests(riv_rules.valid_request_accepted)
 riv_invalid_request_refused = _on_requests(riv_rules.invalid_request_refused)
@@ -104,6 +105,7 @@ LEGACY_CHECKS = [
     riv_response_element,
     riv_fault_allowed,
     riv_fault_kind,
+    riv_content_type,
     riv_answer_without_header,
     riv_valid_request_accepted,
     riv_invalid_request_refused,
