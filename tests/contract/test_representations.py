@@ -2,7 +2,8 @@
 
 Requirement: the transformer's contract (contracts/mapping/legacy-fhir.yaml): every legacy
 field maps to a FHIR element. A prescription created through the legacy interface reads back
-through FHIR with equivalent content; a change made through FHIR shows through the legacy interface.
+through FHIR with equivalent content, and one created through FHIR reads back through the legacy interface; a
+change made through FHIR shows through the legacy interface.
 The legacy side is SOAP, through the one legacy client; the mapping speaks of the old interface's
 data in its JSON shape (contracts/riv/services.toml [names] and lists), which `LegacyAnswer.json` gives.
 """
@@ -10,16 +11,17 @@ data in its JSON shape (contracts/riv/services.toml [names] and lists), which `L
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, time
 from typing import Any
 
 import allure
 import pytest
 import requests
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from rxverify.checks.fhir_rules import profile_errors
+from rxverify.fhir.generate import FIRST_DATE, LAST_DATE, resources
 from rxverify.legacy.client import LegacyClient
 from rxverify.mapping import Mapping, load_mapping
 from rxverify.paths import contracts_dir
@@ -32,6 +34,7 @@ from .schemas import legacy as legacy_schema
 pytestmark = [pytest.mark.integration, pytest.mark.platforms("new"), allure.epic("across representations")]
 CREATE = legacy_schema["/SkapaOrdinationVardResponder/V6"]["POST"]
 IDENTITY_KINDS = ("personnummer", "samordningsnummer")
+PROFILE = "http://electronichealth.se/fhir/StructureDefinition/NLLMedicationRequest"
 
 
 def _mapping() -> Mapping:
@@ -173,3 +176,49 @@ def test_fhir_dispense_shows_as_legacy_withdrawal(
     assert item["ordination"]["uttagKvar"] == 1, item
     assert [u["expeditionsId"] for u in item["uttag"]] == [dispensing_id], item
     assert item["uttag"][0]["apotekGln"] == gln and item["uttag"][0]["antalForpackningar"] == 1, item
+
+
+def _moments_at_day_edges(zone: Any) -> st.SearchStrategy[str]:
+    """FHIR dateTimes of a prescription where a conversion to a legacy date errs: the last hour before
+    local midnight and the first after, around noon (a rounding of days), any time; winter (CET) and
+    summer (CEST) days; written with the local offset or in UTC."""
+    times = st.one_of(st.times(time(23, 0), time(23, 59, 59)), st.times(time(0, 0), time(0, 59, 59)),
+                      st.times(time(11, 59), time(12, 0, 59)), st.times())
+    local = st.builds(lambda d, t: datetime.combine(d, t.replace(microsecond=0), zone),
+                      st.dates(FIRST_DATE, LAST_DATE), times)
+    return st.builds(lambda m, utc: m.astimezone(UTC).isoformat().replace("+00:00", "Z") if utc else m.isoformat(),
+                     local, st.booleans())
+
+
+@allure.feature("MedicationRequest -> HamtaOrdinationshistorik")
+@allure.story("a prescription created through FHIR reads back through the legacy interface")
+@allure.severity(allure.severity_level.CRITICAL)
+@given(data=st.data())
+def test_fhir_prescription_reads_back_through_legacy(
+    data: st.DataObject, platform: str, rx_run: Run, rx_session: requests.Session, legacy: LegacyClient
+) -> None:
+    """Create a generated MedicationRequest through FHIR, authored at a day's edge; read the patient's
+    history through the legacy interface: every mapped field agrees (utfardandedatum is the Stockholm
+    date of authoredOn, whatever its offset and season)."""
+    mapping = _mapping()
+    endpoints = rx_run.target.platforms[platform]
+    assert endpoints.legacy and endpoints.fhir
+    registry = rx_run.registry.subset(contract_patients(rx_run.registry))
+    resource = data.draw(resources(PROFILE, registry=registry), label="MedicationRequest")
+    resource["status"] = "active"  # a prescription is born active
+    resource.pop("statusReason", None)
+    resource["authoredOn"] = data.draw(_moments_at_day_edges(mapping.time_zone), label="authoredOn")
+    posted = rx_session.post(f"{endpoints.fhir}/MedicationRequest", json=resource,
+                             headers=_fhir_headers(rx_run, "prescriber") | {"Content-Type": "application/fhir+json"},
+                             timeout=30)
+    assume(posted.status_code != 422)  # a business rule (the validity against the new date)
+    assert posted.status_code == 201, f"MedicationRequest.create: {posted.status_code} {posted.text[:300]}"
+    stored = posted.json()
+    patient = stored["subject"]["identifier"]["value"]
+    answer = legacy.call("HamtaOrdinationshistorik", {"personnummer": patient}, role="pharmacy")
+    assert answer.ok, f"HamtaOrdinationshistorik: received {shown(answer)}"
+    found = [i["ordination"] for i in answer.json.get("ordinationer", [])
+             if i["ordination"]["ordinationId"] == stored["id"]]
+    assert found, f"HamtaOrdinationshistorik does not list MedicationRequest/{stored['id']}, created through FHIR"
+    problems = mismatches(mapping, found[0], stored)
+    assert not problems, f"FHIR (authoredOn {stored.get('authoredOn')}) and legacy disagree:\n" + "\n".join(problems)
