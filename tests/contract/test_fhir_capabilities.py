@@ -11,34 +11,37 @@ Then, for every declared resource, interaction and search parameter: create-then
 was sent; a search by each declared parameter finds the resource and returns only matches;
 paging with _count is consistent; an invalid resource gets 4xx with an OperationOutcome; a
 missing required header is refused; an unknown id gives 404 with an OperationOutcome;
-$monitoring honours its limits. Resources come from the profile generators
+$monitoring honours its limits; every change of a prescription is a new version with its
+Provenance. Resources come from the profile generators
 (rxverify.fhir.generate), never from hand-written examples.
 """
 
 from __future__ import annotations
 
+import calendar
 import json
 import uuid
+from datetime import date, timedelta
 from typing import Any
 
 import allure
 import pytest
 import requests
 from fhirpathpy import evaluate as fhirpath
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from rxverify.checks.fhir_rules import profile_errors
 from rxverify.contract import legacy_client
 from rxverify.fhir import capability
-from rxverify.fhir.generate import resources, violations
+from rxverify.fhir.generate import FIRST_DATE, LAST_DATE, PATIENT_SYSTEMS, resources, violations
 from rxverify.fhir.package import load_package
 from rxverify.fhir.validator import errors, validator_for
 from rxverify.paths import contracts_dir
 from rxverify.strategies import contract_patients
 from rxverify.target.run import Run
 
-from .legacy_steps import prescribe
+from .legacy_steps import cancel, prescribe, shown
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.platforms("new"), allure.epic("FHIR")]
 
@@ -58,12 +61,23 @@ def _with(interaction: str) -> list[str]:
 
 
 def _search_params() -> list[Any]:
+    """(type, parameter, identity kind): patient-identifier once per kind of identity, as each is its own system."""
     out = []
     for rtype in _with("create"):
         for p in DECLARED[rtype].get("searchParam", []):
-            if p["name"] not in CONTROL:
-                out.append(pytest.param(rtype, p, id=f"{rtype}?{p['name']}"))
+            if p["name"] == "patient-identifier":
+                out += [pytest.param(rtype, p, kind, id=f"{rtype}?{p['name']}[{kind}]") for kind in PATIENT_SYSTEMS]
+            elif p["name"] not in CONTROL:
+                out.append(pytest.param(rtype, p, None, id=f"{rtype}?{p['name']}"))
     return out
+
+
+def _patient_key(resource: dict[str, Any]) -> str:
+    return "subject" if "subject" in resource else "patient"
+
+
+def _query(params: dict[str, str]) -> str:
+    return "&".join(f"{k}={v}" for k, v in params.items())
 
 
 class Fhir:
@@ -94,13 +108,16 @@ class Fhir:
     def get(self, path: str, params: Any = None) -> Any:
         return self.session.get(f"{self.base}/{path}", params=params, headers=self.headers("pharmacy"), timeout=30)
 
-    def search_all(self, rtype: str, params: dict[str, str], count: int = 100) -> list[dict[str, Any]]:
-        """Every entry of a search, following next links."""
+    def search_all(self, rtype: str, params: dict[str, str], count: int = 100,
+                   totals: list[int | None] | None = None) -> list[dict[str, Any]]:
+        """Every entry of a search, following next links (each page's Bundle.total into `totals`, if given)."""
         found: list[dict[str, Any]] = []
         answer = self.get(rtype, {**params, "_count": str(count)})
         for _ in range(1000):
             assert answer.status_code == 200, f"search {rtype} {params}: {answer.status_code} {answer.text[:300]}"
             bundle = answer.json()
+            if totals is not None:
+                totals.append(bundle.get("total"))
             found += [e["resource"] for e in bundle.get("entry", [])]
             nxt = next((link["url"] for link in bundle.get("link", []) if link.get("relation") == "next"), None)
             if not nxt:
@@ -270,18 +287,28 @@ def _matches(param: dict[str, Any], value: str, resource: dict[str, Any]) -> boo
 
 @allure.story("a search by each declared parameter finds it and only matches")
 @allure.severity(allure.severity_level.CRITICAL)
-@pytest.mark.parametrize(("rtype", "param"), _search_params())
+@pytest.mark.parametrize(("rtype", "param", "kind"), _search_params())
 def test_search_by_declared_parameter(
-    rtype: str, param: dict[str, Any], api: Fhir, registry: Any, server_statement: Any
+    rtype: str, param: dict[str, Any], kind: str | None, api: Fhir, registry: Any, server_statement: Any
 ) -> None:
-    """Create, then search by the parameter's value (from its SearchParameter expression)."""
+    """Create, then search by the parameter's value (from its SearchParameter expression).
+
+    A search by patient-identifier runs for patients of each kind of identity (a samordningsnummer
+    is its own identifier system, and a tenth of the registry: drawn by chance it is often missed).
+    """
     allure.dynamic.feature(f"{rtype}?{param['name']}")
     _require(server_statement, rtype, "interaction", "search-type")
     _require(server_statement, rtype, "search-param", param["name"])
+    of_kind = [p for p in registry.patients if p.kind == kind]
+    assert kind is None or of_kind, f"the registry holds no {kind} test patient for {rtype}?{param['name']}"
 
     @SLOW
-    @given(resource=resources(DECLARED[rtype]["profile"], registry=registry))
-    def prop(resource: dict[str, Any]) -> None:
+    @given(resource=resources(DECLARED[rtype]["profile"], registry=registry),
+           patient=st.sampled_from(of_kind) if kind else st.none())
+    def prop(resource: dict[str, Any], patient: Any) -> None:
+        if patient is not None:
+            identifier = resource[_patient_key(resource)]["identifier"]
+            identifier.update(system=PATIENT_SYSTEMS[patient.kind], value=patient.id)
         created = api.create(_prepare(api, _born(resource)))
         if created.status_code == 422:
             return
@@ -305,17 +332,19 @@ def test_search_by_declared_parameter(
                 or ""
             }
         )
-        found = api.search_all(rtype, {param["name"]: value, **{k: v for k, v in scope.items() if v}})
-        assert stored["id"] in [r.get("id") for r in found], (
-            f"{rtype}?{param['name']}={value} did not find {stored['id']}"
+        query = {param["name"]: value, **{k: v for k, v in scope.items() if v}}
+        found = api.search_all(rtype, query)
+        assert stored["id"] in [r.get("id") for r in found], (  # named by the contract's operationId
+            f"{rtype}.search {_query(query)}: did not find {stored['id']}, created just before"
         )
         wrong = [r.get("id") for r in found if not _matches(param, value, r)]
-        assert not wrong, f"{rtype}?{param['name']}={value} returned {len(wrong)} that do not match: {wrong[:5]}"
+        assert not wrong, f"{rtype}.search {_query(query)}: returned {len(wrong)} that do not match: {wrong[:5]}"
         other = _other_code(rtype, value) if param["type"] == "token" and "|" not in value else None
         if other is not None:  # a search for another code of the same code system must not find it
-            found = api.search_all(rtype, {param["name"]: other, **{k: v for k, v in scope.items() if v}})
+            query = {param["name"]: other, **{k: v for k, v in scope.items() if v}}
+            found = api.search_all(rtype, query)
             assert stored["id"] not in [r.get("id") for r in found], (
-                f"{rtype}?{param['name']}={other} found {stored['id']}, whose {param['name']} is {value}"
+                f"{rtype}.search {_query(query)}: found {stored['id']}, whose {param['name']} is {value}"
             )
 
     prop()
@@ -343,7 +372,8 @@ def _definition(rtype: str, name: str) -> str:
 @allure.severity(allure.severity_level.CRITICAL)
 @pytest.mark.parametrize("rtype", [t for t in _with("search-type") if t in _with("create")])  # entries are created
 def test_paging_is_consistent(rtype: str, api: Fhir, registry: Any, server_statement: Any) -> None:
-    """Pages of 2 hold every entry exactly once and the same entries as one page of 100."""
+    """Pages of 2 hold every entry exactly once and the same entries as one page of 100; every page's
+    Bundle.total (where given) is the number of matches of the whole search."""
     allure.dynamic.feature(rtype)
     _require(server_statement, rtype, "search-param", "_count")
 
@@ -355,10 +385,17 @@ def test_paging_is_consistent(rtype: str, api: Fhir, registry: Any, server_state
             resource["subject" if "subject" in resource else "patient"]["identifier"] = dict(patient)
             api.create(_prepare(api, _born(resource)))
         params = {"patient-identifier": f"{patient['system']}|{patient['value']}"}
-        paged = [r["id"] for r in api.search_all(rtype, params, count=2)]
+        totals: list[int | None] = []
+        paged = [r["id"] for r in api.search_all(rtype, params, count=2, totals=totals)]
         whole = [r["id"] for r in api.search_all(rtype, params, count=100)]
         assert len(paged) == len(set(paged)), f"paging repeats entries: {len(paged) - len(set(paged))} repeated"
         assert set(paged) == set(whole), f"paging lost {len(set(whole) - set(paged))} entries"
+        # Bundle.total is the number of matches of the whole search, on every page (bundle.html#searchset)
+        wrong = [(page, total) for page, total in enumerate(totals, 1) if total is not None and total != len(whole)]
+        assert not wrong, (
+            f"{rtype}.search {_query(params)}&_count=2: Bundle.total {', '.join(f'{t} on page {p}' for p, t in wrong)} "
+            f"of {len(totals)}; the search matches {len(whole)}"
+        )
 
     prop()
 
@@ -451,3 +488,168 @@ def test_monitoring_limits(api: Fhir, registry: Any, server_statement: Any) -> N
     assert answer.status_code == 200, answer.text[:300]
     bundle = answer.json()
     assert bundle.get("resourceType") == "Bundle" and len(bundle.get("entry", [])) <= 1000
+
+
+def _provenance_activities(api: Fhir, target: str) -> list[str]:
+    """The activity codes of every Provenance whose target is `target` (Provenance.search target=...)."""
+    return sorted(
+        coding.get("code", "")
+        for prov in api.search_all("Provenance", {"target": target})
+        for coding in (prov.get("activity") or {}).get("coding", [])
+    )
+
+
+@allure.feature("MedicationRequest")
+@allure.story("every change of a prescription is a new version with its Provenance")
+@allure.severity(allure.severity_level.CRITICAL)
+def test_every_change_is_a_new_version_with_its_provenance(
+    api: Fhir, registry: Any, server_statement: Any
+) -> None:
+    """A prescription created, withdrawn from through MedicationDispense.create, then cancelled.
+
+    After each change, MedicationRequest.read: meta.versionId and meta.lastUpdated are new (R4 Meta:
+    the version "changes when the resource is created, updated, or deleted"), and Provenance.search
+    target=MedicationRequest/[id] holds one more Provenance, activity UPDATE (the contract's
+    CapabilityStatement: "every create or change of a MedicationRequest or MedicationDispense records
+    a Provenance (activity CREATE/UPDATE)"). A refused dispensing changes nothing.
+    """
+    _require(server_statement, "MedicationRequest", "interaction", "read")
+    _require(server_statement, "MedicationDispense", "interaction", "create")
+    _require(server_statement, "Provenance", "search-param", "target")
+    legacy = api.run.target.platforms["new"].legacy
+    assert legacy is not None
+
+    @settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(patient=st.sampled_from(registry.patients),
+           dispensings=st.lists(resources(DECLARED["MedicationDispense"]["profile"], registry=registry),
+                                min_size=1, max_size=2))
+    def prop(patient: Any, dispensings: list[dict[str, Any]]) -> None:
+        client = legacy_client(api.session, legacy)
+        oid = prescribe(client, patient.id, packages=99, withdrawals=12)
+        target = f"MedicationRequest/{oid}"
+
+        def state(after: str) -> tuple[tuple[str, str], list[str]]:
+            read = api.get(target)
+            assert read.status_code == 200, f"MedicationRequest.read {oid} after {after}: {read.status_code}"
+            meta = read.json().get("meta") or {}
+            return (str(meta.get("versionId")), str(meta.get("lastUpdated"))), _provenance_activities(api, target)
+
+        version, activities = state("its create")
+        assert activities == ["CREATE"], (
+            f"Provenance.search target={target} after its create: activities {activities}, expected one CREATE"
+        )
+        changes: list[tuple[str, Any]] = [("a withdrawal (MedicationDispense.create)", d) for d in dispensings]
+        changes.append(("its cancellation (MakuleraOrdinationVard)", None))
+        for what, dispensing in changes:
+            if dispensing is None:
+                answer = cancel(client, oid, "FEL_DOSERING")
+                assert answer.ok, f"MakuleraOrdinationVard of {oid}: received {shown(answer)}"
+                changed = True
+            else:
+                dispensing = _born(dispensing)
+                dispensing[_patient_key(dispensing)]["identifier"] = {"system": PATIENT_SYSTEMS[patient.kind],
+                                                                    "value": patient.id}
+                dispensing["authorizingPrescription"] = [{"reference": target}]
+                created = api.create(dispensing)
+                assert created.status_code in (201, 422), (
+                    f"MedicationDispense.create for {target}: {created.status_code} {created.text[:300]}"
+                )
+                changed = created.status_code == 201
+            before, before_activities = version, activities
+            version, activities = state(what)
+            if not changed:
+                assert (version, activities) == (before, before_activities), (
+                    f"MedicationRequest.read {oid} after a refused dispensing: meta (versionId, lastUpdated) "
+                    f"{before} -> {version}, Provenance activities {before_activities} -> {activities}"
+                )
+                continue
+            assert version[0] != before[0] and version[1] != before[1], (
+                f"MedicationRequest.read {oid} after {what}: meta.versionId {before[0]} -> {version[0]}, "
+                f"meta.lastUpdated {before[1]} -> {version[1]}; a change makes a new version"
+            )
+            assert activities == sorted([*before_activities, "UPDATE"]), (
+                f"Provenance.search target={target} after {what}: activities {before_activities} -> {activities}, "
+                "expected one more UPDATE"
+            )
+
+    prop()
+
+
+def _date_params() -> list[Any]:
+    return [pytest.param(rtype, p, id=f"{rtype}?{p['name']}") for rtype in _with("create")
+            for p in DECLARED[rtype].get("searchParam", []) if p["type"] == "date"]
+
+
+def _calendar_days() -> st.SearchStrategy[date]:
+    """Any day of the generator's era, and as often the days date arithmetic gets wrong: the first and
+    last day of a month, and 29 February of a leap year."""
+    years = st.integers(FIRST_DATE.year, LAST_DATE.year)
+    first = st.builds(lambda y, m: date(y, m, 1), years, st.integers(1, 12))
+    last = st.builds(lambda y, m: date(y, m, calendar.monthrange(y, m)[1]), years, st.integers(1, 12))
+    leap = st.sampled_from([date(y, 2, 29) for y in range(FIRST_DATE.year, LAST_DATE.year + 1) if calendar.isleap(y)])
+    return st.one_of(st.dates(FIRST_DATE, LAST_DATE), first, last, leap)
+
+
+def _period(day: date, precision: str, shift: int) -> tuple[str, date, date]:
+    """The year, month or day `shift` periods from the one holding `day`: its text and [start, end) days."""
+    if precision == "year":
+        y = day.year + shift
+        return f"{y:04d}", date(y, 1, 1), date(y + 1, 1, 1)
+    if precision == "month":
+        index = day.year * 12 + day.month - 1 + shift
+        y, m = divmod(index, 12)
+        start = date(y, m + 1, 1)
+        return start.isoformat()[:7], start, start + timedelta(days=calendar.monthrange(y, m + 1)[1])
+    start = day + timedelta(days=shift)
+    return start.isoformat(), start, start + timedelta(days=1)
+
+
+def _date_matches(comparator: str, day: date, start: date, end: date) -> bool:
+    """search.html#prefix for a value of one day against a search range [start, end): eq, the day is
+    inside; gt, the range above the search value meets the day; lt, the range below; ge and le, either."""
+    return {"eq": start <= day < end, "ne": not start <= day < end, "gt": day >= end, "lt": day < start,
+            "ge": day >= start, "le": day < end, "sa": day >= end, "eb": day < start}[comparator]
+
+
+@allure.story("a date search at every precision and comparator finds exactly the matches")
+@allure.severity(allure.severity_level.CRITICAL)
+@pytest.mark.parametrize(("rtype", "param"), _date_params())
+def test_date_search_by_precision_and_comparator(
+    rtype: str, param: dict[str, Any], api: Fhir, registry: Any, server_statement: Any
+) -> None:
+    """A resource dated on one day (often a month's first or last day, or 29 February) is searched at
+    year, month and day precision, for its own period and the ones either side, with every comparator the
+    SearchParameter declares: found exactly when FHIR's range rules say (search.html#date)."""
+    allure.dynamic.feature(f"{rtype}?{param['name']}")
+    _require(server_statement, rtype, "interaction", "search-type")
+    _require(server_statement, rtype, "search-param", param["name"])
+    definition = PACKAGE.find(param["definition"]) or {}
+    element = str(definition.get("expression", "")).removeprefix(f"{rtype}.")
+    assert element.isidentifier(), f"{param['definition']}: {definition.get('expression')!r} is not one element"
+    comparators = definition.get("comparator") or ["eq"]
+
+    # twice the run's examples (each is one create and 45 searches, milliseconds apiece): a boundary day
+    # is a quarter of the draws, 29 February of a leap year among them
+    @settings(max_examples=2 * settings.default.max_examples, deadline=None,
+              suppress_health_check=list(HealthCheck), database=None)
+    @given(resource=resources(DECLARED[rtype]["profile"], registry=registry), day=_calendar_days())
+    def prop(resource: dict[str, Any], day: date) -> None:
+        resource = _born(resource)
+        resource[element] = day.isoformat()
+        created = api.create(_prepare(api, resource))
+        assume(created.status_code != 422)  # a business rule (the validity against the new date)
+        assert created.status_code == 201, f"{rtype}.create: {created.status_code} {created.text[:300]}"
+        rid = created.json()["id"]
+        wrong = []
+        for precision in ("year", "month", "day"):
+            for shift in (-1, 0, 1):
+                text, start, end = _period(day, precision, shift)
+                for comparator in comparators:
+                    query = {"_id": rid, param["name"]: f"{comparator}{text}"}
+                    found = rid in [r.get("id") for r in api.search_all(rtype, query)]
+                    if found != _date_matches(comparator, day, start, end):
+                        wrong.append(f"{rtype}.search {_query(query)}: {'found' if found else 'did not find'} "
+                                     f"{rid}, whose {element} is {day.isoformat()}")
+        assert not wrong, f"{len(wrong)} date searches answered against FHIR's range rules:\n" + "\n".join(wrong)
+
+    prop()
