@@ -30,6 +30,8 @@ from rxverify.strategies import differential_patients
 TEXTS = ("Alvedon 500 mg tablett", "Åkerört örtte", "Ibuprofen Björn 400 mg", "Öronsalva ÄÅÖ", "Levaxin 50 µg")
 DOSAGES = ("1 tablett 3 gånger dagligen", "2 droppar i örat vid behov", "1 kapsel på morgonen, åt ärligt", "Enl. ö.k.")
 ORSAKER = ("FEL_LAKEMEDEL", "FEL_PATIENT", "FEL_DOSERING", "BEHANDLING_AVSLUTAD", "OVRIGT")
+TEXT_MAX = 500  # TextType's maxLength in characters (se.apotekensservice_common_1.0.xsd): doseringstext
+_LETTERS = "abcdefghijklmnopqrstuvwxyzåäöÅÄÖéü"
 _INDEX = re.compile(r"\[\d+\]")
 
 
@@ -50,8 +52,17 @@ class Step:
         return f"{self.kind}({shown}{', ' if shown else ''}ref={self.ref})"
 
 
-def _steps() -> st.SearchStrategy[Step]:
-    create = st.builds(
+def _texts_at_the_limit() -> st.SearchStrategy[str]:
+    """Free texts of nearly or exactly TEXT_MAX characters, many of them å, ä, ö: a limit counted in
+    characters, not bytes, holds them whole (a boundary value of the contract's TextType)."""
+    letter = st.sampled_from(_LETTERS)
+    middle = st.text(alphabet=_LETTERS + " ", min_size=TEXT_MAX - 12, max_size=TEXT_MAX - 2)
+    return st.builds(lambda a, m, b: a + m + b, letter, middle, letter)
+
+
+def _create() -> st.SearchStrategy[Step]:
+    """A SkapaOrdinationVard step: type, withdrawals, packages, texts, validity (or none) and prescriber."""
+    return st.builds(
         lambda typ, uttag, pkgs, name, dose, validity, who: Step(
             "create",
             (
@@ -65,21 +76,34 @@ def _steps() -> st.SearchStrategy[Step]:
             ),
         ),
         st.sampled_from(("ELEKTRONISK", "TELEFON")),
-        st.integers(1, 3),
+        st.integers(1, 4),
         st.integers(1, 3),
         st.sampled_from(TEXTS),
-        st.sampled_from(DOSAGES),
-        st.one_of(st.none(), st.integers(0, 366)),
+        st.one_of(st.sampled_from(DOSAGES), st.sampled_from(DOSAGES), _texts_at_the_limit()),
+        # giltigTom in days from today: none (the default), inside the range allowed, or on either of its
+        # ends and one day past each (both platforms must draw the same line)
+        st.one_of(st.none(), st.integers(0, 366), st.sampled_from((-1, 0, 366, 367))),
         st.integers(0, 2),
     )
+
+
+def _steps() -> st.SearchStrategy[Step]:
+    create = _create()
     simple = st.sampled_from([Step(k) for k in ("aktuella", "historik", "patientinfo", "lakemedelsforteckning")])
     reserve = st.builds(lambda n: Step("reserve", (("antal", n),)), st.integers(1, 2))
-    # packages at the limit the prescription sets: one below, exactly, one above
+    # packages at the limit the prescription sets: one below, exactly, one above; now and then a
+    # prescription or a dispensing id the platform does not know (which refusal comes first)
     withdraw = st.builds(
-        lambda ref, extra, who: Step("withdraw", (("extra", extra), ("pharmacy", who)), ref),
+        lambda ref, extra, who, unknown, uid: Step(
+            "withdraw",
+            (("extra", extra), ("pharmacy", who), *((("unknown", unknown), ("id", uid)) if unknown else ())),
+            ref,
+        ),
         st.integers(0, 3),
         st.sampled_from((-1, 0, 1)),
         st.integers(0, 1),
+        st.sampled_from((None, "ordination", "expedition", "both")),  # known or not, each id
+        st.uuids().map(str),
     )
     report = st.builds(lambda ref: Step("report", (), ref), st.integers(0, 3))
     cancel = st.builds(
@@ -92,28 +116,62 @@ def _steps() -> st.SearchStrategy[Step]:
 def _chains() -> st.SearchStrategy[list[Step]]:
     """The lifecycles the services exist for, so they are drawn often, not only by chance.
 
-    `ref=-1` is the prescription the chain just created.
+    `ref=-1` is the prescription the chain just created. The create is drawn as itself: filtered
+    out of every step kind, hypothesis gave up on most draws, and a run of 100 sequences could hold
+    no cancelled prescription at all (power, seed 537863606).
     """
-    create = _steps().filter(lambda s: s.kind == "create")
+    create = _create()
     withdraw = st.builds(
         lambda extra: Step("withdraw", (("extra", extra), ("pharmacy", 0)), -1), st.sampled_from((-1, 0, 1))
     )
+    # each withdrawal on its own reserved dispensing id (one id serves one withdrawal), so a
+    # prescription gets as many withdrawals as it allows, and one more is refused
     dispense = st.builds(
-        lambda c, w, n: [c, Step("reserve", (("antal", 1),)), *[w] * n, Step("report", (), -1)],
+        lambda c, ws: [c, *(s for w in ws for s in (Step("reserve", (("antal", 1),)), w)), Step("report", (), -1)],
         create,
-        withdraw,
-        st.integers(1, 4),
+        st.lists(withdraw, min_size=1, max_size=5),
     )
+    # cancelled, then withdrawn from (refused: MAKULERAD) and cancelled again (refused: EJ_MAKULERBAR), in
+    # either order
+    def cancelled_twice(c: Step, why: str, w: Step, again: str, again_first: bool) -> list[Step]:
+        second = Step("cancel", (("orsak", again),), -1)
+        withdrawal = [Step("reserve", (("antal", 1),)), w]
+        return [c, Step("cancel", (("orsak", why),), -1),
+                *([second, *withdrawal] if again_first else [*withdrawal, second])]
+
     cancelled = st.builds(
-        lambda c, why, w: [c, Step("cancel", (("orsak", why),), -1), Step("reserve", (("antal", 1),)), w],
-        create,
-        st.sampled_from(ORSAKER),
-        withdraw,
+        cancelled_twice, create, st.sampled_from(ORSAKER), withdraw, st.sampled_from(ORSAKER), st.booleans()
     )
+    # a patient with two prescriptions dispensed in turn, each withdrawal reported to the list
+    # (ref -2 and -1: the two just created), so histories and the list interleave prescriptions
+    def in_turn(first: Step, second: Step, order: list[int]) -> list[Step]:
+        steps = [first, second]
+        for ref in order:
+            steps += [Step("reserve", (("antal", 1),)), Step("withdraw", (("extra", 0), ("pharmacy", 0)), ref),
+                      Step("report", (), -1)]
+        return steps
+
+    # both prescriptions in the first two withdrawals, in either order, then up to three more: drawn as a
+    # free list, most runs held few that alternated (hypothesis draws [-2, -2] as readily as [-2, -1])
+    order = st.builds(lambda first, more: [*first, *more], st.permutations((-2, -1)),
+                      st.lists(st.sampled_from((-2, -1)), max_size=3))
+    alternating = st.builds(in_turn, create, create, order)
     consent = st.builds(
         lambda yes: [Step("consent", (("samtycke", yes),)), Step("lakemedelsforteckning")], st.booleans()
     )
-    return st.one_of(dispense, cancelled, consent)
+    # a pharmacy names a prescription or a dispensing id the platform does not know while the patient has
+    # a real one of each (which refusal comes first); drawn only by chance as a single step, a run of 100
+    # sequences could hold one such withdrawal (CI, seed 206720519)
+    refused = st.builds(
+        lambda c, unknown, uid: [
+            c, Step("reserve", (("antal", 1),)),
+            Step("withdraw", (("extra", 0), ("pharmacy", 0), ("unknown", unknown), ("id", uid)), -1),
+        ],
+        create,
+        st.sampled_from(("ordination", "expedition", "both")),
+        st.uuids().map(str),
+    )
+    return st.one_of(dispense, cancelled, alternating, consent, refused)
 
 
 # Every sequence ends by reading the patient's whole state, so a difference a step left behind
@@ -123,9 +181,16 @@ EPILOGUE = (Step("historik"), Step("aktuella"), Step("patientinfo"), Step("lakem
 
 @st.composite
 def call_sequences(draw: st.DrawFn, registry: Registry) -> tuple[TestPatient, list[Step]]:
-    """A patient kept for the differential and a sequence of legacy calls about them, then the reads."""
+    """A patient kept for the differential and a sequence of legacy calls about them, then the reads.
+
+    Every sequence holds at least one lifecycle (dispensed, cancelled and cancelled again, two
+    prescriptions dispensed in turn, consent then the list, a withdrawal naming an unknown id) among
+    single calls and further lifecycles, so each lifecycle is in about a fifth of a run's sequences
+    (hypothesis clusters its draws: over 100 seeds, each in 3 to 70 of 100).
+    """
     patient = draw(st.sampled_from(differential_patients(registry)))
-    parts = draw(st.lists(st.one_of(_steps().map(lambda s: [s]), _chains()), min_size=1, max_size=6))
+    parts = draw(st.lists(st.one_of(_steps().map(lambda s: [s]), _chains()), max_size=5))
+    parts.insert(draw(st.integers(0, len(parts))), draw(_chains()))
     return patient, [*(step for part in parts for step in part), *EPILOGUE]
 
 
@@ -210,8 +275,13 @@ class Lane:
 
     name: str
     client: LegacyClient
+    # every ordinationsId and expeditionsId this lane was given over the run, by the call that gave
+    # it (sequence, step, position): every lane is sent the same sequences, so the same call names
+    # the same prescription on each platform, and one a platform refused shifts no other
+    aliases: dict[str, str] = field(default_factory=dict)
 
-    def run(self, patient: TestPatient, steps: list[Step], issue_date_days: Any) -> list[Exchange]:
+    def run(self, patient: TestPatient, steps: list[Step], issue_date_days: Any, sequence: int = 0
+            ) -> list[Exchange]:
         """Send every step in order, resolving references within this lane; record the answers."""
         created: list[str] = []
         prescribed: dict[str, int] = {}  # packages per withdrawal, per prescription of this lane
@@ -219,7 +289,7 @@ class Lane:
         withdrawn: list[tuple[str, str, int]] = []
         out: list[Exchange] = []
         pid = patient.id
-        for step in steps:
+        for at, step in enumerate(steps, 1):
             service, data, role, who = self._request(step, pid, created, reserved, withdrawn, issue_date_days,
                                                      prescribed)
             if data is None:
@@ -232,13 +302,17 @@ class Lane:
                 continue
             if service == "SkapaOrdinationVard" and "ordinationsId" in got:
                 created.append(got["ordinationsId"])
+                self.aliases.setdefault(got["ordinationsId"], f"<ordination {sequence}.{at}>")
                 prescribed[got["ordinationsId"]] = int(data["antalForpackningar"])
             elif service == "HamtaExpeditionsId":
                 ids = got.get("expeditionsId", [])
-                reserved.extend(ids if isinstance(ids, list) else [ids])
+                ids = ids if isinstance(ids, list) else [ids]
+                reserved.extend(ids)
+                for n, eid in enumerate(ids, 1):
+                    self.aliases.setdefault(eid, f"<expedition {sequence}.{at}.{n}>")
             elif service == "GodkannUttag" and {"ordinationsId", "expeditionsId"} <= got.keys():
                 withdrawn.append((got["ordinationsId"], got["expeditionsId"], int(got["antalForpackningar"])))
-        return out
+        return [Exchange(e.step, e.operation, e.status, aliased(e.body, self.aliases)) for e in out]
 
     @staticmethod
     def _request(
@@ -278,12 +352,16 @@ class Lane:
         if k == "consent":
             return "UppdateraSamtycke", {"personnummer": pid, "samtycke": step.arg("samtycke")}, "pharmacy", 0
         if k == "withdraw":
-            if not created or not reserved:
+            unknown = step.arg("unknown")
+            if (not created and unknown not in ("ordination", "both")) or (
+                not reserved and unknown not in ("expedition", "both")
+            ):
                 return "GodkannUttag", None, "pharmacy", 0
-            oid = created[step.ref % len(created)]
+            oid = step.arg("id") if unknown in ("ordination", "both") else created[step.ref % len(created)]
+            eid = step.arg("id") if unknown in ("expedition", "both") else reserved[-1]
             # at the limit the prescription sets: one below, exactly, one above
             packages = max(1, prescribed.get(oid, 1) + step.arg("extra", 0))
-            body = {"ordinationsId": oid, "expeditionsId": reserved[-1], "antalForpackningar": packages}
+            body = {"ordinationsId": oid, "expeditionsId": eid, "antalForpackningar": packages}
             return "GodkannUttag", body, "pharmacy", 0
         if k == "report":
             if not withdrawn:
@@ -297,6 +375,23 @@ class Lane:
             oid = created[step.ref % len(created)]
             return "MakuleraOrdinationVard", {"ordinationsId": oid, "orsak": step.arg("orsak")}, "prescriber", 0
         raise ValueError(f"unknown step {k}")
+
+
+def aliased(node: Any, alias: dict[str, str]) -> Any:
+    """`node` with every id a lane was given replaced by its place in the run (`Lane.aliases`).
+
+    An ordinationsId or expeditionsId differs between any two platforms (noise by value), but
+    which prescription an answer names does not: `<ordination 7.2>` is the one step 2 of the
+    run's 7th sequence created, on every platform, so an answer that lists or refers to another one, or in
+    another order, is a difference, where the raw ids would have been learned as noise.
+    """
+    if isinstance(node, dict):
+        return {k: aliased(v, alias) for k, v in node.items()}
+    if isinstance(node, list):
+        return [aliased(v, alias) for v in node]
+    if isinstance(node, str):
+        return alias.get(node, node)
+    return node
 
 
 def paths(node: Any, prefix: str = "") -> dict[str, Any]:

@@ -10,6 +10,7 @@ instants) is learned from a second old instance (the Diffy method), not listed b
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
@@ -52,6 +53,7 @@ def noise() -> Noise:
 # A sequence costs milliseconds against three local platforms, so the comparison draws five
 # per --examples: more lifecycles (a cancel before a history read, a last withdrawal) per run.
 SEQUENCES_PER_EXAMPLE = 5
+_SEQUENCE = itertools.count(1)  # numbers each sequence, the same for its three lanes (Lane.aliases)
 
 
 def _issue_date_plus(days: int) -> str:
@@ -73,9 +75,10 @@ def test_old_and_new_answer_alike(data: st.DataObject, compared: str, lanes: dic
     """The same generated call sequence gets the same answers from old and new (noise learned from old vs old)."""
     registry = ACTIVE.registry or ACTIVE.get().registry
     patient, steps = data.draw(call_sequences(registry), label="sequence")
-    old = lanes["old"].run(patient, steps, _issue_date_plus)
-    secondary = lanes[SECONDARY].run(patient, steps, _issue_date_plus)
-    new = lanes["new"].run(patient, steps, _issue_date_plus)
+    sequence = next(_SEQUENCE)
+    old = lanes["old"].run(patient, steps, _issue_date_plus, sequence)
+    secondary = lanes[SECONDARY].run(patient, steps, _issue_date_plus, sequence)
+    new = lanes["new"].run(patient, steps, _issue_date_plus, sequence)
     noise.learn(old, secondary)
     diffs = compare(old, new, noise)
     if diffs:

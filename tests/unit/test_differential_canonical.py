@@ -4,7 +4,7 @@ order; it sees local names, namespaces and the order of children."""
 from __future__ import annotations
 
 from rxverify.contracts.riv import load_riv
-from rxverify.differential import Exchange, Noise, canonical, compare
+from rxverify.differential import Exchange, Noise, aliased, canonical, compare
 from rxverify.legacy.client import LegacyClient
 
 from .conftest import CONTRACTS
@@ -53,3 +53,23 @@ def test_no_element_that_may_repeat_is_a_length_of_zero() -> None:
                                    [Exchange("s", "HamtaExpeditionsId", 200, two)], Noise(frozenset()))
                 if d.path == "expeditionsId#len"]
     assert (length.old, length.new) == (0, 2)
+
+
+def test_ids_compared_by_their_place_show_a_changed_order() -> None:
+    """Ids differ between any two platforms, so raw they are learned as noise and a list in another order
+    goes unseen; aliased by their place in the run (`<ordination 1>`), the order is a difference."""
+    def lf(*ids: str) -> list[Exchange]:
+        return [Exchange("s", "HamtaLakemedelsforteckning", 200, {"post": [{"ordinationsId": i} for i in ids]})]
+
+    old, secondary, new = lf("a1", "a2"), lf("b1", "b2"), lf("c2", "c1")  # new lists them the other way round
+    raw = Noise(frozenset())
+    raw.learn(old, secondary)
+    assert compare(old, new, raw) == []  # what the differential saw before: the order hidden as noise
+    places = ({"a1": "<ordination 1>", "a2": "<ordination 2>"}, {"b1": "<ordination 1>", "b2": "<ordination 2>"},
+              {"c1": "<ordination 1>", "c2": "<ordination 2>"})
+    old, secondary, new = ([Exchange(e.step, e.operation, e.status, aliased(e.body, a)) for e in lane]
+                           for lane, a in zip((old, secondary, new), places, strict=True))
+    noise = Noise(frozenset())
+    noise.learn(old, secondary)
+    assert [d.path for d in compare(old, new, noise)] == ["post[0].ordinationsId", "post[1].ordinationsId"]
+    assert compare(old, secondary, noise) == []

@@ -123,10 +123,10 @@ def test_serve_starts_what_the_suite_needs_and_the_printed_command_runs_every_te
     out = done.stdout
     assert done.returncode == 0, out[-3000:]
     summary = out.strip().splitlines()[-1]
-    assert re.fullmatch(r"=+ 7 passed in .*", summary), summary  # no skip, nothing deselected
+    assert re.fullmatch(r"=+ 11 passed in .*", summary), summary  # no skip, nothing deselected
     table = out[out.index("rxverify: what was verified, per area (Allure epic); seed "):]
     assert re.search(r"^old vs new +1 +\d+ +\d+ +1 +0 +0$", table, re.MULTILINE), table
-    assert re.search(r"^dispensing +6 +\d+ +\d+ +6 +0 +0$", table, re.MULTILINE), table
+    assert re.search(r"^dispensing +10 +\d+ +\d+ +10 +0 +0$", table, re.MULTILINE), table
 
 
 def test_serve_with_one_platform_prints_that_platform_only(serve: Callable[..., str]) -> None:
