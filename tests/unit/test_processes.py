@@ -223,3 +223,29 @@ def test_a_stop_swallowed_inside_a_finaliser_is_raised_again_between_tests() -> 
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert "Exception ignored" in out.stderr and "KeyboardInterrupt" in out.stderr, out.stderr
     assert out.stdout.split() == ["went", "on", "stopped"] and out.returncode == 2, (out.stdout, out.stderr)
+
+
+def test_the_contract_runs_sigterm_swallowed_inside_a_finaliser_is_raised_again() -> None:
+    """The contract run's own SIGTERM handler (pytest_evidence) records its signal too: CI once saw a SIGTERM'd
+    contract run, its Terminated swallowed in hypothesis's gc callback, finish its tests and exit 0."""
+    script = (
+        "import gc, signal, sys\n"
+        "from rxverify.report.pytest_evidence import _interrupt\n"
+        "from rxverify.target.processes import Terminated, raise_lost_stop\n"
+        "signal.signal(signal.SIGTERM, _interrupt)\n"
+        "class Late:\n"
+        "    def __del__(self):\n"
+        "        signal.raise_signal(signal.SIGTERM)\n"
+        "        sum(range(1000))\n"
+        "Late()\n"
+        "gc.collect()\n"
+        "print('went on', flush=True)\n"
+        "try:\n"
+        "    raise_lost_stop()\n"
+        "except Terminated:\n"
+        "    print('stopped', flush=True)\n"
+        "    sys.exit(2)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert "Exception ignored" in out.stderr and "Terminated" in out.stderr, out.stderr
+    assert out.stdout.split() == ["went", "on", "stopped"] and out.returncode == 2, (out.stdout, out.stderr)

@@ -21,7 +21,7 @@ import pytest
 
 from rxverify.errors import UserError
 from rxverify.report.evidence import COMPLETE, FAILED, INTERRUPTED, RunWriter, begin_run
-from rxverify.target.processes import Terminated
+from rxverify.target.processes import Terminated, note_stop
 
 SUITE_ATTRIBUTE = "RXVERIFY_SUITE"
 TEST_ID_LABEL = "test_id"
@@ -111,6 +111,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
     """
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_IGN)
+    note_stop(signum)  # raised inside a finaliser, Python swallows it: raised again after the test (CI)
     raise Terminated("SIGTERM")
 
 

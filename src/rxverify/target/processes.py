@@ -159,6 +159,11 @@ class Terminated(KeyboardInterrupt):
 _REQUESTED: list[int] = []  # the stop signals received (their exceptions may have been swallowed)
 
 
+def note_stop(signum: int) -> None:
+    """Record a stop signal, from any handler that raises its exception (raise_lost_stop reads it)."""
+    _REQUESTED.append(signum)
+
+
 def raise_lost_stop() -> None:
     """Raise a stop whose exception Python swallowed: received, yet the program goes on.
 
@@ -189,7 +194,7 @@ def stop_on_signals() -> Callable[[], None]:
     def unwind(signum: int, frame: Any) -> None:
         for sig in previous:
             signal.signal(sig, signal.SIG_IGN)
-        _REQUESTED.append(signum)
+        note_stop(signum)
         raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
     for sig, handler in previous.items():
