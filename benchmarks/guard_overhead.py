@@ -10,7 +10,10 @@ the client CPU the guard adds, and the pure `Guard.inspect` cost per prepared en
 prepared once, as the legacy client prepares it: its own requestId, read from the template of the
 envelopes like it). Loopback only.
 
-    python benchmarks/guard_overhead.py [--rounds 21] [--requests 200]
+Over mutual TLS with SAMBI assertions (the default, the suite's own path) both sessions present each
+caller's certificate and carry its assertion; `--wire plain` measures plain HTTP with JWT tickets.
+
+    python benchmarks/guard_overhead.py [--rounds 21] [--requests 200] [--wire tls|plain]
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
 
 from rxverify.contracts.riv import load_riv
 from rxverify.legacy.client import LegacyClient
 from rxverify.safety.guard import Guard
 from rxverify.safety.registry import load_registry
 from rxverify.target.credentials import load_actors
-from rxverify.target.run import open_run
+from rxverify.target.run import Run, open_run
 from rxverify.target.targets import Target
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,11 +91,29 @@ def _round(plain: LegacyClient, guarded: LegacyClient, mix: list[Call], flip: in
     return [(totals[id(c)][0] / len(mix), totals[id(c)][1] / len(mix)) for c in (plain, guarded)]
 
 
+class _CallerCertificates(HTTPAdapter):
+    """requests' own transport, unguarded, presenting each request's caller's certificate as the run's sessions
+    do (rxverify.target.callers): the baseline does the same TLS work as the guarded session."""
+
+    def __init__(self, run: Run) -> None:
+        super().__init__()
+        self.callers = run.callers
+        self.ca = str(run.credentials_or_fail().ca())
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        kwargs["cert"] = self.callers.certificate_for(request)
+        kwargs["verify"] = self.ca
+        return super().send(request, **kwargs)
+
+
 def main() -> None:
     """Run the rounds and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=21)
     parser.add_argument("--requests", type=int, default=200, help="calls per round, each made by both sessions")
+    parser.add_argument("--wire", choices=("tls", "plain"), default="tls",
+                        help="mutual TLS with SAMBI assertions (the suite's default path) or plain HTTP with JWT "
+                             "tickets (default tls)")
     args = parser.parse_args()
 
     registry = load_registry(CONTRACTS / "testdata" / "test-patients.json")
@@ -100,7 +122,7 @@ def main() -> None:
     units = [u["arbetsplatskod"] for u in actors.care_units]
     local = Target("local", "local")
     with tempfile.TemporaryDirectory(prefix="rxverify-bench-") as tmp, open_run(
-        local, CONTRACTS, suite="load", reports=Path(tmp), platforms=("new",)
+        local, CONTRACTS, suite="load", reports=Path(tmp), platforms=("new",), tls=args.wire == "tls"
     ) as run:
         legacy = run.target.platforms["new"].legacy or ""
         riv = load_riv(CONTRACTS)
@@ -108,8 +130,11 @@ def main() -> None:
         # the baseline: the same envelopes with no guard at all (requests' own transport)
         plain_session = requests.Session()
         plain_session.trust_env = False  # as the guarded session: no proxy lookup from the environment per request
-        plain = LegacyClient(plain_session, legacy, riv, run.tickets, run.actors)
-        guarded = LegacyClient(run.session(), legacy, riv, run.tickets, run.actors)
+        if run.secure:
+            plain_session.mount("https://", _CallerCertificates(run))
+        credentials = run.legacy_credentials()  # the callers' assertions (17.1), or their JWT tickets
+        plain = LegacyClient(plain_session, legacy, riv, credentials, run.actors)
+        guarded = LegacyClient(run.session(), legacy, riv, credentials, run.actors)
         _timed(plain, mix)  # warm-up: connections, caches, the platform's first queries
         _timed(guarded, mix)
         plain_us: list[tuple[float, float]] = []
@@ -138,8 +163,9 @@ def main() -> None:
     # what the guard adds in this process (the platform runs in its own), as a share of a plain request
     cpu = statistics.median(gc for _, gc in guarded_us) - statistics.median(pc for _, pc in plain_us)
     writes = sum(1 for service, _, _ in mix if service == "SkapaOrdinationVard")
-    print(f"guard overhead: {args.rounds} rounds of {len(mix)} SOAP calls ({writes} writes), each made plain and "
-          "guarded one right after the other")
+    wire = "mutual TLS, SAMBI assertions" if args.wire == "tls" else "plain HTTP, JWT tickets"
+    print(f"guard overhead: {args.rounds} rounds of {len(mix)} SOAP calls ({writes} writes) over {wire}, each made "
+          "unguarded and guarded one right after the other")
     print(f"  plain requests.Session      {p:8.1f} µs/request (median of rounds)")
     print(f"  guarded session (+ledger)   {g:8.1f} µs/request")
     print(f"  overhead ratio              {ratio:+8.1%}  (median of the rounds' paired ratios; quartiles "

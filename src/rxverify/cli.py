@@ -49,7 +49,8 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         faults = tuple(args.fault)
         with open_run(
-            local, contracts, suite="serve", faults=faults, platforms=platforms, data_dir=data_dir, ports=ports
+            local, contracts, suite="serve", faults=faults, platforms=platforms, data_dir=data_dir, ports=ports,
+            tls=not args.plain_http,
         ) as run:
             running = run.local
             assert running is not None and running.key_file is not None
@@ -58,7 +59,13 @@ def _serve(args: argparse.Namespace) -> int:
                     fhir = f", FHIR: {p.base_url}/fhir" if p is running.new else ""
                     name = SECONDARY if p is running.secondary else p.platform
                     print(f"{name:<14} {p.base_url}  (legacy interface: {p.base_url}/legacy{fhir})")
+                    for entry, url in p.entries.items():
+                        if url != p.base_url:
+                            print(f"{'':<14} {url}  (entry point {entry})")
             print(f"ticket key: {running.key_file} (0600; removed when serve stops)")
+            if running.trust is not None:
+                kept = "kept in --data-dir" if data_dir is not None else "removed when serve stops"
+                print(f"trust domain (mutual TLS, SAMBI issuer): {running.trust.root} (0700; {kept})")
             if data_dir is not None:
                 print(f"stores: {data_dir} (kept)")
             print(f"run the contract suite against them:\n  {suite_command(running, args.platform)}")
@@ -79,6 +86,8 @@ def suite_command(running: LocalPlatforms, platform: str) -> str:
     if running.new:
         options.append(f"--new-url {running.new.base_url}")
     options.append(f"--ticket-key-file {running.key_file}")
+    if running.trust is not None:
+        options.append(f"--trust-dir {running.trust.root}")
     if platform != "both":
         options.append(f"--platform {platform}")
     return f"tox -e contract -- {' '.join(options)}"
@@ -157,6 +166,8 @@ def _verify(args: argparse.Namespace) -> int:
         plan=plan,
         ticket_key_file=key_file,
         platforms=(args.platform,),
+        tls=target.is_local and not args.plain_http,
+        trust_dir=args.trust_dir,
     ) as run:
         require_tickets(run.target, run.tickets, tuple(sorted({p.role for p in plan.participants.values()})))
         require_reachable(run, (args.platform,))  # before the first step; a production target's first step is its probe
@@ -354,13 +365,14 @@ def _reconcile(args: argparse.Namespace) -> int:
         plan = load_plan(plan_path(args.plan, contracts), load_operations(contracts), registry_for(target, contracts),
                          load_actors(contracts / "testdata" / "test-actors.json"))
     key_file = Path(args.ticket_key_file) if args.ticket_key_file else None
-    opened = {"suite": "reconcile", "reports": reports, "plan": plan, "ticket_key_file": key_file}
+    opened = {"suite": "reconcile", "reports": reports, "plan": plan, "ticket_key_file": key_file,
+              "trust_dir": args.trust_dir}
     if args.reconcile_command == "snapshot":
-        with open_run(target, contracts, **opened) as run:  # type: ignore[arg-type]
+        with open_run(target, contracts, **opened) as run:
             reconcile.take_snapshot(run, contracts, Path(args.out), args.platform)
         return 0
     baseline = reconcile.read_snapshot(Path(args.baseline))
-    with open_run(target, contracts, **opened) as run:  # type: ignore[arg-type]
+    with open_run(target, contracts, **opened) as run:
         rec = reconcile.compare_with(run, contracts, baseline, args.baseline, reports, args.platform, lanes)
     return 1 if rec.differences else 0
 
@@ -401,7 +413,8 @@ def _watch(args: argparse.Namespace) -> int:
     reports = reports_dir(args.reports)
     key_file = Path(args.ticket_key_file) if args.ticket_key_file else None
     with open_run(target, contracts, suite="verification", reports=reports, plan=plan, ticket_key_file=key_file,
-                  platforms=(args.platform,), faults=tuple(args.fault)) as run:
+                  platforms=(args.platform,), faults=tuple(args.fault), tls=target.is_local and not args.plain_http,
+                  trust_dir=args.trust_dir) as run:
         return watch(plan, run, args.platform, contracts, reports, every, args.rounds, until, args.max_latency_ms,
                      lambda line: print(line, flush=True))
 
@@ -412,6 +425,13 @@ def _running_platforms(command: argparse.ArgumentParser) -> None:
     command.add_argument("--new-url", help="base URL of an already running new platform")
     command.add_argument("--fhir-url", help="base URL of the new platform's FHIR API, if not <new-url>/fhir")
     command.add_argument("--ticket-key-file", help="ticket key of running local platforms (rxverify serve)")
+    command.add_argument("--trust-dir", type=Path, help="local trust domain of running local platforms on mutual TLS "
+                         "(rxverify serve prints it)")
+
+
+def _plain_http(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--plain-http", action="store_true", help="start the local platforms on plain HTTP with JWT "
+                         "tickets (default: Säker åtkomst 17.1: mutual TLS, SAMBI assertions, bound access tokens)")
 
 
 def _reconcile_parser(sub: argparse._SubParsersAction) -> None:
@@ -474,6 +494,7 @@ def _parser() -> argparse.ArgumentParser:
         "--platform", choices=("old", "new", "both"), default="both",
         help="both (default): old, its second instance and new, what the whole contract suite needs",
     )  # fmt: skip
+    _plain_http(serve)
     serve.add_argument("--data-dir", type=Path, help="folder for the stores, kept across restarts (the key is not)")
     serve.add_argument("--fault", action="append", default=[], metavar="NAME", help="switch a seeded fault on")
     serve.add_argument("--port-old", type=argtype(port), default=0, help="port of old (default: a free one)")
@@ -496,6 +517,7 @@ def _parser() -> argparse.ArgumentParser:
     verify.add_argument("--production", action="store_true", help="confirm a real run on a production-class target")
     verify.add_argument("--reports", help="reports folder (default ./reports)")
     _running_platforms(verify)
+    _plain_http(verify)
     verify.set_defaults(func=_verify)
 
     ledger = sub.add_parser("ledger", help="print the writes in the ledger per test patient (rollback reconciliation)")
@@ -608,6 +630,7 @@ def _parser() -> argparse.ArgumentParser:
     watching.add_argument("--fault", action="append", default=[], metavar="NAME", help="local: a platform fault")
     watching.add_argument("--reports", help="reports folder (default ./reports)")
     _running_platforms(watching)
+    _plain_http(watching)
     watching.set_defaults(func=_watch)
     return parser
 

@@ -76,9 +76,13 @@ class TestActorTicket:
     __test__ = False
 
     def get(self, case: Case, context: AuthContext) -> str:
-        """Mint (or read) the ticket."""
+        """Mint (or read) the ticket: under Säker åtkomst 17.1 the caller's access token (the session then
+        presents that caller's certificate, rxverify.target.callers)."""
+        role = roles_of(context.operation)[0]
+        if ACTIVE.run is not None and ACTIVE.run.secure:
+            return ACTIVE.run.auth_headers(role)["Authorization"].removeprefix("Bearer ")
         tickets = ACTIVE.tickets or ACTIVE.get().tickets
-        return tickets.ticket(roles_of(context.operation)[0])
+        return tickets.ticket(role)
 
     def set(self, case: Case, data: str, context: AuthContext) -> None:
         """Put the ticket in the Authorization header."""
@@ -117,9 +121,10 @@ def load_contract(path: Path) -> Any:
 
 def legacy_client(session: requests.Session | None = None, base_url: str = "") -> LegacyClient:
     """The one legacy client, with the active run's credentials (no session: it only prepares and reads)."""
+    if ACTIVE.run is not None:
+        return LegacyClient(session, base_url, ACTIVE.riv(), ACTIVE.run.legacy_credentials(), ACTIVE.run.actors)
     tickets = ACTIVE.tickets or ACTIVE.get().tickets
-    actors = ACTIVE.run.actors if ACTIVE.run is not None else getattr(tickets, "actors", None)
-    return LegacyClient(session, base_url, ACTIVE.riv(), tickets, actors)
+    return LegacyClient(session, base_url, ACTIVE.riv(), tickets, getattr(tickets, "actors", None))
 
 
 def load_legacy_contract(path: Path) -> Any:

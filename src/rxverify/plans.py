@@ -29,6 +29,7 @@ from rxverify.safety.identity import mask
 from rxverify.safety.registry import Registry
 from rxverify.target.credentials import TestActors
 from rxverify.target.targets import CLASSES
+from rxverify.target.trust import ENTRY_POINTS
 
 ROLES = ("prescriber", "pharmacy")
 REFERENCE = re.compile(r"\$\{([^}]*)\}")
@@ -45,6 +46,9 @@ class Participant:
     role: str  # prescriber | pharmacy: the ticket role its steps are sent with
     actor: int  # index into that role's list in contracts/testdata/test-actors.json
     contact: str
+    # the entry point its system calls over ("internet" or "sjunet", Säker åtkomst 17.1): its steps are sent there,
+    # over that entry point's certificate of its system
+    entry: str = "internet"
 
 
 @dataclass(frozen=True)
@@ -165,7 +169,10 @@ def _participant(key: str, raw: Any, actors: TestActors) -> Participant:
     contact = str(raw.get("contact", "")).strip()
     if not contact:
         raise _Problem(f"participant {key!r} names no contact")
-    return Participant(key, str(raw.get("name", key)), role, actor, contact)
+    entry = raw.get("entry", "internet")
+    if entry not in ENTRY_POINTS:
+        raise _Problem(f"participant {key!r}: entry {entry!r} is not an entry point ({', '.join(ENTRY_POINTS)})")
+    return Participant(key, str(raw.get("name", key)), role, actor, contact, entry)
 
 
 IDENTITY_ELEMENT = "personnummer"  # the request child a step's test patient fills when the body leaves it out

@@ -63,10 +63,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--new-url", default=None, help="base URL of an already running new platform")
     group.addoption("--fhir-url", default=None, help="base URL of the new platform's FHIR API, if not <new-url>/fhir")
     group.addoption("--ticket-key-file", default=None, help="ticket key of running local platforms (rxverify serve)")
+    group.addoption("--trust-dir", default=None, help="local trust domain of running local platforms on mutual TLS "
+                    "(rxverify serve prints it)")
     group.addoption("--platform", default="both", help="platform(s) to verify: old, new or both (default both)")
     group.addoption("--examples", default=DEFAULT_EXAMPLES, help="generated examples per operation (default 20)")
     group.addoption("--seed", default=None, help="seed of the generated data (printed on every run)")
     group.addoption("--fault", action="append", default=[], help="start the local platforms with a seeded fault")
+    group.addoption("--plain-http", action="store_true", default=False,
+                    help="start the local platforms on plain HTTP with JWT tickets (the default is Säker åtkomst "
+                         "17.1: mutual TLS, SAMBI assertions, bound access tokens)")
 
 
 def checked_options(config: pytest.Config) -> None:
@@ -278,7 +283,9 @@ def prepare_target(config: pytest.Config, contracts: Path) -> tuple[Target, Regi
     config.stash[MINTS] = isinstance(tickets, TicketMinter)
     config.stash[LOCAL] = target.is_local
     if not target.is_local and not (config.option.help or config.option.collectonly):
-        with open_run(target, contracts, suite="contract", ticket_key_file=key_file, start_local=False) as probe:
+        trust = config.getoption("--trust-dir")
+        with open_run(target, contracts, suite="contract", ticket_key_file=key_file, start_local=False,
+                      trust_dir=Path(trust) if trust else None) as probe:
             require_reachable(probe, _wanted(config))
     _register_areas(config)
     return target, registry, tickets
@@ -324,6 +331,8 @@ def rx_run(pytestconfig: pytest.Config, rx_contracts: Path) -> Iterator[Run]:
             platforms=_wanted(pytestconfig),
             key=local_key(pytestconfig) if target.is_local else None,  # else the platforms' key (--ticket-key-file)
             audit=target.is_local,
+            tls=target.is_local and not opt("--plain-http"),
+            trust_dir=Path(opt("--trust-dir")) if opt("--trust-dir") else None,
             run_id=writer.run if (writer := writer_of(pytestconfig)) else None,  # the manifest's: ledger entries too
         ) as run:
             if target.is_local:

@@ -120,12 +120,18 @@ def describe(plan: Plan, target: Target, platform: str, contracts: Path, out: Ou
     out(f"rate limit: {plan.rate_per_second:g} requests/s, burst {plan.burst}")
     out("participants:")
     for p in plan.participants.values():
-        out(f"  {p.key}: {p.name}; sends as {p.role} #{p.actor}; contact: {p.contact}")
+        out(f"  {p.key}: {p.name}; sends as {p.role} #{p.actor} over entry point {p.entry}; contact: {p.contact}")
     out(f"allowed operations: {', '.join(sorted(plan.allowed_operations))}")
     out(f"steps ({len(plan.steps)}, in order; the run stops at the first failed blocking step):")
     for step in plan.steps:
         op = operations[step.operation]
-        base = base_url(op, endpoints, platform) or f"<{platform} platform>/{op.api}"
+        entry = plan.participants[step.participant].entry
+        point = endpoints.entry(entry) if endpoints is not None else None
+        if endpoints is not None and point is None and (target.clients or target.assertions):
+            point = None  # a target of 17.1 without this entry point: the run would stop here
+            base = f"<{platform} platform on entry point {entry}: not in targets.toml>/{op.api}"
+        else:
+            base = base_url(op, point or endpoints, platform) or f"<{platform} platform>/{op.api}"
         shown = {
             k: v.replace("${patient}", step.patient or "") if isinstance(v, str) else v for k, v in step.params.items()
         }
@@ -242,7 +248,8 @@ def _run_soap_step(step: Step, run: Run, session: requests.Session, op: Operatio
                    body: Any, result: StepResult, results: dict[str, Any], plan: Plan) -> StepResult:
     assert op.service is not None
     participant = plan.participants[step.participant]
-    client = LegacyClient(session, base, load_riv(run_contracts(op)), run.tickets, run.actors)
+    credentials = run.legacy_credentials(participant_entry(run, plan, step))
+    client = LegacyClient(session, base, load_riv(run_contracts(op)), credentials, run.actors)
     prepared = client.prepare(op.service, body or {}, role=participant.role, actor=participant.actor)
     answer = _sent(step, result, lambda: client.send(prepared, REQUEST_TIMEOUT_S))
     if answer is not None:
@@ -282,7 +289,7 @@ def _run_step(
         return _run_soap_step(step, run, session, op, base, body, result, results, plan)
     path, query = _path(op, params)
     url = base + path
-    headers = run.auth_headers(participant.role, participant.actor)
+    headers = run.auth_headers(participant.role, participant.actor, participant_entry(run, plan, step))
     headers |= {
         "Accept": "application/fhir+json",
         "x-request-id": str(uuid.uuid4()),
@@ -300,6 +307,23 @@ def _run_step(
     result.exchange = _exchange(op.method, url, headers, body, response)
     result.stop_ms = _now_ms()
     return result
+
+
+def participant_entry(run: Run, plan: Plan, step: Step) -> str | None:
+    """The entry point a step is sent over: its participant's, under Säker åtkomst 17.1 (None: the target's one
+    address, on platforms of plain HTTP, which have no entry points)."""
+    return plan.participants[step.participant].entry if run.secure else None
+
+
+def entry_point(run: Run, endpoints: Endpoints, plan: Plan, step: Step) -> Endpoints:
+    """Where a step's participant reaches the platform: its entry point of the platform's."""
+    entry = participant_entry(run, plan, step)
+    point = endpoints.entry(entry)
+    if point is None:
+        names = ", ".join(p.name for p in endpoints.entry_points())
+        raise UserError(f"participant {step.participant!r} of plan {plan.name} calls over entry point {entry}, which "
+                        f"this target does not name (its entry points: {names}; targets.toml [T.<platform>.{entry}])")
+    return point
 
 
 def execute(
@@ -323,7 +347,8 @@ def execute(
     if endpoints is None:
         raise UserError(f"target {target.name!r} has no {platform} platform")
     operations = load_operations(contracts)
-    bases = {s.id: base_url(operations[s.operation], endpoints, platform) or "" for s in plan.steps}
+    bases = {s.id: base_url(operations[s.operation], entry_point(run, endpoints, plan, s), platform) or ""
+             for s in plan.steps}
     if evidence is not None:
         return _execute(plan, run, platform, reports, out, evidence, operations, bases, finish=False)
     evidence = begin_run(
@@ -365,12 +390,16 @@ def _execute(
     scrub = _Scrubber(run.registry)
     outcome = Outcome(ledger_path=ledger.path)
     results: dict[str, Any] = {}
-    session = run.session()
+    sessions: dict[str | None, requests.Session] = {}  # one per entry point: its CA, its certificates
     started = _now_ms()
     out(
         f"verifying {plan.name} on {target.name} (class {target.environment_class}), platform {platform}: "
         f"{endpoints.legacy or endpoints.fhir}"
     )
+    if run.secure:  # Säker åtkomst 17.1: each participant over its entry point, with its system's certificate
+        out("  over mutual TLS with SAMBI assertions: " + ", ".join(
+            f"{p.key} over {p.entry} ({(endpoints.entry(p.entry) or endpoints).legacy})"
+            for p in plan.participants.values()))
     try:
         for step in plan.steps:
             if outcome.first_blocking_failure is not None:
@@ -380,7 +409,11 @@ def _execute(
                     StepResult(step, "skipped", f"not run: blocking step {failed} failed", None, now, now)
                 )
             else:
-                result = _run_step(step, run, session, operations[step.operation], bases[step.id], results, plan)
+                entry = participant_entry(run, plan, step)
+                if entry not in sessions:
+                    sessions[entry] = run.session(entry=entry)
+                result = _run_step(step, run, sessions[entry], operations[step.operation], bases[step.id], results,
+                                   plan)
                 outcome.results.append(result)
                 if result.status != "passed" and step.blocking:
                     outcome.first_blocking_failure = result
@@ -388,7 +421,8 @@ def _execute(
             code = f"{last.http_status}" if last.http_status is not None else "-"
             out(f"  {step.id:<4} {last.status:<8} {step.operation:<28} {code:>4}  {scrub.text(last.message)}")
     finally:
-        session.close()
+        for session in sessions.values():
+            session.close()
     finished = _now_ms()
     allure_dir = evidence.results
     for result in outcome.results:

@@ -156,7 +156,8 @@ class Caller:
 def caller(legacy_url: str, riv: RivContracts, rx_run: Run, rx_session: requests.Session,
            rx_refused: Callable[[str, RequestRefused], None]) -> Caller:
     """The old interface of the platform under test."""
-    return Caller(LegacyClient(rx_session, legacy_url, riv, rx_run.tickets, rx_run.actors), rx_run.registry, rx_refused)
+    client = LegacyClient(rx_session, legacy_url, riv, rx_run.legacy_credentials(), rx_run.actors)
+    return Caller(client, rx_run.registry, rx_refused)
 
 
 def _what(answer: LegacyAnswer) -> str:

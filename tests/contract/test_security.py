@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import allure
+import jwt
 import pytest
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, reject, settings
 from lxml import etree
 
@@ -27,7 +33,7 @@ from rxverify.legacy.envelope import APPLICATION
 from rxverify.legacy.media import service_of
 from rxverify.safety.guard import RequestRefused
 from rxverify.strategies import contract_patients
-from rxverify.target.credentials import AssertionMinter, Caller, TicketMinter
+from rxverify.target.credentials import AssertionMinter, Caller, TicketMinter, wsse_security
 from rxverify.target.local import new_ticket_key
 from rxverify.target.run import Run
 
@@ -68,20 +74,90 @@ def _base(rx_run: Run, interface: str, platform: str) -> str:
 
 
 class _Ticket:
-    """Credentials that send one given ticket (forged, expired, another role's), or none."""
+    """Credentials that send one given ticket (forged, expired, another role's), or none.
 
-    def __init__(self, ticket: str | None) -> None:
+    Under Säker åtkomst 17.1 the ticket of the old interface is a SAMBI assertion (bytes) in
+    wsse:Security; on the platforms' `--auth jwt` it is a JWT in Authorization.
+    """
+
+    def __init__(self, ticket: str | bytes | None) -> None:
         self._ticket = ticket
 
     def ticket(self, role: str, index: int = 0) -> str | None:
-        """The given ticket, whatever the role."""
-        return self._ticket
+        """The given JWT, whatever the role."""
+        return self._ticket if isinstance(self._ticket, str) else None
+
+    def security_header(self, role: str, index: int = 0) -> etree._Element | None:
+        """The given assertion in wsse:Security (None: no header entry)."""
+        return etree.fromstring(wsse_security(self._ticket)) if isinstance(self._ticket, bytes) else None
 
 
-def _soap(session: requests.Session, base: str, operation: Any, case: Any, ticket: str | None) -> LegacyAnswer:
+def _soap(session: requests.Session, base: str, operation: Any, case: Any, ticket: str | bytes | None,
+          role: str | None = None) -> LegacyAnswer:
     client: LegacyClient = legacy_client(session, base).with_credentials(_Ticket(ticket))
     body = case.body if isinstance(case.body, dict) else {}
-    return client.call(service_of(operation, client), body, role=roles_of(operation)[0])
+    return client.call(service_of(operation, client), body, role=role or roles_of(operation)[0])
+
+
+def _foreign_issuer(run: Run) -> AssertionMinter:
+    """A ticket issuer the platforms do not trust (its own key and certificate, made now), under the right name."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    minter = run.credentials_or_fail().source
+    assert isinstance(minter, AssertionMinter), "forged assertions are made beside the local ticket issuer only"
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "a ticket issuer nobody trusts")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(days=1)).sign(key, hashes.SHA256()))
+    return AssertionMinter(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                             serialization.NoEncryption()),
+                           cert.public_bytes(serialization.Encoding.PEM), minter.actors, minter.profile)
+
+
+def _token_claims(run: Run, caller: Caller) -> dict[str, Any]:
+    """The claims of a real access token of `caller` (read, not verified: only to forge one like it)."""
+    return dict(jwt.decode(run.tokens.token(caller), options={"verify_signature": False}))
+
+
+def _bad_tickets(run: Run, interface: str, role: str) -> tuple[requests.Session | None, list[tuple[str, Any]]]:
+    """(the session to send over, [(label, ticket)]): no ticket, a forged one, an expired one.
+
+    Under 17.1 each is sent over the caller's own certificate, so that only the ticket is wrong:
+    the old interface's are assertions (forged: signed by an issuer the platforms do not trust;
+    expired: the local issuer's, valid until ten minutes ago); the FHIR API's are access tokens
+    (forged: a real token's claims signed with another key; expired: signed with the platform's
+    own token key, expired an hour ago). On `--auth jwt` they are JWT tickets.
+    """
+    if not run.secure:
+        minter = _minter(run)
+        forged = TicketMinter(new_ticket_key(), minter.actors).ticket(role)
+        expired = minter.ticket(role, iat=int(time.time()) - 7200, exp=int(time.time()) - 3600)
+        return None, [("no ticket", None), ("forged ticket", forged), ("expired ticket", expired)]
+    caller = run.callers.caller(role)
+    session = run.session(actor=caller)
+    credentials = run.credentials_or_fail()
+    if interface == "legacy":
+        der = credentials.client(caller).der
+        minter = credentials.source
+        assert isinstance(minter, AssertionMinter), "forges_tickets: generated only where this run mints assertions"
+        return session, [("no ticket", None), ("forged ticket", _foreign_issuer(run).assertion(caller, der)),
+                         ("expired ticket", minter.assertion(caller, der, lifetime_s=-600))]
+    claims = _token_claims(run, caller)
+    forged = jwt.encode(claims, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256",
+                        headers={"typ": "at+jwt"})
+    tickets: list[tuple[str, Any]] = [("no ticket", None), ("forged ticket", forged)]
+    key_file = run.local.token_key_file if run.local is not None else None
+    if key_file is None:  # platforms started elsewhere (rxverify serve): their token key is not this run's
+        allure.dynamic.description("The expired access token is forged only where the run made the platform's "
+                                   "token key (the local target); here: no ticket and a forged token.")
+        return session, tickets
+    now = int(time.time())
+    own_key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
+    expired = jwt.encode({**claims, "iat": now - 7200, "exp": now - 3600}, own_key, algorithm="ES256",
+                         headers={"typ": "at+jwt"})
+    return session, [*tickets, ("expired ticket", expired)]
 
 
 def _send(session: requests.Session, base: str, case: Any, headers: dict[str, str]) -> Any:
@@ -118,20 +194,19 @@ def test_bad_ticket_refused(
     """No ticket, a ticket signed with another key, an expired ticket: refused (401, or EJ_AUTENTISERAD) everywhere."""
     allure.dynamic.feature(operation.definition.raw["operationId"])
     base = _base(rx_run, interface, platform)
-    minter = _minter(rx_run)
     role = roles_of(operation)[0]
-    forged = TicketMinter(new_ticket_key(), minter.actors).ticket(role)
-    expired = minter.ticket(role, iat=int(time.time()) - 7200, exp=int(time.time()) - 3600)
+    own, tickets = _bad_tickets(rx_run, interface, role)
+    session = own or rx_session
 
     @settings(max_examples=3, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(case=operation.as_strategy())
     def refused(case: Any) -> None:
-        for label, ticket in (("no ticket", None), ("forged ticket", forged), ("expired ticket", expired)):
+        for label, ticket in tickets:
             try:
                 if interface == "legacy":
-                    response = _soap(rx_session, base, operation, case, ticket)
+                    response = _soap(session, base, operation, case, ticket)
                 else:
-                    response = _send(rx_session, base, case, {"Authorization": f"Bearer {ticket}"} if ticket else {})
+                    response = _send(session, base, case, {"Authorization": f"Bearer {ticket}"} if ticket else {})
             except RequestRefused as refused:
                 rx_refused(operation.label, refused)  # counted and shown: the gate bounds refusals
                 reject()  # generated data held an identity outside the registry: nothing was sent
@@ -178,16 +253,17 @@ def test_wrong_role_refused(
     """E.g. a pharmacy ticket cannot create a care prescription: 403, or EJ_BEHORIG (contract x-roles)."""
     allure.dynamic.feature(operation.definition.raw["operationId"])
     base = _base(rx_run, interface, platform)
-    ticket = rx_run.tickets.ticket(role)
 
     @settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck), database=None)
     @given(case=operation.as_strategy())
     def refused(case: Any) -> None:
         try:
-            if interface == "legacy":
-                response = _soap(rx_session, base, operation, case, ticket)
+            if interface == "legacy":  # the caller's own credentials, of the role the operation does not allow
+                client = legacy_client(rx_session, base)
+                body = case.body if isinstance(case.body, dict) else {}
+                response = client.call(service_of(operation, client), body, role=role)
             else:
-                response = _send(rx_session, base, case, {"Authorization": f"Bearer {ticket}"})
+                response = _send(rx_session, base, case, rx_run.auth_headers(role))
         except RequestRefused as refused:
             rx_refused(operation.label, refused)  # counted and shown: the gate bounds refusals
             reject()  # generated data held an identity outside the registry: nothing was sent
@@ -266,7 +342,7 @@ def test_without_a_valid_client_certificate_the_handshake_is_refused(
 ) -> None:
     """No client certificate, one of another CA, an expired one of the right CA: the TLS handshake fails."""
     run = rx_secure_run
-    session = run.session()  # the entry point's CA, no client certificate
+    session = run.session(present_certificate=False)  # the entry point's CA, no client certificate
     if certificate != "none":
         trust = run.local.trust if run.local else None
         assert trust is not None or certificate != "expired", "an expired certificate is made by the local CA only"

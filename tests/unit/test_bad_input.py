@@ -51,6 +51,8 @@ RXVERIFY_CASES = [
     (["verify", "--plan", "release-21.0", "--new-url", CLOSED], "has no tickets: give the platforms' ticket key"),
     (["verify", "--plan", "release-21.0", "--new-url", CLOSED, "--ticket-key-file", "/nosuch"],
      "cannot read ticket key /nosuch"),
+    (["verify", "--plan", "release-21.0", "--new-url", CLOSED, "--ticket-key-file", "{key}", "--trust-dir", "/nosuch",
+      "--reports", "{tmp}/r"], "--trust-dir /nosuch: no local trust domain there"),
     (["verify", "--plan", "release-21.0", "--new-url", CLOSED, "--ticket-key-file", "{key}", "--reports", "{tmp}/r"],
      f"platform unreachable: new at {CLOSED}/legacy"),
     (["verify", "--plan", "release-21.0", "--target", "at", "--targets-file", "{targets}", "--dry-run"],
@@ -111,6 +113,8 @@ RXVERIFY_CASES = [
      "--fhir-url: 'nope' is not an http(s) base URL"),
     (["reconcile", "snapshot", "--out", "{tmp}/s.json", "--old-url", CLOSED, "--ticket-key-file", "/nosuch"],
      "cannot read ticket key /nosuch"),
+    (["reconcile", "snapshot", "--out", "{tmp}/s.json", "--old-url", CLOSED, "--ticket-key-file", "{key}",
+      "--trust-dir", "/nosuch", "--reports", "{tmp}/r"], "--trust-dir /nosuch: no local trust domain there"),
     (["reconcile", "snapshot", "--out", "{tmp}/s.json", "--reports", "{file}"], "cannot use reports folder {file}"),
     (["reconcile", "compare", "--baseline"], "argument --baseline: expected one argument"),
     (["reconcile", "compare", "--baseline", "/nosuch", "--new-url", CLOSED], "/nosuch"),
@@ -128,6 +132,8 @@ RXVERIFY_CASES = [
     (["reconcile", "compare", "--baseline", "/nosuch", "--reports", "{file}"], "cannot use reports folder {file}"),
     (["reconcile", "compare", "--baseline", "{baseline}", "--new-url", CLOSED, "--ticket-key-file", "/nosuch"],
      "cannot read ticket key /nosuch"),
+    (["reconcile", "compare", "--baseline", "{baseline}", "--new-url", CLOSED, "--ticket-key-file", "{key}",
+      "--trust-dir", "/nosuch", "--reports", "{tmp}/r"], "--trust-dir /nosuch: no local trust domain there"),
     (["rehearse", "--plan", "no-such-plan"], "no-such-plan"),
     (["rehearse", "--plan", "release-21.0", "--fault", "no-such-fault"], "no-such-fault"),
     (["rehearse", "--plan", "release-21.0", "--seed", "abc"], "argument --seed: invalid int value: 'abc'"),
@@ -150,6 +156,8 @@ RXVERIFY_CASES = [
     (["watch", "--plan", "release-21.0", "--fhir-url", "nope"], "--fhir-url: 'nope' is not an http(s) base URL"),
     (["watch", "--plan", "release-21.0", "--new-url", CLOSED, "--ticket-key-file", "/nosuch"],
      "cannot read ticket key /nosuch"),
+    (["watch", "--plan", "release-21.0", "--new-url", CLOSED, "--ticket-key-file", "{key}", "--trust-dir", "/nosuch",
+      "--reports", "{tmp}/r"], "--trust-dir /nosuch: no local trust domain there"),
     (["watch", "--plan", "release-21.0", "--reports", "{file}"], "cannot use reports folder {file}"),
     (["fhir", "snapshot", "--folder", "/nosuch"], "/nosuch"),
     (["contracts", "openapi", "--output", "{file}/legacy.yaml"], "{file}/legacy.yaml"),
@@ -176,6 +184,9 @@ PYTEST_CASES = [
     (["--old-url", CLOSED, "--platform", "old"], "has no tickets: give the platforms' ticket key"),
     (["--old-url", CLOSED, "--platform", "old", "--ticket-key-file", "/nosuch"], "cannot read ticket key /nosuch"),
     (["--old-url", CLOSED, "--ticket-key-file", "{key}"], "has no new platform: choose --platform old"),
+    (["--old-url", CLOSED, "--platform", "old", "--ticket-key-file", "{key}", "--trust-dir", "/nosuch"],
+     "--trust-dir /nosuch: no local trust domain there"),
+    (["--plain-http", "--examples", "0"], "--examples: '0' is not a whole number of at least 1"),
     (["--old-url", CLOSED, "--platform", "old", "--ticket-key-file", "{key}"],
      f"platform unreachable: old at {CLOSED}/legacy"),
     (["--old-url", CLOSED, "--platform", "old", "--ticket-key-file", "{key}", "--fault", "{fault}"],
@@ -221,6 +232,9 @@ LOCUST_CASES = [
     (["--fhir-url", "nope"], "--fhir-url: 'nope' is not an http(s) base URL"),
     (["--platform", "old", "--old-url", CLOSED], "has no tickets: give the platforms' ticket key"),
     (["--platform", "old", "--old-url", CLOSED, "--ticket-key-file", "/nosuch"], "cannot read ticket key /nosuch"),
+    (["--platform", "old", "--old-url", CLOSED, "--ticket-key-file", "{key}", "--trust-dir", "/nosuch"],
+     "--trust-dir /nosuch: no local trust domain there"),
+    (["--plain-http", "--fault", "no-such-fault"], "--fault: unknown fault 'no-such-fault'"),
     (["--old-url", CLOSED, "--ticket-key-file", "{key}"], "target 'adhoc' has no new platform"),
     (["--platform", "old", "--old-url", CLOSED, "--ticket-key-file", "{key}"],
      f"platform unreachable: old at {CLOSED}/legacy"),
@@ -341,7 +355,8 @@ def _declared(parser: argparse.ArgumentParser, path: str = "") -> set[str]:
 # options that only choose where output goes or what to do, not a value a user can get wrong
 CHOICES_ONLY = {"verify --dry-run", "verify --production", "verify --reports", "report --no-probe", "report --output",
                 "report --tools", "report --reports", "gate --results", "power --reports",
-                "power --corpus", "fhir snapshot --check", "contracts openapi --check"}  # fmt: skip
+                "power --corpus", "fhir snapshot --check", "contracts openapi --check",
+                "serve --plain-http", "verify --plain-http", "watch --plain-http"}  # fmt: skip
 
 
 def test_every_option_of_every_command_has_a_case() -> None:

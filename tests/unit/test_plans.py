@@ -78,6 +78,8 @@ def test_shipped_plan_is_valid_and_covers_the_release(registry: Registry) -> Non
     assert plan.window_start < plan.window_end and plan.rate_per_second > 0
     assert {"prescriber", "pharmacy"} == {p.role for p in plan.participants.values()}
     assert all(p.contact for p in plan.participants.values())
+    # Säker åtkomst 17.1: the release is verified over both entry points (the care system over Sjunet)
+    assert {p.key: p.entry for p in plan.participants.values()} == {"region-care": "sjunet", "pharmacy": "internet"}
     assert {
         "KontrolleraArbetsplatskod",
         "HamtaPatientInfo",
@@ -177,6 +179,8 @@ def test_patient_outside_registry_is_refused_and_masked(registry: Registry, tmp_
         (HEADER.replace("requests_per_second = 2.0", "requests_per_second = 0"), "requests_per_second"),
         (HEADER.replace('contact = "A. Person, verification lead"', ""), "names no contact"),
         (HEADER.replace('actor = 0\ncontact = "B', 'actor = 99\ncontact = "B'), "actor 99"),
+        (HEADER.replace('actor = 0\ncontact = "B', 'actor = 0\nentry = "moon"\ncontact = "B'),
+         "participant 'pharmacy': entry 'moon' is not an entry point \\(internet, sjunet\\)"),
         (HEADER.replace('target_class = "production"', 'target_class = "staging"'), "target_class 'staging'"),
         (HEADER + "[oops", "not valid TOML"),
     ],

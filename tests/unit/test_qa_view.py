@@ -113,7 +113,8 @@ def test_serve_starts_what_the_suite_needs_and_the_printed_command_runs_every_te
 ) -> None:
     options = _command(serve())
     assert [o for o in options if o.startswith("--")] == ["--old-url", "--old-secondary-url", "--new-url",
-                                                          "--ticket-key-file"]  # fmt: skip
+                                                          "--ticket-key-file", "--trust-dir"]  # fmt: skip
+    assert all(o.startswith("https://127.0.0.1:") for o in options[1:6:2])  # mutual TLS, on loopback
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "tests/contract/test_differential.py",
          "tests/contract/test_last_withdrawal.py", "tests/contract/test_withdrawal_rules.py", "--examples", "5",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -238,8 +239,20 @@ def test_shipped_plan_runs_green_on_local_target(registry: Registry, tmp_path: P
         [attachment] = result["attachments"]
         assert (run.results / attachment["source"]).is_file()
         assert attachment["source"].endswith("-attachment.json")
+    # Säker åtkomst 17.1: each participant's steps went over its own entry point (mutual TLS)
+    over = re.search(r"over mutual TLS with SAMBI assertions: region-care over sjunet \((https://[^)]+)\), "
+                     r"pharmacy over internet \((https://[^)]+)\)", done.stdout)
+    assert over is not None, done.stdout
+    assert over.group(1) != over.group(2)
+    plan = _plan(registry)
+    for result in results:
+        exchange = json.loads((run.results / result["attachments"][0]["source"]).read_text())
+        step = next(s for s in plan.steps if result["fullName"] == f"verification.{plan.name}.{s.id}")
+        entry = plan.participants[step.participant].entry
+        assert exchange["request"]["url"].startswith(over.group(1 if entry == "sjunet" else 2)), (step.id, entry)
+        shown = json.dumps(exchange)
+        assert "wsse:Security" in shown and "SignatureValue" not in shown and "Assertion" not in shown, step.id
     writes = read_ledger(reports / "ledger")
-    assert [r.operation for r in writes].count("SkapaOrdinationVard") == 2
     assert all(r.outcome in ("ok", "error") for r in writes)
     assert _scan_reports(reports, registry) == []
     ledger = _rxverify("ledger", "--reports", str(reports))

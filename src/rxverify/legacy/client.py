@@ -171,10 +171,17 @@ class LegacyClient:
     def authorize(self, headers: dict[str, str], soap_header: list[etree._Element], role: str, actor: int) -> None:
         """Put the caller's credentials on a request: the one place where that happens.
 
-        Today the ticket is the HTTP Authorization header; a SAML assertion in wsse:Security goes
-        into `soap_header` here.
+        Under Säker åtkomst 17.1 the caller's SAMBI assertion goes into `soap_header` as
+        `wsse:Security` (credentials with a `security_header`: rxverify.target.callers); the JWT
+        tickets of the platforms' `--auth jwt` are the HTTP Authorization header.
         """
-        ticket = self.credentials.ticket(role, actor) if self.credentials is not None else None
+        if self.credentials is None:
+            return
+        security = getattr(self.credentials, "security_header", None)
+        element = security(role, actor) if security is not None else None
+        if element is not None:
+            soap_header.append(element)
+        ticket = self.credentials.ticket(role, actor)
         if ticket:
             headers["Authorization"] = f"Bearer {ticket}"
 

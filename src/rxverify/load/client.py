@@ -1,4 +1,4 @@
-"""Locust's FastHttpUser, with every request passing the guard before a byte leaves.
+"""Locust's FastHttpUser and HttpUser, with every request passing the guard before a byte leaves.
 
 The guard refuses identities outside the test-patient registry and ledgers every write
 (attempt before, outcome after), exactly as the contract suite's requests.Session does. On the
@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from locust import FastHttpUser
+from locust import FastHttpUser, HttpUser
 from locust.contrib.fasthttp import FastHttpSession
 from locust.user.users import User
 
-from rxverify.safety.egress import guarded_user_agent
+from rxverify.safety.egress import CertChooser, GuardedAdapter, guarded_user_agent
 from rxverify.safety.guard import Guard, RequestRefused
+
+if TYPE_CHECKING:
+    from rxverify.target.run import Run
 
 MISSING = object()
 
@@ -98,3 +101,57 @@ class GuardedUser(FastHttpUser):
             proxy_host=self.proxy_host,
             proxy_port=self.proxy_port,
         )
+
+
+class GuardedHttpUser(HttpUser):
+    """Locust's HttpUser (requests), its only transports the guarded adapter (abstract: subclass it).
+
+    Locust's HttpSession is a requests session: its adapters are replaced by the one guarded
+    egress's (rxverify.safety.egress.GuardedAdapter), so every request, redirect hop and retry is
+    inspected and ledgered as the contract suite's are. Under Säker åtkomst 17.1 (`choose_cert`, set
+    by the run) each request presents the certificate of the caller whose assertion or token it
+    carries, and trusts the run's CA; requests keeps each certificate's TLS connections alive.
+    A refused request is a failed request of its name, and the task stops: nothing was sent.
+    """
+
+    abstract = True
+    guard: Guard | None = None  # set by the run before any user starts
+    choose_cert: CertChooser | None = None
+    ca: str | None = None
+
+    @classmethod
+    def bind(cls, run: Run) -> None:
+        """Call through `run`: its guard, and under 17.1 its callers' certificates and its CA."""
+        cls.guard = run.guard
+        if run.secure:
+            cls.choose_cert = staticmethod(run.callers.certificate_for)
+            cls.ca = str(run.credentials_or_fail().ca())
+        else:
+            cls.choose_cert = cls.ca = None
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        guard = type(self).guard
+        if guard is None:
+            raise RuntimeError("GuardedHttpUser started before the run set its guard")
+        adapter = GuardedAdapter(guard, type(self).choose_cert, type(self).ca)
+        self.client.adapters.clear()
+        self.client.mount("http://", adapter)
+        self.client.mount("https://", adapter)
+        self.client.trust_env = False
+        if type(self).ca is not None:
+            self.client.verify = type(self).ca
+        request = self.client.request
+
+        def refused_as_failure(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return request(method, url, *args, **kwargs)
+            except RequestRefused as exc:
+                self.environment.events.request.fire(
+                    request_type=method, name=kwargs.get("name") or url, response_time=0.0, response_length=0,
+                    exception=exc, context=kwargs.get("context") or {}, response=None, start_time=time.time(),
+                    url=url,
+                )
+                raise
+
+        self.client.request = refused_as_failure

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
 
@@ -28,6 +28,9 @@ from rxverify.legacy.client import LegacyAnswer, LegacyClient
 from rxverify.legacy.envelope import APPLICATION
 from rxverify.load.client import document
 from rxverify.paths import contracts_dir
+
+if TYPE_CHECKING:
+    from rxverify.target.run import Run
 
 PERSONNUMMER = "http://electronichealth.se/identifier/personnummer"
 SAMORDNINGSNUMMER = "http://electronichealth.se/identifier/samordningsnummer"
@@ -76,9 +79,14 @@ class Vu(Protocol):
 
     client: Any
     context_id: str
+    secure: bool  # Säker åtkomst 17.1: assertions and tokens over the actor's certificate
 
     def auth(self) -> str:
-        """The Authorization header value of this user's test actor."""
+        """The Authorization header value of this user's test actor (its access token under 17.1)."""
+        ...
+
+    def security_header(self) -> Any:
+        """The wsse:Security header entry of this user's test actor (17.1; None on JWT tickets)."""
         ...
 
     def actor(self) -> dict[str, Any]:
@@ -147,8 +155,14 @@ class _VuCredentials:
         self.vu = vu
 
     def ticket(self, role: str, index: int = 0) -> str | None:
-        """The VU's ticket, whatever role is asked (a VU acts as one test actor)."""
+        """The VU's JWT ticket, whatever role is asked (a VU acts as one test actor); none under 17.1."""
+        if self.vu.secure:
+            return None
         return self.vu.auth().removeprefix("Bearer ")
+
+    def security_header(self, role: str, index: int = 0) -> Any:
+        """The VU's assertion in wsse:Security (17.1), whatever role is asked; None on JWT tickets."""
+        return self.vu.security_header() if self.vu.secure else None
 
 
 @dataclass(frozen=True)
@@ -284,14 +298,16 @@ class Legacy(_Interface):
     def seed(
         self,
         http: requests.Session,
-        auth: str,
+        run: Run,
         base: str,
         person_id: str,
         prescriptions: int,
         prescriber: dict[str, Any],
     ) -> None:
         """Consent and `prescriptions` prescriptions for one test patient (synchronous, guarded session)."""
-        client = LegacyClient(http, base, self.riv, _Fixed(auth.removeprefix("Bearer ")), _OneActor(prescriber))
+        credentials = run.legacy_credentials() if run.secure else _Fixed(
+            run.auth_headers("prescriber")["Authorization"].removeprefix("Bearer "))
+        client = LegacyClient(http, base, self.riv, credentials, _OneActor(prescriber))
         calls = [("UppdateraSamtycke", {"personnummer": person_id, "samtycke": True}, "pharmacy")]
         calls += [("SkapaOrdinationVard", new_prescription(person_id), "prescriber")] * prescriptions
         for service, data, role in calls:
@@ -460,7 +476,7 @@ class Fhir(_Interface):
     def seed(
         self,
         http: requests.Session,
-        auth: str,
+        run: Run,
         base: str,
         person_id: str,
         prescriptions: int,
@@ -468,7 +484,7 @@ class Fhir(_Interface):
     ) -> None:
         """Consent and `prescriptions` prescriptions for one test patient (synchronous, guarded session)."""
         headers = {
-            "Authorization": auth, "Content-Type": "application/fhir+json", "x-request-id": "",
+            **run.auth_headers("prescriber"), "Content-Type": "application/fhir+json", "x-request-id": "",
             "x-context-id": str(uuid.uuid4()), "x-user-agent": USER_AGENT,
         }  # fmt: skip
         for path, body in [("Consent", consent(person_id))] + [

@@ -39,7 +39,7 @@ from typing import Any
 import requests
 
 from rxverify.errors import UserError
-from rxverify.load.client import GuardedUser
+from rxverify.load.client import GuardedHttpUser, GuardedUser
 from rxverify.load.interfaces import INTERFACES, Fhir, Legacy, SeedError
 from rxverify.load.openmodel import ArrivalSchedule
 from rxverify.load.parts import LAST_PART, WAIT_S, await_last_parts
@@ -88,6 +88,10 @@ def add_options(parser: Any, profiles: Iterable[str] = ()) -> None:
         "--fhir-url", default=None, help="base URL of the new platform's FHIR API, if not <new-url>/fhir"
     )
     group.add_argument("--ticket-key-file", default=None, help="ticket key of running local platforms (rxverify serve)")
+    group.add_argument("--trust-dir", default=None, help="local trust domain of running local platforms on mutual "
+                       "TLS (rxverify serve prints it)")  # fmt: skip
+    group.add_argument("--plain-http", action="store_true", default=False, help="start the local platforms on "
+                       "plain HTTP with JWT tickets (default: Säker åtkomst 17.1, mutual TLS, assertions, tokens)")
     group.add_argument("--fault", action="append", default=None, help="start the local platforms with a seeded fault")
     group.add_argument("--model", default="loadtests/model.toml", help="load model (default loadtests/model.toml)")
     group.add_argument("--slo", default="loadtests/slo.toml", help="SLO file (default loadtests/slo.toml)")
@@ -159,7 +163,9 @@ def check_options(options: Any, profiles: Iterable[str]) -> Settings:
         actors = load_actors(settings.contracts / "testdata" / "test-actors.json")
         require_tickets(target, tickets_for(target, actors, key_file))
         if not getattr(options, "worker", False) and not getattr(options, "list_commands", False):
-            with open_run(target, settings.contracts, suite="load", ticket_key_file=key_file, start_local=False) as run:
+            trust = Path(settings.trust_dir) if settings.trust_dir else None
+            with open_run(target, settings.contracts, suite="load", ticket_key_file=key_file, start_local=False,
+                          trust_dir=trust) as run:
                 require_reachable(run, (side,))
     return settings
 
@@ -200,6 +206,8 @@ class Settings:
     new_url: str | None
     fhir_url: str | None
     ticket_key_file: str | None
+    trust_dir: str | None = None
+    plain_http: bool = False
 
 
 def settings_of(options: Any, profiles: Iterable[str]) -> Settings:
@@ -238,6 +246,8 @@ def settings_of(options: Any, profiles: Iterable[str]) -> Settings:
         new_url=options.new_url,
         fhir_url=options.fhir_url,
         ticket_key_file=options.ticket_key_file,
+        trust_dir=getattr(options, "trust_dir", None),
+        plain_http=bool(getattr(options, "plain_http", False)),
     )
 
 
@@ -470,6 +480,8 @@ def _open(environment: Any, load: LoadRun, seed: bool) -> None:
             key=key,
             audit=target.is_local and load.role == "local",  # one process: one guard sees every request
             run_id=run_id or None,
+            tls=target.is_local and not s.plain_http,
+            trust_dir=Path(options.trust_dir) if getattr(options, "trust_dir", None) and not target.is_local else None,
         )
     )
     load.run = run
@@ -483,6 +495,7 @@ def _open(environment: Any, load: LoadRun, seed: bool) -> None:
     load.base_url = base
     load.interface = INTERFACES[s.platform](s.contracts)
     GuardedUser.guard = run.guard
+    GuardedHttpUser.bind(run)  # a locustfile's own HttpUser of the guarded kind calls as the run does
     for cls in load.callers:
         cls.host = base
     environment.host = base
@@ -496,6 +509,8 @@ def _open(environment: Any, load: LoadRun, seed: bool) -> None:
             options.old_url = options.old_url or (base.rsplit("/", 1)[0] if side == "old" else None)
             # the run's own key file (0600, in its temporary folder, removed with it)
             options.ticket_key_file = options.ticket_key_file or str(run.local.key_file if run.local else "")
+            if run.local is not None and run.local.trust is not None:  # the workers call over the same trust domain
+                options.trust_dir = str(run.local.trust.root)
         options.rx_seeded = ",".join(load.patients)
         options.rx_run_id = run.run_id
     else:
@@ -508,7 +523,6 @@ def _seed(load: LoadRun, run: Run, base: str) -> list[str]:
     """Consent and prescriptions for the first --seed-patients test patients of the registry."""
     patients = [p.id for p in run.registry.patients[: load.settings.seed_patients]]
     http = run.session()
-    auth = run.auth_headers("prescriber")["Authorization"]
     assert load.interface is not None
     started = time.monotonic()
     ledger = run.guard.ledger
@@ -516,7 +530,7 @@ def _seed(load: LoadRun, run: Run, base: str) -> list[str]:
         ledger.run_kind = "load seeding"  # what a rollback of the test data would undo, apart from the load
     try:
         for pid in patients:
-            load.interface.seed(http, auth, base, pid, SEED_PRESCRIPTIONS, run.actors.prescribers[0])
+            load.interface.seed(http, run, base, pid, SEED_PRESCRIPTIONS, run.actors.prescribers[0])
         if ledger is not None:
             ledger.run_kind = "load"
     except SeedError as exc:
@@ -882,18 +896,27 @@ class Caller(GuardedUser):
     role = ""  # ticket role: prescriber or pharmacy
 
     def __init__(self, environment: Any) -> None:
-        super().__init__(environment)
         load = active()
+        self._actor = random.randrange(1 << 16)
+        run = load.run
+        self.secure = run is not None and run.secure
+        if run is not None and run.secure:  # this VU's connections present its actor's certificate (17.1)
+            self.ssl_context_factory = run.ssl_context_factory(run.callers.caller(self.role, self._actor))
+        super().__init__(environment)
         self.load = load
         self.work = load.interface
         self.context_id = str(uuid.uuid4())  # x-context-id: one session per VU
         self._intended: float | None = None  # open model: the current iteration's scheduled start (epoch)
         self._ticket = ""
         self._ticket_at = 0.0
-        self._actor = random.randrange(1 << 16)
 
     def auth(self) -> str:
-        """The Authorization header of this VU's test actor (re-minted before it expires)."""
+        """The Authorization header of this VU's test actor (re-minted before it expires; under 17.1 its
+        access token, which the run's token client holds and refreshes)."""
+        if self.secure:
+            run = self.load.run
+            assert run is not None
+            return run.callers.bearer(self.role, self._actor)
         now = time.monotonic()
         if not self._ticket or now - self._ticket_at > TICKET_REFRESH_S:
             run = self.load.run
@@ -901,6 +924,12 @@ class Caller(GuardedUser):
             self._ticket = run.auth_headers(self.role, self._actor)["Authorization"]
             self._ticket_at = now
         return self._ticket
+
+    def security_header(self) -> Any:
+        """The wsse:Security header entry of this VU's test actor (17.1: its assertion, renewed by the run)."""
+        run = self.load.run
+        assert run is not None
+        return run.callers.security_header(self.role, self._actor)
 
     def actor(self) -> dict[str, Any]:
         """This VU's test actor (a prescriber or a pharmacy of contracts/testdata/test-actors.json)."""

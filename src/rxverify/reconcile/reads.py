@@ -66,7 +66,7 @@ def legacy_reads(run: Run, platform: str, contracts: RivContracts, patients: Ite
     base = endpoints.legacy
 
     def read(session: requests.Session, patient: TestPatient) -> dict[str, Answer]:
-        client = LegacyClient(session, base, contracts, run.tickets, run.actors)
+        client = LegacyClient(session, base, contracts, run.legacy_credentials(), run.actors)
         answers = {}
         for operation in operations:
             answer = client.call(operation, {"personnummer": patient.id}, role=ROLE)

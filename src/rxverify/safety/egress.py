@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -27,6 +28,9 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from rxverify.safety.guard import Guard, RequestRefused
+
+# (request) -> the (certificate, key) files it presents over mutual TLS
+CertChooser = Callable[[requests.PreparedRequest], tuple[str, str]]
 
 __all__ = ["GuardedAdapter", "RequestRefused", "guarded_session", "guarded_user_agent"]
 
@@ -75,8 +79,15 @@ def _counting_pools(guard: Guard) -> dict[str, type[HTTPConnectionPool]]:
 class GuardedAdapter(HTTPAdapter):
     """requests' transport with the guard in front: every hop of every request is inspected, then ledgered."""
 
-    def __init__(self, guard: Guard, **kwargs: Any) -> None:
+    def __init__(self, guard: Guard, choose_cert: CertChooser | None = None, ca: str | None = None,
+                 **kwargs: Any) -> None:
         self.guard = guard
+        # Säker åtkomst: the client certificate of the caller whose credential a request carries
+        # (rxverify.target.callers), for a request whose session names none itself
+        self.choose_cert = choose_cert
+        # the CA bundle of the run's servers, for a request that asks for verification without naming one
+        # (schemathesis passes verify=True on each request, which would replace the session's bundle)
+        self.ca = ca
         super().__init__(**kwargs)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
@@ -93,6 +104,11 @@ class GuardedAdapter(HTTPAdapter):
             request.headers["Content-Length"] = str(len(request.body))
         method = request.method or "GET"
         url = request.url or ""
+        if url.startswith("https:"):
+            if self.choose_cert is not None and not kwargs.get("cert"):
+                kwargs["cert"] = self.choose_cert(request)
+            if self.ca is not None and kwargs.get("verify", True) is True:
+                kwargs["verify"] = self.ca
         admission = guard.admit(method, url, request.headers, request.body)
         attempt = guard.record_attempt(method, url, admission)
         if attempt is None:
@@ -107,10 +123,10 @@ class GuardedAdapter(HTTPAdapter):
         return response
 
 
-def guarded_session(guard: Guard) -> requests.Session:
+def guarded_session(guard: Guard, choose_cert: CertChooser | None = None, ca: str | None = None) -> requests.Session:
     """A requests session whose only transports are guarded (http and https)."""
     session = requests.Session()
-    adapter = GuardedAdapter(guard)
+    adapter = GuardedAdapter(guard, choose_cert, ca)
     session.adapters.clear()
     session.mount("http://", adapter)
     session.mount("https://", adapter)

@@ -40,6 +40,9 @@ _MAY_HIDE = re.compile(r"%|[A-Za-z0-9+/_-]{12,}|[^\x00-\x7f]")
 CLEAN_CACHE_LIMIT = 65_536  # texts remembered as clean; the cache starts over when full
 CLEAN_CACHE_TEXT = 4_096  # longer texts (bodies) are not remembered
 TEMPLATE_LIMIT = 4_096  # body templates remembered; the memory starts over when full
+# XML bodies up to this long are read by template: a SOAP request under 17.1 carries the caller's
+# signed assertion (its certificate and signature in base64), about 4 KB alike request after request
+TEMPLATE_TEXT = 16_384
 
 
 Attempt = tuple[int, str, str | None, list[str]]  # a ledgered attempt: seq, path, operation, patients
@@ -189,7 +192,7 @@ class Guard:
                 coding = coding or ""
                 text = body.decode("latin-1") if isinstance(body, bytes) else body
                 key = f"{content_type}|{coding}|" + text
-                if not coding and isinstance(body, bytes) and len(body) <= CLEAN_CACHE_TEXT and ">" in text:
+                if not coding and isinstance(body, bytes) and len(body) <= TEMPLATE_TEXT and ">" in text:
                     # an XML body: the bodies alike but for their UUIDs share one reading, and a body with
                     # a fresh requestId is not worth remembering by itself
                     key = None

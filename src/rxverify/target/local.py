@@ -97,6 +97,7 @@ def start_platform(
     admin_key_file: Path | None = None,
     tls_dir: Path | None = None,
     issuer_cert: Path | None = None,
+    token_key_file: Path | None = None,
 ) -> StartedPlatform:
     """Start one reference platform (with the window's operator key, if given); wait for its address.
 
@@ -122,6 +123,8 @@ def start_platform(
         cmd += ["--tls-dir", str(tls_dir), "--auth", "saml", "--issuer-cert", str(issuer_cert)]
         for entry in ENTRY_POINTS:
             cmd += ["--entry", f"{entry}={port if entry == DEFAULT_ENTRY else 0}"]
+        if token_key_file is not None and platform == "new":
+            cmd += ["--token-key-file", str(token_key_file)]
     for fault in faults:
         cmd += ["--fault", fault]
     cmd += ["--contracts", str(contracts_dir().resolve())]
@@ -200,6 +203,9 @@ class LocalPlatforms:
     audit_dir: Path | None = None
     trust: TrustDomain | None = None  # the local trust domain, when they serve mutual TLS
     token_path: str = ""  # the new platform's token endpoint below its base URL (with `trust`)
+    # the key the new platform signs access tokens with (with `trust`; 0600, gone with the run): the
+    # security tests forge an expired token with it, as they forge an expired JWT with the ticket key
+    token_key_file: Path | None = None
 
     def _endpoints(self, started: StartedPlatform, fhir: bool) -> Endpoints:
         def at(base: str, entry: str) -> Endpoints:
@@ -239,6 +245,15 @@ class LocalPlatforms:
 def new_ticket_key() -> bytes:
     """A fresh ticket-signing key that only this run knows."""
     return secrets.token_hex(32).encode()
+
+
+def _new_token_key() -> bytes:
+    """A fresh EC P-256 key (PEM) for the new platform's access tokens (ES256)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
 
 
 def new_operator_key() -> str:
@@ -286,6 +301,7 @@ def local_platforms(
         processes = RunProcesses(Path(tmp))
         trust = None
         token_path = ""
+        token_key_file = None
         if tls:
             from rxverify.target.credentials import load_actors, load_profile
             from rxverify.target.trust import trust_domain
@@ -294,6 +310,9 @@ def local_platforms(
             actors = load_actors(contracts / "testdata" / "test-actors.json")
             trust = trust_domain((data_dir / "trust") if data_dir else Path(tmp) / "trust", platforms, actors)
             token_path = load_profile(contracts).token_path
+            token_key_file = Path(tmp) / "token.key"
+            token_key_file.write_bytes(_new_token_key())
+            token_key_file.chmod(0o600)
         started: dict[str, StartedPlatform] = {}
         try:
             for platform in platforms:
@@ -302,11 +321,11 @@ def local_platforms(
                 started[platform] = start_platform(
                     kind, run_dir / platform, key_file, faults, (ports or {}).get(platform, 0), audit_log, processes,
                     label=platform, tls_dir=trust.server_dir(platform) if trust else None,
-                    issuer_cert=trust.issuer_cert if trust else None,
+                    issuer_cert=trust.issuer_cert if trust else None, token_key_file=token_key_file,
                 )
             running = LocalPlatforms(
                 started.get("old"), started.get("new"), key, run_dir, started.get(SECONDARY), key_file, audit_dir,
-                trust, token_path,
+                trust, token_path, token_key_file,
             )
             yield running
         finally:

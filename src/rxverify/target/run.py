@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ from rxverify.safety.egress import guarded_session
 from rxverify.safety.guard import Guard
 from rxverify.safety.ledger import Ledger
 from rxverify.safety.registry import Registry, load_registry
+from rxverify.target.callers import SecureCallers
 from rxverify.target.credentials import (
     AssertionFiles,
     AssertionMinter,
@@ -47,7 +49,7 @@ from rxverify.target.credentials import (
 )
 from rxverify.target.local import LocalPlatforms, local_platforms, new_ticket_key
 from rxverify.target.targets import DEFAULT_ENTRY, Target, check_files
-from rxverify.target.trust import ENTRY_POINTS, ClientCertificate, TrustDomain
+from rxverify.target.trust import ENTRY_POINTS, ClientCertificate, TrustDomain, kept_trust_domain
 
 if TYPE_CHECKING:
     from rxverify.plans import Plan
@@ -79,25 +81,38 @@ class Run:
     observers: list[Callable[[requests.Response], None]] = field(default_factory=list)
     _sessions: list[requests.Session] = field(default_factory=list)
     _tokens: TokenClient | None = None
+    _callers: SecureCallers | None = None
 
-    def session(self, actor: Caller | str | None = None, entry: str | None = None) -> requests.Session:
+    def session(self, actor: Caller | str | None = None, entry: str | None = None, *,
+                present_certificate: bool = True) -> requests.Session:
         """A new guarded HTTP session for this run: `actor`'s client certificate, the entry point's CA.
 
-        Without `actor` it presents the target-wide certificate of targets.toml `tls`, if any.
+        Without `actor`, under Säker åtkomst 17.1 each request presents the certificate of the caller
+        whose assertion or token it carries (rxverify.target.callers; the default caller's when it
+        carries none); otherwise the target-wide certificate of targets.toml `tls`, if any. With
+        `present_certificate=False` it presents none (the security tests' handshake without one).
         """
         tls = self.target.tls
         missing = [f"tls.{name} {path}" for name, path in sorted(tls.items()) if not Path(path).is_file()]
         if missing:
             raise UserError(f"target {self.target.name!r}: {', '.join(missing)}: no such file (targets.toml)")
-        session = guarded_session(self.guard)
-        if tls.get("cert"):
-            session.cert = (tls["cert"], tls["key"]) if tls.get("key") else tls["cert"]
-        if tls.get("ca"):
-            session.verify = tls["ca"]
+        chooser = None
+        if self.secure and actor is None and present_certificate:
+            callers = self.callers  # each request over the certificate of the caller whose credential it carries
+
+            def chooser(request: requests.PreparedRequest) -> tuple[str, str]:
+                return callers.certificate_for(request, entry)
+        bundle = tls.get("ca") or None
         if self.credentials is not None:
             ca = self.credentials.ca(entry)
             if ca is not None:
-                session.verify = str(ca)
+                bundle = str(ca)
+        session = guarded_session(self.guard, chooser, bundle)
+        if tls.get("cert"):
+            session.cert = (tls["cert"], tls["key"]) if tls.get("key") else tls["cert"]
+        if bundle is not None:
+            session.verify = bundle
+        if self.credentials is not None:
             if actor is not None:
                 client = self.credentials.client(as_caller(actor), entry)
                 session.cert = (str(client.cert), str(client.key))
@@ -136,8 +151,30 @@ class Run:
             self._tokens = TokenClient(self)
         return self._tokens
 
-    def auth_headers(self, role: str, index: int = 0) -> dict[str, str]:
-        """`Authorization` header for a test actor of `role`."""
+    @property
+    def secure(self) -> bool:
+        """Whether the run speaks Säker åtkomst 17.1 (callers' certificates, assertions, tokens)."""
+        return self.credentials is not None and self.credentials.source is not None
+
+    @property
+    def callers(self) -> SecureCallers:
+        """The run's callers under 17.1: their assertions and tokens, and the certificate each request presents."""
+        if self._callers is None:
+            self._callers = SecureCallers(self)
+        return self._callers
+
+    def legacy_credentials(self, entry: str | None = None) -> Any:
+        """What the legacy client puts on a request: the caller's assertion (17.1; bound to its certificate on
+        `entry`), else its JWT ticket."""
+        if not self.secure:
+            return self.tickets
+        return self.callers if entry is None else self.callers.at(entry)
+
+    def auth_headers(self, role: str, index: int = 0, entry: str | None = None) -> dict[str, str]:
+        """`Authorization` header of a test actor of `role` on the FHIR API: its access token (17.1), else its
+        JWT ticket. Sent over a session of this run, the request presents that caller's certificate."""
+        if self.secure:
+            return {"Authorization": self.callers.bearer(role, index, entry)}
         return {"Authorization": f"Bearer {self.tickets.ticket(role, index)}"}
 
     def close_sessions(self) -> None:
@@ -203,6 +240,7 @@ def open_run(
     ports: dict[str, int] | None = None,
     start_local: bool = True,
     tls: bool = False,
+    trust_dir: Path | None = None,
 ) -> Iterator[Run]:
     """Prepare `target` for the `with` block: class checked, guard built, local platforms started (`start_local`).
 
@@ -212,6 +250,8 @@ def open_run(
     they receive and, once they have stopped, `Run.audit_problems` says whether each was one the
     guard let through (the egress audit). With `tls`, the local platforms serve mutual TLS on both
     entry points and read SAMBI assertions, and the run carries the local trust domain's credentials.
+    With `trust_dir`, platforms already running on loopback (given by URL: `rxverify serve`'s, a load
+    master's) are called with the local trust domain kept there.
     """
     check_class(target, suite, plan)
     registry = registry_for(target, contracts)
@@ -243,7 +283,21 @@ def open_run(
             started = target
             tickets = tickets_for(target, actors, ticket_key_file, key)
             credentials = None
-            if target.clients or target.assertions:
+            if trust_dir is not None:
+                if target.environment_class != "local":
+                    raise UserError(f"--trust-dir is the local trust domain: target {target.name!r} is class "
+                                    f"{target.environment_class} (targets.toml names its certificates)")
+                kept_trust_domain(trust_dir)  # one line when it is not one
+                # the run's own copy (0700, gone with the run): the platforms' command may stop first
+                own = Path(stack.enter_context(_private_dir())) / "trust"
+                try:
+                    shutil.copytree(trust_dir, own)
+                except OSError as exc:
+                    raise UserError(f"--trust-dir {trust_dir}: cannot read the local trust domain ({exc})") from None
+                trust = kept_trust_domain(own)
+                started = with_local_trust(target, trust, load_profile(contracts).token_path)
+                credentials = local_credentials(trust, actors, contracts)
+            elif target.clients or target.assertions:
                 bundles = Path(stack.enter_context(_private_dir()))
                 credentials = configured_credentials(target, actors, contracts, bundles)
         guard = Guard(
@@ -273,6 +327,16 @@ def _private_dir() -> Iterator[str]:
 
     with tempfile.TemporaryDirectory(prefix="rxverify-run-") as tmp:  # 0700, removed with the run
         yield tmp
+
+
+def with_local_trust(target: Target, trust: TrustDomain, token_path: str) -> Target:
+    """Platforms given by URL, as the local trust domain serves them: its CA, the new platform's token endpoint."""
+    platforms = {}
+    for name, endpoints in target.platforms.items():
+        base = (endpoints.legacy or endpoints.fhir or "").removesuffix("/legacy").removesuffix("/fhir")
+        token = base + token_path if endpoints.fhir and base else endpoints.token
+        platforms[name] = replace(endpoints, token=token, ca=str(trust.ca(endpoints.name)))
+    return replace(target, platforms=platforms)
 
 
 def local_credentials(trust: TrustDomain, actors: TestActors, contracts: Path) -> Credentials:

@@ -219,6 +219,22 @@ def _reusable(root: Path, instances: tuple[str, ...], names: tuple[str, ...]) ->
             and set(names) <= set(manifest.get("holders", ())) and expires - RENEW_BEFORE > datetime.now(UTC))
 
 
+def kept_trust_domain(root: Path) -> TrustDomain:
+    """The local trust domain another command made in `root` (`rxverify serve`, a load master), read, never remade."""
+    try:
+        manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+        expires = datetime.fromisoformat(manifest["expires"])
+        domain = TrustDomain(root, tuple(manifest["instances"]), tuple(manifest["holders"]))
+    except OSError as exc:
+        raise UserError(f"--trust-dir {root}: no local trust domain there ({exc.strerror}: {MANIFEST}); "
+                        "rxverify serve prints the folder of the platforms it started") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"--trust-dir {root}: {MANIFEST} is malformed ({exc})") from None
+    if expires <= datetime.now(UTC):
+        raise UserError(f"--trust-dir {root}: the local trust domain expired on {expires.date()}")
+    return domain
+
+
 def trust_domain(root: Path, instances: Iterable[str], actors: Any) -> TrustDomain:
     """The local trust domain in `root`: reused when it covers `instances` and every holder, else made anew."""
     wanted = tuple(instances)

@@ -11,6 +11,7 @@ a base64 SAML assertion; every request counted is one a platform received (the e
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 import time
@@ -91,12 +92,37 @@ def test_another_callers_certificate_with_this_callers_assertion_is_refused(tls_
     assert (status, _kod(answer)) == (500, "EJ_AUTENTISERAD")
 
 
-def test_a_session_without_a_caller_gets_no_answer(tls_run: Run) -> None:
+def test_a_session_presenting_no_certificate_gets_no_answer(tls_run: Run) -> None:
     base = tls_run.target.platforms["old"].legacy
     assert base is not None
     with pytest.raises(requests.exceptions.ConnectionError):
-        tls_run.session().get(base.removesuffix("/legacy") + "/status", timeout=10)
+        tls_run.session(present_certificate=False).get(base.removesuffix("/legacy") + "/status", timeout=10)
     assert tls_run.session(actor=PHARMACY).get(base.removesuffix("/legacy") + "/status", timeout=10).ok
+
+
+def test_a_run_session_presents_the_certificate_of_the_credential_each_request_carries(
+        tls_run: Run, registry: Registry) -> None:
+    """One session, three callers: each request over the certificate its assertion or token is bound to."""
+    from rxverify.contracts.riv import load_riv
+    from rxverify.legacy.client import LegacyClient
+
+    session = tls_run.session()
+    for which in ("old", "new"):
+        legacy = tls_run.target.platforms[which].legacy
+        assert legacy is not None
+        client = LegacyClient(session, legacy, load_riv(CONTRACTS), tls_run.legacy_credentials(), tls_run.actors)
+        for index in (0, 1):  # two pharmacies, two certificates: a fixed certificate would fail one of them
+            answer = client.call("HamtaPatientInfo", {"personnummer": _patient(registry)}, role="pharmacy",
+                                 actor=index)
+            assert answer.ok, (which, index, answer.kod, answer.raw[:300])
+        assert "Authorization" not in (answer.request.headers if answer.request else {})
+    fhir = tls_run.target.platforms["new"].fhir
+    for index in (0, 1):
+        r = session.get(f"{fhir}/Consent?_count=1", headers={**FHIR_HEADERS, **tls_run.auth_headers("pharmacy", index)},
+                        timeout=30)
+        assert r.status_code == 200, (index, r.status_code, r.text[:200])
+    base = (tls_run.target.platforms["old"].legacy or "").removesuffix("/legacy")
+    assert session.get(base + "/status", timeout=10).ok  # no credential: the default caller's certificate
 
 
 def test_each_entry_point_has_its_own_ca(tls_run: Run) -> None:
@@ -222,3 +248,58 @@ def test_the_egress_audit_holds_over_tls_and_the_trust_domain_goes_with_the_run(
         assert run.guard.counts["sent"] >= 3
     assert run.audit_problems == []
     assert not trust.root.exists() and not any(Path(k).exists() for k in keys)
+
+
+HTTPUSER_SCRIPT = """
+import json, sys
+from pathlib import Path
+import locust  # patches the process for gevent, as a load run does
+from locust.env import Environment
+from rxverify.contracts.riv import load_riv
+from rxverify.legacy.client import LegacyClient
+from rxverify.load.client import GuardedHttpUser
+from rxverify.safety.guard import RequestRefused
+from rxverify.target.run import open_run
+from rxverify.target.targets import Target
+
+contracts, patient, foreign = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+out = {}
+with open_run(Target("local", "local"), contracts, suite="load", tls=True, platforms=("new",), audit=True) as run:
+    legacy = run.target.platforms["new"].legacy
+    GuardedHttpUser.bind(run)
+
+    class Pharmacy(GuardedHttpUser):
+        host = legacy
+
+    env = Environment(user_classes=[Pharmacy])
+    failures = []
+    env.events.request.add_listener(lambda exception=None, **kw: failures.append(type(exception).__name__)
+                                    if exception else None)
+    user = Pharmacy(env)
+    prepare = LegacyClient(None, "", load_riv(contracts), run.legacy_credentials(), run.actors).prepare
+    for index in (0, 1):  # two pharmacies: each request over its own caller's certificate
+        req = prepare("HamtaPatientInfo", {"personnummer": patient}, role="pharmacy", actor=index)
+        r = user.client.post(req.url, data=req.body, headers=req.headers, name="HamtaPatientInfo")
+        out[f"status{index}"] = r.status_code
+        out[f"fault{index}"] = b"Fault" in r.content
+    req = prepare("HamtaPatientInfo", {"personnummer": foreign}, role="pharmacy")
+    try:
+        user.client.post(req.url, data=req.body, headers=req.headers, name="HamtaPatientInfo")
+        out["refused"] = False
+    except RequestRefused:
+        out["refused"] = True
+    out["failures"] = failures
+print(json.dumps({**out, "audit": run.audit_problems}))
+"""
+
+
+def test_a_guarded_httpuser_calls_over_each_callers_certificate_and_is_guarded(registry: Registry) -> None:
+    """Locust's HttpUser of the guarded kind: every request through the guard (a foreign identity refused,
+    as a failed request), each over its caller's certificate (two pharmacies served), audited."""
+    done = subprocess.run([sys.executable, "-c", HTTPUSER_SCRIPT, str(CONTRACTS), _patient(registry),
+                           foreign_identity(random.Random(), registry)], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (out["status0"], out["fault0"], out["status1"], out["fault1"]) == (200, False, 200, False), out
+    assert out["refused"] and out["failures"] == ["RequestRefused"], out
+    assert out["audit"] == [], out
