@@ -64,8 +64,7 @@ def _serve(args: argparse.Namespace) -> int:
                             print(f"{'':<14} {url}  (entry point {entry})")
             print(f"ticket key: {running.key_file} (0600; removed when serve stops)")
             if running.trust is not None:
-                kept = "kept in --data-dir" if data_dir is not None else "removed when serve stops"
-                print(f"trust domain (mutual TLS, SAMBI issuer): {running.trust.root} (0700; {kept})")
+                print(f"trust domain (mutual TLS, SAMBI issuer): {running.trust.root} (0700; removed when serve stops)")
             if data_dir is not None:
                 print(f"stores: {data_dir} (kept)")
             print(f"run the contract suite against them:\n  {suite_command(running, args.platform)}")

@@ -284,8 +284,8 @@ def local_platforms(
     (each platform writes a digest of every request it receives to `<audit_dir>/<platform>.jsonl`,
     the egress audit of rxverify.safety.audit). Orphans of killed runs are cleaned up first
     (rxverify.target.processes). With `tls`, they serve mutual TLS on both entry points with the
-    local trust domain, made in that temporary folder (gone with the run), or kept and reused in
-    `<data_dir>/trust`.
+    local trust domain, made in that temporary folder and gone with the run (`data_dir` keeps the
+    stores, never a key).
     """
     clean_orphans()
     with tempfile.TemporaryDirectory(prefix=RUN_DIR_PREFIX) as tmp:
@@ -308,7 +308,9 @@ def local_platforms(
 
             contracts = contracts_dir().resolve()
             actors = load_actors(contracts / "testdata" / "test-actors.json")
-            trust = trust_domain((data_dir / "trust") if data_dir else Path(tmp) / "trust", platforms, actors)
+            # in the temporary folder even with data_dir: its keys (the ticket issuer's among them) are
+            # secrets like the ticket key, never kept beyond the run
+            trust = trust_domain(Path(tmp) / "trust", platforms, actors)
             token_path = load_profile(contracts).token_path
             token_key_file = Path(tmp) / "token.key"
             token_key_file.write_bytes(_new_token_key())
