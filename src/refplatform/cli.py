@@ -79,6 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--auth", choices=("jwt", "saml"), default="jwt",
                    help="callers' credentials: JWT tickets (default) or SAMBI assertions over mutual TLS")
     p.add_argument("--issuer-cert", type=Path, help="PEM certificate of the ticket issuer trusted with --auth saml")
+    p.add_argument("--trusted-proxy-cert", type=Path, metavar="FILE",
+                   help="PEM client certificate of the gateway in front (needs --tls-dir): on its connections the "
+                        "caller's certificate is the one its Client-Cert header forwards (RFC 9440)")
     p.add_argument("--token-key-file", type=Path,
                    help="PEM EC P-256 key the new platform signs access tokens with (default: a new one per start)")
     p.add_argument("--token-lifetime", type=int, default=300, metavar="SECONDS", help="access tokens (default 300)")
@@ -94,6 +97,7 @@ class Listener:
     entry: EntryPoint
     sock: socket.socket
     context: ssl.SSLContext | None
+    proxy_der: bytes | None = None  # the trusted gateway's client certificate (RFC 9440 Client-Cert)
 
     @classmethod
     def plain(cls, sock: socket.socket) -> Listener:
@@ -101,7 +105,8 @@ class Listener:
         return cls(EntryPoint(DEFAULT_ENTRY, sock.getsockname()[1]), sock, None)
 
 
-def _entries(args: argparse.Namespace) -> list[EntryPoint]:
+def parse_entries(args: argparse.Namespace) -> list[EntryPoint]:
+    """The entry points of --entry (or the one of --port), checked."""
     if args.entry and args.tls_dir is None:
         raise StartError("--entry needs --tls-dir: each entry point has its own certificates")
     if args.entry and args.port:
@@ -130,6 +135,22 @@ def _read_issuer_cert(path: Path | None, auth: str) -> bytes | None:
     except (ValueError, UnicodeDecodeError):
         raise StartError(f"issuer certificate {path} is not a PEM certificate") from None
     return pem
+
+
+def read_proxy_cert(path: Path | None, tls_dir: Path | None) -> bytes | None:
+    """The DER certificate of --trusted-proxy-cert (None without it)."""
+    if path is None:
+        return None
+    if tls_dir is None:
+        raise StartError("--trusted-proxy-cert needs --tls-dir: the gateway is known by its client certificate")
+    try:
+        pem = path.read_bytes()
+    except OSError as exc:
+        raise StartError(f"cannot read trusted proxy certificate {path}: {exc.strerror}") from None
+    try:
+        return ssl.PEM_cert_to_DER_cert(pem.decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        raise StartError(f"trusted proxy certificate {path} is not a PEM certificate") from None
 
 
 def _check_lifetimes(args: argparse.Namespace) -> None:
@@ -213,11 +234,12 @@ def main(argv: list[str] | None = None) -> int:
             if args.platform != "old":
                 raise StartError("--admin-key-file: only the old platform has operator controls (the window)")
             admin_key = read_operator_key(args.admin_key_file, key)
-        entries = _entries(args)
+        entries = parse_entries(args)
         if args.auth == "saml" and args.tls_dir is None:
             raise StartError("--auth saml needs --tls-dir: an assertion is bound to the caller's client certificate")
         _check_lifetimes(args)
         contexts = {e.name: server_context(args.tls_dir, e.name) if args.tls_dir else None for e in entries}
+        proxy_der = read_proxy_cert(args.trusted_proxy_cert, args.tls_dir)
         config = PlatformConfig(
             data_dir=args.data_dir, ticket_key=key, contracts=args.contracts, faults=FaultSet(args.fault),
             admin_key=admin_key, auth=args.auth, issuer_cert=_read_issuer_cert(args.issuer_cert, args.auth),
@@ -232,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         listeners = []
         try:
             for e in entries:
-                listeners.append(Listener(e, bind(args.host, e.port), contexts[e.name]))
+                listeners.append(Listener(e, bind(args.host, e.port), contexts[e.name], proxy_der))
         except StartError:
             for listener in listeners:
                 listener.sock.close()
@@ -261,7 +283,7 @@ def _config(app: Any, listener: Listener) -> uvicorn.Config:
     if listener.context is not None:
         context = listener.context
         options["ssl_context_factory"] = lambda *_: context
-        options["http"] = client_certificate_protocol(listener.entry.name)
+        options["http"] = client_certificate_protocol(listener.entry.name, listener.proxy_der)
     return uvicorn.Config(app, **options)
 
 

@@ -14,8 +14,14 @@ Operator endpoints (with the operator key, see refplatform.common.operator; neve
 
 An upstream that cannot be reached answers 502 (504 after the timeout) in the format of the
 interface asked: a legacy fault TJANSTEFEL under /legacy, an OperationOutcome under /fhir.
-Upstreams are loopback addresses, http or https (the TLS settings of a later issue go into
-`_client`).
+Upstreams are loopback addresses, http or https.
+
+Over mutual TLS (`--tls-dir DIR --entry internet=0 --entry sjunet=0`, as a platform takes them) the
+gateway requires the caller's client certificate on each of its entry points, calls its upstreams
+with its own (`--client-cert`, `--client-key`, trusting `--upstream-ca`), and forwards the caller's
+certificate in the `Client-Cert` header of RFC 9440 (a caller's own Client-Cert headers are dropped):
+the platforms, started with `--trusted-proxy-cert` naming the gateway's certificate, bind each
+assertion and token to the caller's certificate, not the gateway's.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import ssl
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +43,7 @@ from starlette.types import Receive, Scope, Send
 from refplatform.common.cmdline import CommandError, OneLineParser, fail
 from refplatform.common.faults import FaultSet, UnknownFault, register
 from refplatform.common.operator import OperatorKeyError, is_operator, not_operator, read_operator_key
+from refplatform.common.tls import EXTENSION, FORWARDED, FORWARDED_CERT, forwarded_certificate
 
 # RFC 9110 7.6.1: connection-specific headers (and those the Connection header names) are not
 # forwarded; content-length is recomputed, and date/server are the gateway's own (its server adds them).
@@ -59,9 +67,18 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _client(timeout: float) -> httpx2.AsyncClient:
+def _client(timeout: float, tls: ssl.SSLContext | None) -> httpx2.AsyncClient:
     """The forwarding client: one connection pool per upstream, no redirects followed, no retries."""
-    return httpx2.AsyncClient(timeout=httpx2.Timeout(timeout), follow_redirects=False, trust_env=False)
+    return httpx2.AsyncClient(timeout=httpx2.Timeout(timeout), follow_redirects=False, trust_env=False,
+                              verify=tls if tls is not None else True)
+
+
+def upstream_context(cert: Path, key: Path, ca: Path) -> ssl.SSLContext:
+    """The gateway's TLS client context: its own certificate, trusting only the upstreams' CA."""
+    context = ssl.create_default_context(cafile=str(ca))
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(cert), str(key))
+    return context
 
 
 def _unreachable(path: str, status: int, detail: str) -> Response:
@@ -78,7 +95,7 @@ class Gateway:
     """The ASGI application: forwards to the current upstream; /admin/route for the operator."""
 
     def __init__(self, upstreams: dict[str, str], route: str, key: bytes, timeout: float = DEFAULT_TIMEOUT_S,
-                 faults: FaultSet | None = None) -> None:
+                 faults: FaultSet | None = None, upstream_tls: ssl.SSLContext | None = None) -> None:
         self.upstreams = upstreams
         self.route = route
         self.faults = faults or FaultSet()
@@ -87,6 +104,7 @@ class Gateway:
         self.since = _now()
         self.key = key
         self.timeout = timeout
+        self.upstream_tls = upstream_tls
         self._http: httpx2.AsyncClient | None = None  # made in the server's event loop, on first use
 
     def state(self) -> dict[str, Any]:
@@ -145,7 +163,7 @@ class Gateway:
     async def forward(self, request: Request) -> Response:
         """The request sent on to the current upstream; its answer as it came."""
         if self._http is None:
-            self._http = _client(self.timeout)
+            self._http = _client(self.timeout, self.upstream_tls)
         scope = request.scope
         target = (scope.get("raw_path") or request.url.path.encode()) + (
             b"?" + scope["query_string"] if scope.get("query_string") else b"")
@@ -155,7 +173,11 @@ class Gateway:
         base = httpx2.URL(self.upstreams[route])
         url = base.copy_with(raw_path=base.raw_path.rstrip(b"/") + target)
         named = {t.strip().lower() for k, v in scope["headers"] if k.lower() == b"connection" for t in v.split(b",")}
-        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP | named]
+        # a caller's own Client-Cert is never forwarded; over mutual TLS the gateway says who called
+        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP | named | FORWARDED]
+        caller = ((scope.get("extensions") or {}).get(EXTENSION) or {}).get("client_cert_der")
+        if isinstance(caller, bytes) and caller:
+            headers.append((FORWARDED_CERT, forwarded_certificate(caller)))
         try:
             upstream = await self._http.send(
                 self._http.build_request(request.method, url, headers=headers, content=await request.body()),
@@ -211,12 +233,53 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds to wait for an upstream")
     p.add_argument("--fault", action="append", default=[], metavar="NAME",
                    help="switch a gateway fault on (repeatable; python -m refplatform --list-faults)")
+    p.add_argument("--tls-dir", type=Path,
+                   help="serve mutual TLS: per entry point NAME, DIR/NAME.pem, NAME.key and NAME-client-ca.pem")
+    p.add_argument("--entry", action="append", default=[], metavar="NAME=PORT",
+                   help="an entry point of its own (repeatable, needs --tls-dir), e.g. internet=0 sjunet=0")
+    p.add_argument("--client-cert", type=Path, help="the gateway's client certificate (PEM) for https upstreams")
+    p.add_argument("--client-key", type=Path, help="its private key (PEM)")
+    p.add_argument("--upstream-ca", type=Path, help="the CA (PEM) that https upstreams' certificates come from")
     return p
+
+
+def _listeners(args: argparse.Namespace) -> tuple[list[Any], ssl.SSLContext | None]:
+    """The gateway's entry points (plain HTTP, or mutual TLS on each) and its TLS client context."""
+    from refplatform.cli import Listener, StartError, bind, parse_entries
+    from refplatform.common.tls import TlsSetupError, server_context
+
+    client = (args.client_cert, args.client_key, args.upstream_ca)
+    if any(client) and not all(client):
+        raise CommandError("gateway: --client-cert, --client-key and --upstream-ca go together")
+    tls = None
+    if all(client):
+        try:
+            tls = upstream_context(*client)
+        except (OSError, ssl.SSLError) as exc:
+            raise CommandError(f"gateway: cannot use --client-cert/--client-key/--upstream-ca: {exc}") from None
+    if args.tls_dir is None:
+        if args.entry:
+            raise CommandError("gateway: --entry needs --tls-dir: each entry point has its own certificates")
+        return [Listener.plain(bind(args.host, args.port))], tls
+    try:
+        entries = parse_entries(args)
+        contexts = {e.name: server_context(args.tls_dir, e.name) for e in entries}
+    except (StartError, TlsSetupError) as exc:
+        raise CommandError(f"gateway: {exc}") from None
+    listeners: list[Any] = []
+    try:
+        for e in entries:
+            listeners.append(Listener(e, bind(args.host, e.port), contexts[e.name]))
+    except StartError:
+        for listener in listeners:
+            listener.sock.close()
+        raise
+    return listeners, tls
 
 
 def main(argv: list[str]) -> int:
     """`python -m refplatform gateway ...`: serve until terminated; the exit code."""
-    from refplatform.cli import Listener, StartError, bind, serve
+    from refplatform.cli import StartError, serve
 
     try:
         args = _parser().parse_args(argv)
@@ -230,12 +293,12 @@ def main(argv: list[str]) -> int:
         if misplaced:
             raise CommandError(f"gateway: fault {misplaced[0]} is not a gateway fault (give it to its platform)")
         key = read_operator_key(args.admin_key_file)
-        sock = bind(args.host, args.port)
+        listeners, upstream_tls = _listeners(args)
     except UnknownFault as exc:
         return fail(f"gateway: {exc}")
     except CommandError as exc:
         return fail(str(exc))
     except (OperatorKeyError, StartError) as exc:
         return fail(f"gateway: {exc}")
-    serve(Gateway(upstreams, args.route, key, args.timeout, faults), [Listener.plain(sock)], "gateway")
+    serve(Gateway(upstreams, args.route, key, args.timeout, faults, upstream_tls), listeners, "gateway")
     return 0

@@ -13,6 +13,13 @@ makes its HTTP/1.1 protocol (h11) put the ASGI TLS extension there (`scope["exte
 as the ASGI spec defines it: the client certificate chain as PEM) plus the DER form, its SHA-256
 thumbprint and the entry point under `scope["extensions"]["refplatform.tls"]`, read once per
 connection when the handshake is done.
+
+Behind the gateway (refplatform.gateway, the callers' one address) the TLS peer is the gateway, not
+the caller: the gateway terminates the caller's mutual TLS and forwards the caller's certificate in
+the `Client-Cert` header of RFC 9440. A platform started with `--trusted-proxy-cert FILE` reads
+that header on connections whose client certificate is exactly FILE's, and takes the forwarded
+certificate as the caller's (no header: the request has no caller certificate); from any other
+peer the header is ignored, and it is never passed on to the application.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
@@ -33,6 +42,9 @@ DEFAULT_ENTRY = "internet"
 EXTENSION = "refplatform.tls"
 # ASGI TLS extension: tls_version as the TLS protocol number
 _VERSIONS = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
+# RFC 9440: the client certificate (and chain) a TLS-terminating proxy forwards
+FORWARDED_CERT = b"client-cert"
+FORWARDED = frozenset({FORWARDED_CERT, b"client-cert-chain"})
 
 
 class TlsSetupError(ValueError):
@@ -115,20 +127,62 @@ def _connection_info(transport: Any, entry: str) -> dict[str, Any]:
     return {"tls": tls, EXTENSION: ours}
 
 
-class _WithConnection:
-    """The application, with one connection's TLS facts added to each request's scope."""
+def forwarded_certificate(der: bytes) -> bytes:
+    """The `Client-Cert` header value of RFC 9440 for a DER certificate: a structured-field byte sequence."""
+    return b":" + base64.b64encode(der) + b":"
 
-    def __init__(self, app: ASGIApp, extensions: dict[str, Any]) -> None:
+
+def _read_forwarded(value: bytes) -> bytes | None:
+    """The DER certificate of a `Client-Cert` value (None when it is not one)."""
+    text = value.strip()
+    if len(text) < 3 or text[:1] != b":" or text[-1:] != b":":
+        return None
+    try:
+        der = base64.b64decode(text[1:-1], validate=True)
+        x509.load_der_x509_certificate(der)
+    except ValueError:
+        return None
+    return der
+
+
+def _caller_facts(info: dict[str, Any], der: bytes | None) -> dict[str, Any]:
+    """A connection's TLS facts with the caller's certificate the proxy forwarded (`der`) in place of the proxy's."""
+    names = x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(NameOID.COMMON_NAME) if der else []
+    ours = {**info[EXTENSION], "client_cert_der": der, "x5t#S256": thumbprint(der) if der else None,
+            "client_cn": str(names[0].value) if len(names) == 1 else None, "forwarded_by_proxy": True}
+    tls = {**info["tls"], "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)] if der else []}
+    return {"tls": tls, EXTENSION: ours}
+
+
+class _WithConnection:
+    """The application, with one connection's TLS facts added to each request's scope.
+
+    With `proxy_der` (the trusted gateway's certificate), a request on a connection of that
+    certificate carries the caller's certificate of its `Client-Cert` header instead.
+    """
+
+    def __init__(self, app: ASGIApp, extensions: dict[str, Any], proxy_der: bytes | None = None) -> None:
         self.app = app
         self.extensions = extensions
+        self.from_proxy = proxy_der is not None and extensions[EXTENSION]["client_cert_der"] == proxy_der
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope["extensions"] = {**(scope.get("extensions") or {}), **self.extensions}
+        headers = scope.get("headers") or []
+        extensions = self.extensions
+        if self.from_proxy:
+            values = [v for k, v in headers if k.lower() == FORWARDED_CERT]
+            extensions = _caller_facts(extensions, _read_forwarded(values[0]) if len(values) == 1 else None)
+        if any(k.lower() in FORWARDED for k, _ in headers):  # read above or ignored: never the application's
+            scope["headers"] = [(k, v) for k, v in headers if k.lower() not in FORWARDED]
+        scope["extensions"] = {**(scope.get("extensions") or {}), **extensions}
         await self.app(scope, receive, send)
 
 
-def client_certificate_protocol(entry: str) -> type[H11Protocol]:
-    """uvicorn's h11 protocol, reading the client certificate once per connection (for entry point `entry`)."""
+def client_certificate_protocol(entry: str, proxy_der: bytes | None = None) -> type[H11Protocol]:
+    """uvicorn's h11 protocol, reading the client certificate once per connection (for entry point `entry`).
+
+    `proxy_der`: the certificate of the trusted gateway, whose `Client-Cert` header names the caller.
+    """
 
     class ClientCertificateProtocol(H11Protocol):
         def connection_made(self, transport: Any) -> None:
@@ -136,7 +190,7 @@ def client_certificate_protocol(entry: str) -> type[H11Protocol]:
             # asyncio calls this once the TLS handshake is complete, so the peer's certificate is known
             info = _connection_info(transport, entry)
             if info:
-                self.app = _WithConnection(self.app, info)
+                self.app = _WithConnection(self.app, info, proxy_der)
 
         def shutdown(self) -> None:
             # An idle keep-alive connection is dropped at once. uvicorn closes it, and an asyncio TLS
