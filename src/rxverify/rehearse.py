@@ -47,10 +47,19 @@ from rxverify.report.runs import write_run_record
 from rxverify.safety.identity import mask
 from rxverify.safety.ledger import LedgerRecord, read_ledger
 from rxverify.safety.redaction import redact_text
-from rxverify.target.credentials import load_actors
-from rxverify.target.local import StartedPlatform, new_operator_key, new_ticket_key, start_gateway, start_platform
+from rxverify.target.credentials import load_actors, load_profile
+from rxverify.target.local import (
+    StartedPlatform,
+    new_operator_key,
+    new_ticket_key,
+    new_token_key,
+    platform_endpoints,
+    start_gateway,
+    start_platform,
+)
 from rxverify.target.run import Run, new_run_id, open_run, registry_for
-from rxverify.target.targets import Endpoints, Target
+from rxverify.target.targets import DEFAULT_ENTRY, Endpoints, Target
+from rxverify.target.trust import GATEWAY, trust_domain
 from rxverify.verify import execute
 
 EPIC = "service window"
@@ -281,28 +290,41 @@ def run_rehearsal(plan_name: str, contracts: Path, reports: Path, faults: tuple[
         work = Path(tmp)
         ticket_key, operator_key = new_ticket_key(), new_operator_key()
         key_file, admin_file = work / "ticket.key", work / "operator.key"
-        for path, value in ((key_file, ticket_key), (admin_file, operator_key.encode())):
+        token_key_file = work / "token.key"
+        for path, value in ((key_file, ticket_key), (admin_file, operator_key.encode()),
+                            (token_key_file, new_token_key())):
             path.write_bytes(value)
             path.chmod(0o600)
+        # Säker åtkomst 17.1 as everywhere: mutual TLS on both entry points of the gateway and of each
+        # platform, SAMBI assertions; the gateway forwards each caller's certificate (RFC 9440)
+        trust = trust_domain(work / "trust", ("old", "new", GATEWAY), load_actors(contracts / "testdata" /
+                                                                                   "test-actors.json"),
+                             services=(GATEWAY,))
+        token_path = load_profile(contracts).token_path
+        proxy = trust.client(GATEWAY, DEFAULT_ENTRY).cert
         started: list[StartedPlatform] = []
         stack.callback(_stop_all, started)
         with line.phase("seed the old platform") as phase:
             seed_old(work, contracts, seed, lambda s: setattr(phase, "detail", s.split(": ", 2)[-1][:300]),
                      secondary=False)
-            old = start_platform("old", work / "old", key_file, by_platform["old"], admin_key_file=admin_file)
+            old = start_platform("old", work / "old", key_file, by_platform["old"], admin_key_file=admin_file,
+                                 tls_dir=trust.server_dir("old"), issuer_cert=trust.issuer_cert,
+                                 trusted_proxy_cert=proxy)
             started.append(old)
             new_port = _free_port()
-            new_url = f"http://127.0.0.1:{new_port}"
+            new_url = f"https://127.0.0.1:{new_port}"
             gateway = start_gateway({"old": old.base_url, "new": new_url}, "old", admin_file,
-                                    faults=by_platform["gateway"])
+                                    faults=by_platform["gateway"], trust=trust)
             started.append(gateway)
         target = Target("rehearsal", "local", "the embedded platforms behind the gateway", platforms={
-            "old": Endpoints(legacy=old.base_url + "/legacy"),
-            "new": Endpoints(legacy=new_url + "/legacy", fhir=new_url + "/fhir"),
-            "gateway": Endpoints(legacy=gateway.base_url + "/legacy", fhir=gateway.base_url + "/fhir"),
+            "old": platform_endpoints(old, False, trust, token_path),
+            "new": Endpoints(legacy=new_url + "/legacy", fhir=new_url + "/fhir", token=new_url + token_path,
+                             ca=str(trust.ca(DEFAULT_ENTRY))),
+            "gateway": platform_endpoints(gateway, True, trust, token_path),
         })
         # reads and operator calls without the plan (its rate limit is for the verification's steps)
-        with open_run(target, contracts, suite="rehearse", reports=reports, key=ticket_key, run_id=base_id) as run:
+        with open_run(target, contracts, suite="rehearse", reports=reports, key=ticket_key, run_id=base_id,
+                      trust_dir=trust.root) as run:
             session = run.session()
             baseline_path = reports / "rehearsal" / "baseline.json"
             with line.phase("baseline snapshot") as phase:
@@ -314,7 +336,9 @@ def run_rehearsal(plan_name: str, contracts: Path, reports: Path, faults: tuple[
                 phase.detail = f"old refuses writes from {opened}"
             with line.phase("migrate") as phase:
                 migrate(work, contracts, by_platform["migration"], lambda s: setattr(phase, "detail", s[-300:]))
-                started.append(start_platform("new", work / "new", key_file, by_platform["new"], port=new_port))
+                started.append(start_platform("new", work / "new", key_file, by_platform["new"], port=new_port,
+                                              tls_dir=trust.server_dir("new"), token_key_file=token_key_file,
+                                              issuer_cert=trust.issuer_cert, trusted_proxy_cert=proxy))
             with line.phase("cutover: gateway old -> new") as phase:
                 routed = _admin(session, gateway.base_url + "/admin/route", operator_key, {"route": "new"})
                 phase.detail = f"the gateway routes to {routed['route']} since {routed['since']}"
@@ -328,7 +352,7 @@ def run_rehearsal(plan_name: str, contracts: Path, reports: Path, faults: tuple[
             if going:
                 with line.phase("verify through the gateway") as phase, open_run(
                         target, contracts, suite="verification", reports=reports, plan=plan, key=ticket_key,
-                        run_id=f"{base_id}-verify") as verifying:
+                        run_id=f"{base_id}-verify", trust_dir=trust.root) as verifying:
                     outcome = execute(plan, verifying, "gateway", contracts, reports, say)
                     _participants(rec, outcome)
                     phase.outcome = "passed" if outcome.passed else "failed"
@@ -340,7 +364,7 @@ def run_rehearsal(plan_name: str, contracts: Path, reports: Path, faults: tuple[
                 rec.ending = "go"
             else:
                 rec.ending = rollback(rec, run, window, session, (old, gateway), (operator_key, ticket_key), opened,
-                                      contracts, reports, baseline, str(baseline_path), line, say)
+                                      contracts, reports, baseline, str(baseline_path), line, say, trust.root)
             write_run_record(reports, run_id=evidence.run, suite="rehearse", target=target.name,
                              environment_class=target.environment_class, guard_counts=run.guard.counts,
                              release=plan.release, seed=seed,
@@ -357,7 +381,8 @@ def run_rehearsal(plan_name: str, contracts: Path, reports: Path, faults: tuple[
 
 def rollback(rec: Rehearsal, run: Run, window: Window, session: requests.Session,
              processes: tuple[StartedPlatform, StartedPlatform], keys: tuple[str, bytes], opened: str, contracts: Path,
-             reports: Path, baseline: dict[str, Any], baseline_name: str, line: Timeline, say: Say) -> str:
+             reports: Path, baseline: dict[str, Any], baseline_name: str, line: Timeline, say: Say,
+             trust_dir: Path | None = None) -> str:
     """Switch back, list what is lost, close the window, check old; 'rollback verified' or 'rollback unverified'."""
     old, gateway = processes
     key, ticket_key = keys
@@ -391,9 +416,9 @@ def rollback(rec: Rehearsal, run: Run, window: Window, session: requests.Session
         again = compare_with(run, contracts, baseline, baseline_name, reports / "rehearsal" / "after-rollback", "old",
                              ("legacy",), lambda s: None)
         check("old serves exactly the baseline", not again.differences, again.summary_line())
-        riv = load_riv(contracts)
-        on_new = LegacyClient(session, run.target.platforms["new"].legacy or "", riv, run.tickets, run.actors)
-        on_old = LegacyClient(session, run.target.platforms["old"].legacy or "", riv, run.tickets, run.actors)
+        riv, credentials = load_riv(contracts), run.legacy_credentials()
+        on_new = LegacyClient(session, run.target.platforms["new"].legacy or "", riv, credentials, run.actors)
+        on_old = LegacyClient(session, run.target.platforms["old"].legacy or "", riv, credentials, run.actors)
         created = [(p, i) for r in lost if r.operation == "SkapaOrdinationVard" for p in r.patients
                    for i in r.id_values() if r.patients]
         on_new_ids = {p: _history_ids_waiting(on_new, p) for p in sorted({p for p, _ in created})}
@@ -405,7 +430,7 @@ def rollback(rec: Rehearsal, run: Run, window: Window, session: requests.Session
               (f"; new did not answer for {', '.join(unread)} within {NEW_PATIENCE_S:g} s" if unread else ""))
         # what the callers see: through their one address, each patient the lost writes name is served as old
         # serves them (the route the gateway reports is its word; this is its traffic)
-        through = LegacyClient(session, run.target.platforms["gateway"].legacy or "", riv, run.tickets, run.actors)
+        through = LegacyClient(session, run.target.platforms["gateway"].legacy or "", riv, credentials, run.actors)
         named = sorted({p for r in lost for p in r.patients})
         unlike = [mask(p) for p in named if _history_ids(through, p) != _history_ids(on_old, p)]
         check("through the gateway, the patients of the lost writes are served as old serves them", not unlike,
@@ -415,7 +440,8 @@ def rollback(rec: Rehearsal, run: Run, window: Window, session: requests.Session
             steps = tuple(s for s in rec.plan.steps if s.id in window.post_rollback)
             subplan = replace(rec.plan, steps=steps)
             with open_run(run.target, contracts, suite="verification", reports=reports / "rehearsal" / "after-rollback",
-                          plan=subplan, key=ticket_key, run_id=f"{run.run_id}-after") as after:
+                          plan=subplan, key=ticket_key, run_id=f"{run.run_id}-after",
+                          trust_dir=trust_dir) as after:
                 outcome = execute(subplan, after, "gateway", contracts, reports / "rehearsal" / "after-rollback",
                                   lambda s: None)
             passed = sum(r.status == "passed" for r in outcome.results)

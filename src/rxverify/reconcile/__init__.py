@@ -294,9 +294,10 @@ def run_local(contracts: Path, reports: Path, seed: int, faults: tuple[str, ...]
         seed_old(work, contracts, seed, say)
         snapshot = reports / "reconcile" / "snapshot.json"
         with open_run(local, contracts, suite="reconcile", reports=reports, platforms=("old", SECONDARY),
-                      data_dir=work) as run:
+                      data_dir=work, tls=True) as run:
             baseline = take_snapshot(run, contracts, snapshot, "old", say, patients, spread=True)
         say(f"reconcile: migrating old -> new (faults: {', '.join(faults) or 'none'})")
         migrate(work, contracts, faults, say)
-        with open_run(local, contracts, suite="reconcile", reports=reports, platforms=("new",), data_dir=work) as run:
+        with open_run(local, contracts, suite="reconcile", reports=reports, platforms=("new",), data_dir=work,
+                      tls=True) as run:
             return compare_with(run, contracts, baseline, str(snapshot), reports, "new", lanes, say, faults=faults)

@@ -26,7 +26,7 @@ from rxverify.errors import UserError
 from rxverify.paths import contracts_dir
 from rxverify.target.processes import RUN_DIR_PREFIX, RunProcesses, clean_orphans
 from rxverify.target.targets import DEFAULT_ENTRY, Endpoints, Target
-from rxverify.target.trust import ENTRY_POINTS, TrustDomain
+from rxverify.target.trust import ENTRY_POINTS, GATEWAY, TrustDomain
 
 START_TIMEOUT_S = 60.0
 SECONDARY = "old-secondary"  # a second instance of the old platform (Diffy's secondary)
@@ -98,12 +98,14 @@ def start_platform(
     tls_dir: Path | None = None,
     issuer_cert: Path | None = None,
     token_key_file: Path | None = None,
+    trusted_proxy_cert: Path | None = None,
 ) -> StartedPlatform:
     """Start one reference platform (with the window's operator key, if given); wait for its address.
 
     With `tls_dir` (its --tls-dir) and `issuer_cert`, it serves mutual TLS on every entry point of
     ENTRY_POINTS (the default entry point on `port`) and reads SAMBI assertions (`--auth saml`),
-    printing one address per entry point.
+    printing one address per entry point. `trusted_proxy_cert`: the gateway in front, whose
+    Client-Cert header names the caller (RFC 9440).
     """
     cmd = [
         sys.executable,
@@ -125,6 +127,8 @@ def start_platform(
             cmd += ["--entry", f"{entry}={port if entry == DEFAULT_ENTRY else 0}"]
         if token_key_file is not None and platform == "new":
             cmd += ["--token-key-file", str(token_key_file)]
+        if trusted_proxy_cert is not None:
+            cmd += ["--trusted-proxy-cert", str(trusted_proxy_cert)]
     for fault in faults:
         cmd += ["--fault", fault]
     cmd += ["--contracts", str(contracts_dir().resolve())]
@@ -138,14 +142,26 @@ def start_platform(
 def start_gateway(
     upstreams: dict[str, str], route: str, admin_key_file: Path, processes: RunProcesses | None = None,
     faults: tuple[str, ...] = (),
+    trust: TrustDomain | None = None,
 ) -> StartedPlatform:
-    """Start the reference gateway (the callers' one address) in front of `upstreams`, routed to `route`."""
+    """Start the reference gateway (the callers' one address) in front of `upstreams`, routed to `route`.
+
+    With `trust`, it serves mutual TLS on every entry point of ENTRY_POINTS with the trust domain's
+    certificates of instance `gateway`, and calls its (https) upstreams over the default entry point
+    with its own client certificate (holder GATEWAY), forwarding each caller's certificate.
+    """
     cmd = [sys.executable, "-m", "refplatform", "gateway", "--route", route, "--admin-key-file", str(admin_key_file)]
     for name, url in upstreams.items():
         cmd += ["--upstream", f"{name}={url}"]
     for fault in faults:
         cmd += ["--fault", fault]
-    return launch(cmd, "gateway", processes)
+    if trust is not None:
+        own = trust.client(GATEWAY, DEFAULT_ENTRY)
+        cmd += ["--tls-dir", str(trust.server_dir(GATEWAY)), "--client-cert", str(own.cert), "--client-key",
+                str(own.key), "--upstream-ca", str(trust.ca(DEFAULT_ENTRY))]
+        for entry in ENTRY_POINTS:
+            cmd += ["--entry", f"{entry}=0"]
+    return launch(cmd, "gateway", processes, wanted=len(ENTRY_POINTS) if trust is not None else 1)
 
 
 def launch(
@@ -181,6 +197,23 @@ def launch(
     return StartedPlatform(platform, default, proc, tail, entries if wanted > 1 else {})
 
 
+def platform_endpoints(started: StartedPlatform, fhir: bool, trust: TrustDomain | None = None,
+                       token_path: str = "") -> Endpoints:
+    """Where a started platform (or gateway) answers: each entry point, with its CA and token endpoint under `trust`."""
+    def at(base: str, entry: str) -> Endpoints:
+        return Endpoints(
+            legacy=base + "/legacy", fhir=base + "/fhir" if fhir else None,
+            token=base + token_path if fhir and trust is not None else None,
+            ca=str(trust.ca(entry)) if trust is not None else None, name=entry,
+        )
+
+    if not started.entries:
+        return at(started.base_url, DEFAULT_ENTRY)
+    points = {e: at(url, e) for e, url in started.entries.items()}
+    first = points.pop(DEFAULT_ENTRY)
+    return Endpoints(first.legacy, first.fhir, first.token, first.ca, first.name, points)
+
+
 def _ready(line: str) -> tuple[str, str]:
     """(entry point, base URL) of a READY line: `READY <platform> <url>` or `... <url> (entry <name>)`."""
     parts = line.split()
@@ -208,19 +241,7 @@ class LocalPlatforms:
     token_key_file: Path | None = None
 
     def _endpoints(self, started: StartedPlatform, fhir: bool) -> Endpoints:
-        def at(base: str, entry: str) -> Endpoints:
-            tls = self.trust is not None
-            return Endpoints(
-                legacy=base + "/legacy", fhir=base + "/fhir" if fhir else None,
-                token=base + self.token_path if fhir and tls else None,
-                ca=str(self.trust.ca(entry)) if self.trust is not None else None, name=entry,
-            )
-
-        if not started.entries:
-            return at(started.base_url, DEFAULT_ENTRY)
-        points = {e: at(url, e) for e, url in started.entries.items()}
-        first = points.pop(DEFAULT_ENTRY)
-        return Endpoints(first.legacy, first.fhir, first.token, first.ca, first.name, points)
+        return platform_endpoints(started, fhir, self.trust, self.token_path)
 
     def target(self) -> Target:
         """A Target pointing at the started platforms (every entry point, with its CA, under mutual TLS)."""
@@ -247,7 +268,7 @@ def new_ticket_key() -> bytes:
     return secrets.token_hex(32).encode()
 
 
-def _new_token_key() -> bytes:
+def new_token_key() -> bytes:
     """A fresh EC P-256 key (PEM) for the new platform's access tokens (ES256)."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -313,7 +334,7 @@ def local_platforms(
             trust = trust_domain(Path(tmp) / "trust", platforms, actors)
             token_path = load_profile(contracts).token_path
             token_key_file = Path(tmp) / "token.key"
-            token_key_file.write_bytes(_new_token_key())
+            token_key_file.write_bytes(new_token_key())
             token_key_file.chmod(0o600)
         started: dict[str, StartedPlatform] = {}
         try:

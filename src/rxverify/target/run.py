@@ -335,7 +335,10 @@ def with_local_trust(target: Target, trust: TrustDomain, token_path: str) -> Tar
     for name, endpoints in target.platforms.items():
         base = (endpoints.legacy or endpoints.fhir or "").removesuffix("/legacy").removesuffix("/fhir")
         token = base + token_path if endpoints.fhir and base else endpoints.token
-        platforms[name] = replace(endpoints, token=token, ca=str(trust.ca(endpoints.name)))
+        others = {entry: replace(point, ca=str(trust.ca(entry)), token=point.token or (
+            (point.legacy or point.fhir or "").removesuffix("/legacy").removesuffix("/fhir") + token_path
+            if point.fhir else None)) for entry, point in endpoints.others.items()}
+        platforms[name] = replace(endpoints, token=token, ca=str(trust.ca(endpoints.name)), others=others)
     return replace(target, platforms=platforms)
 
 

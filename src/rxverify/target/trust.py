@@ -46,6 +46,7 @@ from rxverify.errors import UserError
 ENTRY_POINTS = ("internet", "sjunet")
 DEFAULT_ENTRY = "internet"
 FORSKRIVNINGSKOLLEN = "forskrivningskollen"
+GATEWAY = "gateway"  # the gateway of a rehearsal: its server certificates and its own client certificate
 VALID_DAYS = 30  # long enough for a kept data directory; a run needs minutes
 RENEW_BEFORE = timedelta(days=1)  # a kept domain is remade when a certificate has less left than this
 ISSUER_KEY_BITS = 2048  # RSA-SHA256: what SAML issuers sign with
@@ -235,10 +236,13 @@ def kept_trust_domain(root: Path) -> TrustDomain:
     return domain
 
 
-def trust_domain(root: Path, instances: Iterable[str], actors: Any) -> TrustDomain:
-    """The local trust domain in `root`: reused when it covers `instances` and every holder, else made anew."""
+def trust_domain(root: Path, instances: Iterable[str], actors: Any, services: Iterable[str] = ()) -> TrustDomain:
+    """The local trust domain in `root`: reused when it covers `instances` and every holder, else made anew.
+
+    `services`: holders of a client certificate that are no test actor (GATEWAY: the gateway's own).
+    """
     wanted = tuple(instances)
-    subjects = holders(actors)
+    subjects = holders(actors) | {name: {"organisation": "E-hälsomyndigheten", "unit": name} for name in services}
     names = tuple(subjects)
     if _reusable(root, wanted, names):
         manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
