@@ -121,20 +121,25 @@ def parse_entries(args: argparse.Namespace) -> list[EntryPoint]:
     return entries
 
 
+def _read_pem_cert(path: Path, what: str) -> bytes:
+    """A PEM certificate file, as PEM (StartError naming `what` when it cannot be read or is none)."""
+    try:
+        pem = path.read_bytes()
+    except OSError as exc:
+        raise StartError(f"cannot read {what} {path}: {exc.strerror}") from None
+    try:
+        ssl.PEM_cert_to_DER_cert(pem.decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        raise StartError(f"{what} {path} is not a PEM certificate") from None
+    return pem
+
+
 def _read_issuer_cert(path: Path | None, auth: str) -> bytes | None:
     if auth != "saml":
         return None
     if path is None:
         raise StartError("--auth saml needs --issuer-cert: the ticket issuer's certificate to trust")
-    try:
-        pem = path.read_bytes()
-    except OSError as exc:
-        raise StartError(f"cannot read issuer certificate {path}: {exc.strerror}") from None
-    try:
-        ssl.PEM_cert_to_DER_cert(pem.decode("ascii"))
-    except (ValueError, UnicodeDecodeError):
-        raise StartError(f"issuer certificate {path} is not a PEM certificate") from None
-    return pem
+    return _read_pem_cert(path, "issuer certificate")
 
 
 def read_proxy_cert(path: Path | None, tls_dir: Path | None) -> bytes | None:
@@ -143,14 +148,7 @@ def read_proxy_cert(path: Path | None, tls_dir: Path | None) -> bytes | None:
         return None
     if tls_dir is None:
         raise StartError("--trusted-proxy-cert needs --tls-dir: the gateway is known by its client certificate")
-    try:
-        pem = path.read_bytes()
-    except OSError as exc:
-        raise StartError(f"cannot read trusted proxy certificate {path}: {exc.strerror}") from None
-    try:
-        return ssl.PEM_cert_to_DER_cert(pem.decode("ascii"))
-    except (ValueError, UnicodeDecodeError):
-        raise StartError(f"trusted proxy certificate {path} is not a PEM certificate") from None
+    return ssl.PEM_cert_to_DER_cert(_read_pem_cert(path, "trusted proxy certificate").decode("ascii"))
 
 
 def _check_lifetimes(args: argparse.Namespace) -> None:

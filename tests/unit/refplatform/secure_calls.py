@@ -231,6 +231,11 @@ def start_secure(platform: str, data_dir: Path, key_file: Path, trust: Trust, fa
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen(cmd + list(extra or []), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=env)
+    return SecurePlatform(platform, ready_entries(proc, platform), proc, trust)
+
+
+def ready_entries(proc: subprocess.Popen[str], name: str) -> dict[str, str]:
+    """Each entry point's base URL, from the READY lines of a process serving both (killed if it does not)."""
     assert proc.stdout is not None
     entries: dict[str, str] = {}
     deadline = time.monotonic() + 30
@@ -239,10 +244,10 @@ def start_secure(platform: str, data_dir: Path, key_file: Path, trust: Trust, fa
         if not line:
             break
         if line.startswith("READY"):
-            # READY <platform> https://127.0.0.1:<port> (entry <name>)
+            # READY <name> https://127.0.0.1:<port> (entry <entry>)
             parts = line.split()
             entries[parts[-1].rstrip(")")] = parts[2]
     if len(entries) < len(ENTRIES):
         proc.kill()
-        raise RuntimeError(f"{platform} did not start: {proc.stderr.read() if proc.stderr else ''}")
-    return SecurePlatform(platform, entries, proc, trust)
+        raise RuntimeError(f"{name} did not start: {proc.stderr.read() if proc.stderr else ''}")
+    return entries

@@ -14,7 +14,6 @@ import base64
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,8 @@ from typing import Any
 import pytest
 
 from .conftest import ROOT, stop_process
-from .secure_calls import SecurePlatform, Trust, assertion, security_header, start_secure
+from .secure_calls import ENTRIES, SecurePlatform, Trust, assertion, ready_entries, security_header, start_secure
 from .soap_calls import body, envelope, ok, post, refused
-
-ENTRIES = ("internet", "sjunet")
 
 
 @pytest.fixture(scope="module")
@@ -53,19 +50,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, trust: Trust, old: SecureP
            *(a for e in ENTRIES for a in ("--entry", f"{e}=0"))]
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    assert proc.stdout is not None
-    entries: dict[str, str] = {}
-    deadline = time.monotonic() + 30
-    while len(entries) < len(ENTRIES) and time.monotonic() < deadline:
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if line.startswith("READY"):  # READY gateway https://127.0.0.1:<port> (entry <name>)
-            entries[line.split()[-1].rstrip(")")] = line.split()[2]
-    if len(entries) < len(ENTRIES):
-        proc.kill()
-        raise RuntimeError(f"the gateway did not start: {proc.stderr.read() if proc.stderr else ''}")
-    yield SecurePlatform("gateway", entries, proc, trust)
+    yield SecurePlatform("gateway", ready_entries(proc, "the gateway"), proc, trust)
     stop_process(proc)
 
 
