@@ -163,13 +163,29 @@ def _token_text(token: str) -> str | None:
 _remembered_token_text = lru_cache(maxsize=65_536)(_token_text)  # the same tokens recur request after request
 
 
+_REMEMBERED_READING = 4_096  # texts up to this long have their base64 reading remembered (4,096 of them)
+
+
 def base64_places(where: str, text: str, depth: int, skip: tuple[str, ...] = ()) -> Places:
     """Every base64/base64url token in `text` that decodes to text (or to a compressed body), decoded and read.
 
     Tokens holding one of `skip` are left out (a template's placeholders: BodyTemplate reads them).
+    The reading of a text is remembered: the texts of an assertion (its signature, its certificates)
+    recur in every envelope of a caller, whatever else differs.
     """
     if len(text) < 14:  # shorter than any token that can hold an identity
         return []
+    if len(text) <= _REMEMBERED_READING:
+        return list(_remembered_base64_places(where, text, depth, skip))
+    return _base64_places(where, text, depth, skip)
+
+
+@lru_cache(maxsize=4_096)
+def _remembered_base64_places(where: str, text: str, depth: int, skip: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    return tuple(_base64_places(where, text, depth, skip))
+
+
+def _base64_places(where: str, text: str, depth: int, skip: tuple[str, ...]) -> Places:
     places: Places = []
     for token in _B64_TOKEN.findall(text):
         if skip and any(s in token for s in skip):
@@ -542,6 +558,20 @@ class BodyTemplate:
 _MARKERS = tuple(_marker(i) for i in range(8))
 
 
+_XML_DECLARED_ENCODING = re.compile(r"""\A<\?xml[^>]*?\bencoding\s*=\s*["']([^"']*)["']""")
+
+
+def utf8_xml(body: bytes, text: str) -> bool:
+    """Whether an XML body (`text`: its bytes, latin-1) is UTF-8 and its declaration, if any, says so."""
+    if not text.isascii():
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    declared = _XML_DECLARED_ENCODING.match(text)
+    return declared is None or declared.group(1).lower() in ("utf-8", "utf8")
+
+
 def uuid_template(text: str) -> tuple[str, tuple[str, ...], list[str]] | None:
     """(the body with its UUID text nodes replaced by placeholders, the placeholders, the UUIDs), or None.
 
@@ -559,11 +589,14 @@ def uuid_template(text: str) -> tuple[str, tuple[str, ...], list[str]] | None:
     done = 0
     for marker, m in zip(markers, found, strict=True):
         before = text[done : m.start(1)]
-        if "ff" in before:  # a placeholder must be found only where a UUID was
+        # a placeholder must be found only where a UUID was: a marker is found whole (its run of eight
+        # f's, then a hyphen, cannot start earlier in a run of f's) and each piece between UUID text
+        # nodes ends in ">" and starts with "<", so only the marker prefix itself elsewhere could mislead
+        if _MARKER_PREFIX in before:
             return None
         pieces += (before, marker)
         done = m.end(1)
-    if "ff" in text[done:]:
+    if _MARKER_PREFIX in text[done:]:
         return None
     pieces.append(text[done:])
     return "".join(pieces), markers, [m.group(1) for m in found]

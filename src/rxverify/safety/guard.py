@@ -40,6 +40,9 @@ _MAY_HIDE = re.compile(r"%|[A-Za-z0-9+/_-]{12,}|[^\x00-\x7f]")
 CLEAN_CACHE_LIMIT = 65_536  # texts remembered as clean; the cache starts over when full
 CLEAN_CACHE_TEXT = 4_096  # longer texts (bodies) are not remembered
 TEMPLATE_LIMIT = 4_096  # body templates remembered; the memory starts over when full
+# longer texts' identities remembered, up to TEMPLATE_TEXT characters: a template's body text recurs
+# with every body read from it (Säker åtkomst's envelopes, an assertion in each, are about 6 KB)
+LONG_CACHE_LIMIT = 256
 # XML bodies up to this long are read by template: a SOAP request under 17.1 carries the caller's
 # signed assertion (its certificate and signature in base64), about 4 KB alike request after request
 TEMPLATE_TEXT = 16_384
@@ -133,6 +136,7 @@ class Guard:
         self._clean_day = date.today()
         # each text a part was read into -> the identities in it (recurring texts: element values, tokens)
         self._found: dict[str, tuple[Found, ...]] = {}
+        self._found_long: dict[str, tuple[Found, ...]] = {}
         # an XML body with its UUIDs replaced by placeholders -> its reading (decode.BodyTemplate)
         self._templates: dict[tuple[str | None, str], decode.BodyTemplate] = {}
 
@@ -165,7 +169,7 @@ class Guard:
     ) -> tuple[str, ...]:
         today = date.today()  # a 10-digit number's century depends on the day: so does the cache
         if today != self._clean_day:
-            self._clean, self._found, self._templates, self._clean_day = {}, {}, {}, today
+            self._clean, self._found, self._found_long, self._templates, self._clean_day = {}, {}, {}, {}, today
         clean = self._clean  # texts read before: the URL and headers of the load path recur
         patients: set[str] = set()
         known = clean.get(("url", url))
@@ -235,15 +239,20 @@ class Guard:
             raise (self._refuse("unreadable", message) if count else RequestRefused("unreadable", message)) from None
         registered: set[str] = set()
         ids = self.registry.ids
-        memo = self._found
+        memo, long_memo = self._found, self._found_long
         for where, text in found_places:
-            hits = memo.get(text)
+            short = len(text) <= CLEAN_CACHE_TEXT
+            hits = memo.get(text) if short else long_memo.get(text)
             if hits is None:
                 hits = tuple(find_identities(text, today))
-                if len(text) <= CLEAN_CACHE_TEXT:
+                if short:
                     if len(memo) >= CLEAN_CACHE_LIMIT:
                         memo.clear()
                     memo[text] = hits
+                elif len(text) <= TEMPLATE_TEXT:
+                    if len(long_memo) >= LONG_CACHE_LIMIT:
+                        long_memo.clear()
+                    long_memo[text] = hits
             for hit in hits:
                 if hit.twelve not in ids:
                     self._refuse_identity(method, urlsplit(url).path, where, hit, count)
@@ -267,13 +276,16 @@ class Guard:
             "utf-8",
             "utf8",
         )
-        found = decode.uuid_template(text) if plain_xml and text.isascii() else None
+        # `text` is the body's bytes one character each (latin-1): the template's bytes are the body's
+        # but for the UUIDs, whatever else it holds (Säker åtkomst's assertions name "E-hälsomyndigheten"),
+        # when the bytes are UTF-8 and the XML declaration says nothing else
+        found = decode.uuid_template(text) if plain_xml and decode.utf8_xml(body, text) else None
         if found is None:
             return decode.body_places(body, headers)
         canonical, markers, uuids = found
         template = self._templates.get((content_type, canonical))
         if template is None:
-            template = decode.BodyTemplate.read(canonical.encode("ascii"), headers, markers)
+            template = decode.BodyTemplate.read(canonical.encode("latin-1"), headers, markers)
             if len(self._templates) >= TEMPLATE_LIMIT:
                 self._templates.clear()
             self._templates[(content_type, canonical)] = template
