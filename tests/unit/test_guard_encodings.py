@@ -7,17 +7,19 @@ run every family (tests/unit/safety_encodings.py) with identities made at run ti
 from __future__ import annotations
 
 import base64
+import datetime
 import gzip
 import io
 import json
 import random
+import re
 import zlib
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rxverify.safety.guard import Guard, RequestRefused
+from rxverify.safety.guard import Guard, RequestRefused, _Reading
 from rxverify.safety.identity import find_identities, mask_identities, normalise
 from rxverify.safety.registry import Registry
 
@@ -174,7 +176,8 @@ def test_a_refusal_never_shows_the_identity(registry: Registry) -> None:
 
 # ---- the load path's envelopes, read from their template (decode.BodyTemplate) ----
 
-SOAP_HEADERS = {"Content-Type": "text/xml; charset=utf-8"}
+CONTENT_TYPE = "text/xml; charset=utf-8"
+SOAP_HEADERS = {"Content-Type": CONTENT_TYPE}
 FULLWIDTH = str.maketrans("0123456789-", "０１２３４５６７８９－")
 ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
 
@@ -242,8 +245,102 @@ def test_an_envelope_read_from_its_template_is_read_as_in_full(registry: Registr
     for _ in range(3):  # a template's first body, then bodies read from it
         body = _envelope(rng, registry)
         text = body.decode("latin-1")
-        templated = guard._templated_places(body, SOAP_HEADERS, SOAP_HEADERS["Content-Type"], text)
-        assert _reading(templated) == _reading(decode.body_places(body, SOAP_HEADERS)), body[:300]
+        templated = guard._templated_places(body, SOAP_HEADERS, SOAP_HEADERS["Content-Type"], datetime.date.today())
+        full = _reading(decode.body_places(body, SOAP_HEADERS))
+        if isinstance(templated, _Reading):
+            # what the guard decides on: the identities found once in the template's reading (where each
+            # is), then the texts of this body alone; and the template's texts with them
+            found = decode.uuid_template(text)
+            assert found is not None
+            template, _ = guard._templates[(SOAP_HEADERS["Content-Type"], found[0])]
+            found_once, decoded = _reading(template.places + templated.rest)
+            assert {(where, hit.twelve) for where, hit in templated.found} | _reading(templated.rest)[0] == full[0]
+            assert (found_once, decoded) == full, body[:300]
+        else:
+            assert _reading(templated) == full, body[:300]
+
+
+def _fresh_uuid(rng: random.Random) -> str:
+    u = rng.randbytes(16).hex()
+    u = f"{u[:8]}-{u[8:12]}-{u[12:16]}-{u[16:20]}-{u[20:]}"
+    return u.upper() if rng.random() < 0.2 else u
+
+
+def _variants(rng: random.Random, body: bytes) -> list[tuple[str, bytes]]:
+    """Bodies like `body`: fresh UUIDs in its UUID places, and near misses (a byte changed, bytes swapped, a
+    UUID place holding what is not a UUID or the placeholder prefix), each tagged by kind."""
+    slots = [m.span(1) for m in re.finditer(rb">([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+                                             rb"[0-9a-fA-F]{12})<", body)]
+
+    def with_slots(values: list[str]) -> bytes:
+        out, done = b"", 0
+        for (a, b), value in zip(slots, values, strict=True):
+            out += body[done:a] + value.encode("latin-1")
+            done = b
+        return out + body[done:]
+
+    variants = [("fresh", with_slots([_fresh_uuid(rng) for _ in slots])) for _ in range(3)]
+    for _ in range(8):  # a byte changed: near a UUID place (its edges, its hyphens) or anywhere
+        if slots and rng.random() < 0.6:
+            a, b = rng.choice(slots)
+            at = rng.randint(max(0, a - 2), min(len(body) - 1, b + 1))
+        else:
+            at = rng.randrange(len(body))
+        new = rng.choice([b"<", b">", b"&", b"%", b"0", b"a", b"F", b"g", b"-", b"\x00", b"\xc3", "ä".encode()])
+        variants.append(("changed", with_slots([_fresh_uuid(rng) for _ in slots])[:at] + new + body[at + 1 :]))
+    if len(body) > 2:
+        at = rng.randrange(len(body) - 1)
+        variants.append(("swapped", body[:at] + body[at + 1 : at + 2] + body[at : at + 1] + body[at + 2 :]))
+    if slots:
+        values = [_fresh_uuid(rng) for _ in slots]
+        k = rng.randrange(len(slots))
+        values[k] = rng.choice([
+            "ffffffff-ffff-ffff-ffff-" + _fresh_uuid(rng)[-12:],  # the placeholder prefix: never a template's
+            _fresh_uuid(rng)[:-1] + rng.choice("gz<&%"),  # not a UUID
+            _fresh_uuid(rng).replace("-", "0", 1),  # hyphens moved
+        ])
+        variants.append(("not-a-uuid", with_slots(values)))
+    return variants
+
+
+@settings(max_examples=300, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_a_body_found_unread_by_its_template_is_the_body_its_reading_makes(registry: Registry, seed: int) -> None:
+    """The guard finds a body of a template met before by comparing bytes, without reading it (the load
+    path's envelopes): that must give exactly the template and the UUIDs reading it (uuid_template) gives,
+    or nothing, for bodies that differ from a known one in a UUID, a byte, two bytes' order or a UUID place
+    holding something else; and the saving must exist for bodies that differ in their UUIDs alone."""
+    from rxverify.safety import decode
+
+    rng = random.Random(seed)
+    index: decode.TemplateIndex[str] = decode.TemplateIndex(64)
+    known: list[bytes] = []
+    for _ in range(2):
+        body = _envelope(rng, registry)
+        # room after the last UUID or not (a template with less than TAIL bytes after it is found by reading)
+        body = body.replace(b"</s:Body>", b"<pad>" + b"p" * rng.randint(0, 200) + b"</pad></s:Body>")
+        text = body.decode("latin-1")
+        found = decode.uuid_template(text) if decode.utf8_xml(body, text) else None
+        if found is not None:
+            index.add(CONTENT_TYPE, found[0], found[1], found[0])
+            known.append(body)
+            if rng.random() < 0.5:  # a sibling of the same length and tail: another caller, another patient
+                twin = _variants(rng, body)[3][1]
+                t = twin.decode("latin-1")
+                twin_found = decode.uuid_template(t) if decode.utf8_xml(twin, t) else None
+                if twin_found is not None and len(twin) == len(body):
+                    index.add(CONTENT_TYPE, twin_found[0], twin_found[1], twin_found[0])
+    for body in known:
+        for kind, variant in _variants(rng, body):
+            text = variant.decode("latin-1")
+            found = decode.uuid_template(text) if decode.utf8_xml(variant, text) else None
+            expected = None
+            if found is not None and index.get(CONTENT_TYPE, found[0]) is not None:
+                expected = (found[0], found[2])
+            fast = index.match(CONTENT_TYPE, variant)
+            assert fast is None or fast == expected, (kind, variant[:300])
+            if kind == "fresh" and index.match(CONTENT_TYPE, body) is not None:
+                assert fast is not None and fast == expected, variant[:300]
 
 
 def test_envelopes_that_differ_in_their_request_id_share_a_template(registry: Registry) -> None:
@@ -291,7 +388,7 @@ def test_a_uuid_run_into_hex_text_is_read_in_full(registry: Registry) -> None:
     body = enc.SOAP.format(f"<g><v>12345678-1234-1234-1234-1234</v><v>{uuid}</v><v>{foreign[8:]}</v></g>").encode()
     guard = Guard(registry)
     assert _refused(guard, SOAP_HEADERS, body)
-    assert [t.exact for t in guard._templates.values()] == [False]
+    assert [t.exact for t, _ in guard._templates.values()] == [False]
 
 
 def test_the_tokens_that_hold_a_uuid_are_read_for_each_body(
@@ -314,3 +411,72 @@ def test_the_tokens_that_hold_a_uuid_are_read_for_each_body(
         body = enc.SOAP.format(f"<requestId>{uuid}</requestId><p>{patient}</p>").encode()
         assert _refused(guard, SOAP_HEADERS, body) is refused
     assert len(guard._templates) == 1
+
+
+@pytest.mark.parametrize("nodes", [
+    # the placeholder itself in a text that is not a UUID: a template would read it as a UUID's place
+    ("0f1e2d3c-4b5a-4697-a8b9-cadbecfd0e1f", "ffffffff-ffff-ffff-ffff-aaaaaaaaaaaaZ"),
+    # a UUID that is the second placeholder: the first one's tokens would be read with the second UUID
+    ("ffffffff-ffff-ffff-ffff-aaaaaaaaaaab", "0f1e2d3c-4b5a-4697-a8b9-cadbecfd0e1f"),
+])
+def test_a_body_holding_placeholder_text_is_read_in_full(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch, nodes: tuple[str, str]
+) -> None:
+    """A body that holds the placeholders' prefix anywhere (a UUID that starts with it, too) has no template:
+    it is read as the server reads it. Shown with a token that holds the prefix and decodes to a foreign
+    identity (no random token does in 10^5 tries, so the decoding is stood in for)."""
+    from rxverify.safety import decode
+
+    foreign = _foreign(registry)
+    real_token_text = decode._token_text
+    def token_text(token: str) -> str | None:
+        return foreign if token.startswith("ffffffff-ffff-ffff-ffff-") else real_token_text(token)
+
+    monkeypatch.setattr(decode, "_token_text", token_text)  # as a template's UUID tokens are read
+    monkeypatch.setattr(decode, "_remembered_token_text", token_text)  # as a body's tokens are
+    body = enc.SOAP.format(f"<requestId>{nodes[0]}</requestId><p>{nodes[1]}</p>").encode()
+    guard = Guard(registry)
+    assert _refused(guard, SOAP_HEADERS, body)
+    assert len(guard._templates) == 0
+
+
+def _b64_as_the_library_decodes(token: str) -> bytes | None:
+    stripped = token.rstrip("=")
+    padded = stripped + "=" * (-len(stripped) % 4)
+    alphabet = b"-_" if ("-" in token or "_" in token) else b"+/"
+    try:
+        return base64.b64decode(padded, altchars=alphabet, validate=True)
+    except (ValueError, TypeError):  # binascii.Error is a ValueError; so is a str that is not ASCII
+        return None
+
+
+@settings(max_examples=3000, deadline=None)
+@given(token=st.text(alphabet="ABCxyz0189+/-_=é%. \n", min_size=0, max_size=40))
+def test_a_token_is_decoded_as_the_base64_library_decodes_it(token: str) -> None:
+    """The guard's own base64 decoding (the load path decodes a token per fresh UUID) is the library's."""
+    from rxverify.safety import decode
+
+    assert decode._b64(token) == _b64_as_the_library_decodes(token)
+
+
+def test_headers_read_before_do_not_hide_a_changed_one(registry: Registry) -> None:
+    """A request's headers are remembered as a whole once read: a request whose headers differ in one value
+    (a foreign identity in it, in any case of the name) is read again, and a value that cannot be
+    remembered is read each time."""
+    patient = registry.patients[0].id
+    foreign = _foreign(registry)
+    guard = Guard(registry)
+    headers = {"Content-Type": CONTENT_TYPE, "X-Patient": patient, "User-Agent": "rxverify"}
+    body = enc.SOAP.format(f"<p>{patient}</p>").encode()
+    for _ in range(2):
+        assert not _refused(guard, headers, body)
+    assert _refused(guard, {**headers, "X-Patient": foreign}, body)
+    assert _refused(guard, {**headers, "x-patient": foreign}, body)
+    assert _refused(guard, {**headers, "User-Agent": base64.b64encode(foreign.encode()).decode()}, body)
+    assert not _refused(guard, headers, body)
+
+    class Unhashable(str):
+        __hash__ = None  # type: ignore[assignment]
+
+    for _ in range(2):
+        assert _refused(guard, {**headers, "X-Patient": Unhashable(foreign)}, body)

@@ -19,7 +19,6 @@ CDATA, is read as it stands.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import contextlib
 import email.parser
@@ -33,7 +32,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import parse_qsl, unquote, unquote_plus, urlsplit
 
 MAX_DECODED = 16 * 1024 * 1024  # a body that inflates beyond this is refused (a decompression bomb)
@@ -123,13 +122,24 @@ def url_places(url: str) -> Places:
 # ---- base64 ----
 
 
+_URLSAFE = bytes.maketrans(b"-_", b"+/")
+_BASE64_ONLY = re.compile(rb"[A-Za-z0-9+/]*={0,2}")
+
+
 def _b64(token: str) -> bytes | None:
+    # base64.b64decode(padded, altchars, validate=True), without its wrappers (the load path decodes
+    # each token that holds a fresh UUID): the URL-safe alphabet when "-" or "_" is in the token
     stripped = token.rstrip("=")
-    padded = stripped + "=" * (-len(stripped) % 4)
-    alphabet = "-_" if ("-" in token or "_" in token) else "+/"
+    if len(stripped) % 4 == 1 or not stripped.isascii():
+        return None  # no base64 text is one character past a whole group
+    data = (stripped + "=" * (-len(stripped) % 4)).encode("ascii")
+    if "-" in token or "_" in token:
+        data = data.translate(_URLSAFE)
+    if not _BASE64_ONLY.fullmatch(data):
+        return None
     try:
-        return base64.b64decode(padded, altchars=alphabet.encode(), validate=True)
-    except (binascii.Error, ValueError):
+        return binascii.a2b_base64(data)
+    except binascii.Error:
         return None
 
 
@@ -536,7 +546,12 @@ class BodyTemplate:
         return cls(markers, places, tuple(tokens), exact)
 
     def places_of(self, uuids: list[str]) -> Places:
-        """The reading of the body whose UUIDs (in order) the placeholders stand for.
+        """The reading of the body whose UUIDs (in order) the placeholders stand for."""
+        extra = self.extra_places(uuids)
+        return self.places + extra if extra else self.places
+
+    def extra_places(self, uuids: list[str]) -> Places:
+        """What the reading of the body whose UUIDs the placeholders stand for adds to the template's `places`.
 
         A UUID's characters are all base64 characters, so the tokens that hold it are where the
         template's hold its placeholder: those are decoded, with the UUID, for this body.
@@ -552,7 +567,7 @@ class BodyTemplate:
             if decoded is not None:
                 extra.append((f"{where} (base64)", decoded))
                 extra += _content_places(f"{where} (base64)", decoded, _sniff(decoded), depth + 1)
-        return self.places + extra if extra else self.places
+        return extra
 
 
 _MARKERS = tuple(_marker(i) for i in range(8))
@@ -579,7 +594,10 @@ def uuid_template(text: str) -> tuple[str, tuple[str, ...], list[str]] | None:
     or a DOCTYPE, percent signs or NUL bytes (a reader could join or decode a UUID's characters
     with its neighbours'), or placeholder-like text outside the UUIDs.
     """
-    if "&" in text or "<!" in text or "%" in text or "\x00" in text:
+    # a placeholder must be found only where a UUID was: a marker is found whole (its run of eight f's,
+    # then a hyphen, cannot start earlier in a run of f's), so only the marker prefix itself could mislead:
+    # anywhere, a UUID that starts with it too (the placeholders of a body's tokens are replaced in turn)
+    if "&" in text or "<!" in text or "%" in text or "\x00" in text or _MARKER_PREFIX in text:
         return None
     found = list(_UUID_TEXT_NODE.finditer(text))
     if not found:
@@ -588,18 +606,86 @@ def uuid_template(text: str) -> tuple[str, tuple[str, ...], list[str]] | None:
     pieces: list[str] = []
     done = 0
     for marker, m in zip(markers, found, strict=True):
-        before = text[done : m.start(1)]
-        # a placeholder must be found only where a UUID was: a marker is found whole (its run of eight
-        # f's, then a hyphen, cannot start earlier in a run of f's) and each piece between UUID text
-        # nodes ends in ">" and starts with "<", so only the marker prefix itself elsewhere could mislead
-        if _MARKER_PREFIX in before:
-            return None
-        pieces += (before, marker)
+        pieces += (text[done : m.start(1)], marker)
         done = m.end(1)
-    if _MARKER_PREFIX in text[done:]:
-        return None
     pieces.append(text[done:])
     return "".join(pieces), markers, [m.group(1) for m in found]
+
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_UUID_LENGTH = 36
+V = TypeVar("V")
+
+
+class TemplateIndex(Generic[V]):
+    """What is known of each body template (`uuid_template`), found for a body without reading it.
+
+    A body of a known template is that template's bytes with UUIDs where its placeholders are, so it
+    is found by its length and last bytes (the tail after its last UUID), then compared with the
+    template piece by piece (bytes compared, nothing decoded) and its UUID places checked to hold
+    UUIDs that do not start with the placeholder prefix. Such a body is the body `uuid_template`
+    reads into that template and those UUIDs: outside the UUID places its bytes are the template's,
+    which held no other UUID text node, no reference, comment, percent sign, NUL or placeholder
+    prefix; a UUID place holds hex digits and hyphens only, between the template's ">" and "<".
+    """
+
+    TAIL = 128  # bytes after the last UUID that key a template (a template with fewer is found by reading)
+    BUCKET = 32  # templates remembered under one key (same length and tail: other callers, other patients)
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._values: dict[tuple[str | None, str], V] = {}
+        self._by_tail: dict[tuple[str | None, int, bytes], list[tuple[tuple[tuple[int, bytes], ...], V]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __getitem__(self, key: tuple[str | None, str]) -> V:
+        return self._values[key]
+
+    def values(self) -> list[V]:
+        """What is known of each template."""
+        return list(self._values.values())
+
+    def get(self, content_type: str | None, canonical: str) -> V | None:
+        """What is known of the template `canonical` (a body's bytes, latin-1, placeholders for its UUIDs)."""
+        return self._values.get((content_type, canonical))
+
+    def add(self, content_type: str | None, canonical: str, markers: tuple[str, ...], value: V) -> None:
+        """Remember `value` for a template; the memory starts over when it holds `limit` templates."""
+        if len(self._values) >= self.limit:
+            self._values.clear()
+            self._by_tail.clear()
+        self._values[(content_type, canonical)] = value
+        raw = canonical.encode("latin-1")
+        pieces: list[tuple[int, bytes]] = []
+        done = 0
+        for marker in markers:  # each placeholder occurs once, in order
+            at = canonical.index(marker, done)
+            pieces.append((done, raw[done:at]))
+            done = at + _UUID_LENGTH
+        if len(raw) - done < self.TAIL:
+            return
+        pieces.append((done, raw[done:]))
+        bucket = self._by_tail.setdefault((content_type, len(raw), raw[-self.TAIL :]), [])
+        if len(bucket) >= self.BUCKET:
+            del bucket[0]
+        bucket.append((tuple(pieces), value))
+
+    def match(self, content_type: str | None, body: bytes) -> tuple[V, list[str]] | None:
+        """(what is known of the template `body` reads into, its UUIDs in order), or None when none is known."""
+        bucket = self._by_tail.get((content_type, len(body), body[-self.TAIL :]))
+        if not bucket:
+            return None
+        for pieces, value in bucket:
+            if not all(body.startswith(piece, at) for at, piece in pieces):
+                continue
+            uuids = [
+                body[at + len(piece) : at + len(piece) + _UUID_LENGTH].decode("latin-1") for at, piece in pieces[:-1]
+            ]
+            if all(_UUID.fullmatch(u) and not u.startswith(_MARKER_PREFIX) for u in uuids):
+                return value, uuids
+        return None
 
 
 def request_places(url: str, headers: Mapping[str, Any], body: Any) -> tuple[Places, Places]:

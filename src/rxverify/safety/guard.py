@@ -43,6 +43,7 @@ TEMPLATE_LIMIT = 4_096  # body templates remembered; the memory starts over when
 # longer texts' identities remembered, up to TEMPLATE_TEXT characters: a template's body text recurs
 # with every body read from it (Säker åtkomst's envelopes, an assertion in each, are about 6 KB)
 LONG_CACHE_LIMIT = 256
+HEADERS_LIMIT = 4_096  # requests' header sets remembered as read
 # XML bodies up to this long are read by template: a SOAP request under 17.1 carries the caller's
 # signed assertion (its certificate and signature in base64), about 4 KB alike request after request
 TEMPLATE_TEXT = 16_384
@@ -56,6 +57,13 @@ class Admission(NamedTuple):
 
     operation: str | None  # the operationId, when the plan check resolved it
     patients: tuple[str, ...]  # the registered test patients its path, query and body name
+
+
+class _Reading(NamedTuple):
+    """A body's reading in two halves: what was found in its template's reading, and the texts still to scan."""
+
+    found: tuple[tuple[str, Found], ...]  # (where, identity) of the template's own texts
+    rest: decode.Places  # the texts of this body alone (the base64 tokens that hold its UUIDs)
 
 
 class RequestRefused(Exception):
@@ -136,9 +144,15 @@ class Guard:
         self._clean_day = date.today()
         # each text a part was read into -> the identities in it (recurring texts: element values, tokens)
         self._found: dict[str, tuple[Found, ...]] = {}
+        # a request's headers, all of them, read today and found clean -> its Content-Type and Content-Encoding
+        self._writes: dict[tuple[str, str], bool] = {}  # (method, URL) -> whether the request writes
+        self._headers_read: dict[tuple[tuple[Any, Any], ...], tuple[str | None, str | None]] = {}
         self._found_long: dict[str, tuple[Found, ...]] = {}
-        # an XML body with its UUIDs replaced by placeholders -> its reading (decode.BodyTemplate)
-        self._templates: dict[tuple[str | None, str], decode.BodyTemplate] = {}
+        # an XML body with its UUIDs replaced by placeholders -> its reading (decode.BodyTemplate) and the
+        # identities found in that reading
+        self._templates: decode.TemplateIndex[tuple[decode.BodyTemplate, tuple[tuple[str, Found], ...]]] = (
+            decode.TemplateIndex(TEMPLATE_LIMIT)
+        )
 
     def inspect(self, method: str, url: str, headers: Mapping[str, Any], body: Any) -> tuple[str, ...]:
         """Raise RequestRefused if the request carries an identity outside the registry, in any encoding.
@@ -169,7 +183,8 @@ class Guard:
     ) -> tuple[str, ...]:
         today = date.today()  # a 10-digit number's century depends on the day: so does the cache
         if today != self._clean_day:
-            self._clean, self._found, self._found_long, self._templates, self._clean_day = {}, {}, {}, {}, today
+            self._clean, self._found, self._found_long, self._headers_read, self._clean_day = {}, {}, {}, {}, today
+            self._templates = decode.TemplateIndex(TEMPLATE_LIMIT)
         clean = self._clean  # texts read before: the URL and headers of the load path recur
         patients: set[str] = set()
         known = clean.get(("url", url))
@@ -178,29 +193,25 @@ class Guard:
             if known is not None
             else self._read(method, url, "url", url, partial(decode.url_places, url), today, count)
         )
-        content_type = coding = None
-        for name, value in headers.items():
-            text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
-            if ("header", text) not in clean:
-                self._read(method, url, "header", text, partial(decode.header_places, {name: text}), today, count)
-            lower = str(name).lower()
-            if lower == "content-type" and content_type is None:
-                content_type = text
-            elif lower == "content-encoding" and coding is None:
-                coding = text
+        items = tuple(headers.items())  # a request's headers recur as a whole (the load path's are few and fixed)
+        try:
+            read = self._headers_read.get(items)
+        except TypeError:  # a header value that is not hashable: read, not remembered
+            read = None
+        if read is None:
+            read = self._read_headers(method, url, items, today, count)
+        content_type, coding = read
         if body is not None and body not in (b"", ""):
             key = None
-            places = partial(decode.body_places, body, headers)
-            if isinstance(body, bytes | str):
+            places: Callable[[], decode.Places | _Reading] = partial(decode.body_places, body, headers)
+            if not coding and isinstance(body, bytes) and len(body) <= TEMPLATE_TEXT and b">" in body:
+                # an XML body: the bodies alike but for their UUIDs share one reading, and a body with
+                # a fresh requestId is not worth remembering by itself
+                places = partial(self._templated_places, body, headers, content_type, today)
+            elif isinstance(body, bytes | str):
                 # the same bytes read under another media type or encoding are another reading
-                coding = coding or ""
                 text = body.decode("latin-1") if isinstance(body, bytes) else body
-                key = f"{content_type}|{coding}|" + text
-                if not coding and isinstance(body, bytes) and len(body) <= TEMPLATE_TEXT and ">" in text:
-                    # an XML body: the bodies alike but for their UUIDs share one reading, and a body with
-                    # a fresh requestId is not worth remembering by itself
-                    key = None
-                    places = partial(self._templated_places, body, headers, content_type, text)
+                key = f"{content_type}|{coding or ''}|" + text
             patients.update(self._read(method, url, "body", key, places, today, count))
         return tuple(sorted(patients))
 
@@ -210,7 +221,7 @@ class Guard:
         url: str,
         part: str,
         key: str | None,
-        places: Callable[[], decode.Places],
+        places: Callable[[], decode.Places | _Reading],
         today: date,
         count: bool = True,
     ) -> tuple[str, ...]:
@@ -239,21 +250,14 @@ class Guard:
             raise (self._refuse("unreadable", message) if count else RequestRefused("unreadable", message)) from None
         registered: set[str] = set()
         ids = self.registry.ids
-        memo, long_memo = self._found, self._found_long
+        if isinstance(found_places, _Reading):  # a template's identities, found once for all its bodies
+            for where, hit in found_places.found:
+                if hit.twelve not in ids:
+                    self._refuse_identity(method, urlsplit(url).path, where, hit, count)
+                registered.add(hit.twelve)
+            found_places = found_places.rest
         for where, text in found_places:
-            short = len(text) <= CLEAN_CACHE_TEXT
-            hits = memo.get(text) if short else long_memo.get(text)
-            if hits is None:
-                hits = tuple(find_identities(text, today))
-                if short:
-                    if len(memo) >= CLEAN_CACHE_LIMIT:
-                        memo.clear()
-                    memo[text] = hits
-                elif len(text) <= TEMPLATE_TEXT:
-                    if len(long_memo) >= LONG_CACHE_LIMIT:
-                        long_memo.clear()
-                    long_memo[text] = hits
-            for hit in hits:
+            for hit in self._identities(text, today):
                 if hit.twelve not in ids:
                     self._refuse_identity(method, urlsplit(url).path, where, hit, count)
                 registered.add(hit.twelve)
@@ -262,15 +266,54 @@ class Guard:
             self._remember(part, key, known)
         return known
 
+    def _identities(self, text: str, today: date) -> tuple[Found, ...]:
+        """The identities in one text a part was read into; recurring texts are remembered (long ones fewer)."""
+        short = len(text) <= CLEAN_CACHE_TEXT
+        memo = self._found if short else self._found_long
+        hits = memo.get(text)
+        if hits is None:
+            hits = tuple(find_identities(text, today))
+            if short or len(text) <= TEMPLATE_TEXT:
+                if len(memo) >= (CLEAN_CACHE_LIMIT if short else LONG_CACHE_LIMIT):
+                    memo.clear()
+                memo[text] = hits
+        return hits
+
+    def _read_headers(
+        self, method: str, url: str, items: tuple[tuple[Any, Any], ...], today: date, count: bool
+    ) -> tuple[str | None, str | None]:
+        """Scan each header (refusing as _read does); (Content-Type, Content-Encoding) of the request."""
+        clean = self._clean
+        content_type = coding = None
+        for name, value in items:
+            text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+            if ("header", text) not in clean:
+                self._read(method, url, "header", text, partial(decode.header_places, {name: text}), today, count)
+            lower = str(name).lower()
+            if lower == "content-type" and content_type is None:
+                content_type = text
+            elif lower == "content-encoding" and coding is None:
+                coding = text
+        if all(isinstance(n, str | bytes) and isinstance(v, str | bytes) for n, v in items):
+            if len(self._headers_read) >= HEADERS_LIMIT:
+                self._headers_read.clear()
+            self._headers_read[items] = (content_type, coding)
+        return content_type, coding
+
     def _templated_places(
-        self, body: bytes, headers: Mapping[str, Any], content_type: str | None, text: str
-    ) -> decode.Places:
+        self, body: bytes, headers: Mapping[str, Any], content_type: str | None, today: date
+    ) -> decode.Places | _Reading:
         """The body's reading, from the template of the bodies that differ from it only in their UUIDs when it has one.
 
         The load path's envelopes differ in their requestId alone: their reading (the XML parsed,
         each text decoded) is made once per template (decode.BodyTemplate), and only what holds a
         UUID is read for each body. Any other body is read in full.
         """
+        known_body = self._templates.match(content_type, body)  # a body of a template met before: found unread
+        if known_body is not None:
+            (template, hits), uuids = known_body
+            return _Reading(hits, template.extra_places(uuids)) if template.exact else decode.body_places(body, headers)
+        text = body.decode("latin-1")
         kind, params = decode.media_type(content_type)
         plain_xml = (kind in decode.XML_TYPES or kind.endswith("+xml")) and params.get("charset", "utf-8").lower() in (
             "utf-8",
@@ -283,15 +326,18 @@ class Guard:
         if found is None:
             return decode.body_places(body, headers)
         canonical, markers, uuids = found
-        template = self._templates.get((content_type, canonical))
-        if template is None:
+        known = self._templates.get(content_type, canonical)
+        if known is None:
             template = decode.BodyTemplate.read(canonical.encode("latin-1"), headers, markers)
-            if len(self._templates) >= TEMPLATE_LIMIT:
-                self._templates.clear()
-            self._templates[(content_type, canonical)] = template
+            # the identities of the template's own reading, where each was found: the same for every body
+            # read from it (only the texts that hold a UUID are read afresh)
+            hits = tuple((where, hit) for where, t in template.places for hit in self._identities(t, today))
+            known = (template, hits)
+            self._templates.add(content_type, canonical, markers, known)
+        template, hits = known
         if not template.exact:
             return decode.body_places(body, headers)
-        return template.places_of(uuids)
+        return _Reading(hits, template.extra_places(uuids))
 
     def _remember(self, part: str, key: str, known: tuple[str, ...]) -> None:
         if len(self._clean) >= CLEAN_CACHE_LIMIT:
@@ -332,8 +378,15 @@ class Guard:
         return self.operations.operation_of(method, url) if self.operations is not None else None
 
     def _is_write(self, method: str, url: str) -> bool:
-        # the old interface is all POST: whether a SOAP call writes is the contract's (services.toml) to say
-        return self.operations.is_write(method, url) if self.operations is not None else method in WRITES
+        # the old interface is all POST: whether a SOAP call writes is the contract's (services.toml) to say;
+        # the answer is the same for every request to the URL (the load path's are few)
+        known = self._writes.get((method, url))
+        if known is None:
+            known = self.operations.is_write(method, url) if self.operations is not None else method in WRITES
+            if len(self._writes) >= CLEAN_CACHE_LIMIT:
+                self._writes.clear()
+            self._writes[(method, url)] = known
+        return known
 
     def admit(self, method: str, url: str, headers: Mapping[str, Any], body: Any) -> Admission:
         """Every check before sending (RequestRefused if one fails): what the ledger needs of the request.
