@@ -8,7 +8,8 @@ in rounds where each call is made by both, one right after the other, so drift i
 both alike. Prints microseconds per request of each, the overhead ratio (aim, issue 11: under 5 %),
 the client CPU the guard adds, and the pure `Guard.inspect` cost per prepared envelope (each
 prepared as the legacy client prepares it: its own requestId), once the templates of the envelopes
-are known, and the first pass, which meets each template and reads it in full. Loopback only.
+are known, and the first pass, which meets each template and reads it (in full for the first
+patient of a kind of envelope, from that reading for the others). Loopback only.
 
 Over mutual TLS with SAMBI assertions (the default, the suite's own path) both sessions present each
 caller's certificate and carry its assertion; `--wire plain` measures plain HTTP with JWT tickets.
@@ -180,7 +181,7 @@ def main() -> None:
     print(f"  Guard.inspect alone         {inspect_us:8.1f} µs/request ({inspect_us / p:.1%} of a plain request; an "
           f"envelope of a known template, each with its own requestId)")
     print(f"  first envelopes             {first_us:8.1f} µs/request (the first {len(prepared)}: {templates} templates "
-          "met and read in full)")
+          "met, each read, or made from the reading all patients share)")
 
 
 if __name__ == "__main__":

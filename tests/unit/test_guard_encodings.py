@@ -235,15 +235,18 @@ def _reading(places: list[tuple[str, str]]) -> tuple[set[tuple[str, str]], set[s
 @settings(max_examples=300, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1))
 def test_an_envelope_read_from_its_template_is_read_as_in_full(registry: Registry, seed: int) -> None:
-    """Only the UUIDs differ between the load path's envelopes, so their reading is made once: it must be
-    the full reading, whatever runs into the UUIDs (hex, digits, identities, base64 holding them, text
-    that is not ASCII, Unicode digits)."""
+    """The load path's envelopes differ in their UUIDs and their patients (12-digit text nodes), so their
+    reading is made once per template, and once for all patients: it must be the full reading, whatever
+    runs into the UUIDs and the digits (hex, digits, identities, base64 holding them, text that is not
+    ASCII, Unicode digits), for the template's first body and for bodies like it with other UUIDs and
+    other 12-digit values (registered patients, foreign identities, any digits)."""
     from rxverify.safety import decode
 
     rng = random.Random(seed)
     guard = Guard(registry)
-    for _ in range(3):  # a template's first body, then bodies read from it
-        body = _envelope(rng, registry)
+    first = [_envelope(rng, registry) for _ in range(2)]
+    bodies = first + [_respelled(rng, registry, b) for b in first for _ in range(3)] + [_envelope(rng, registry)]
+    for body in bodies:  # templates' first bodies, then bodies read from them
         text = body.decode("latin-1")
         templated = guard._templated_places(body, SOAP_HEADERS, SOAP_HEADERS["Content-Type"], datetime.date.today())
         full = _reading(decode.body_places(body, SOAP_HEADERS))
@@ -256,8 +259,36 @@ def test_an_envelope_read_from_its_template_is_read_as_in_full(registry: Registr
             found_once, decoded = _reading(template.places + templated.rest)
             assert {(where, hit.twelve) for where, hit in templated.found} | _reading(templated.rest)[0] == full[0]
             assert (found_once, decoded) == full, body[:300]
+            # text for text, the template's reading with this body's UUIDs written in is the body's reading
+            written = set()
+            for where, t in template.places + templated.rest:
+                for marker, uuid in zip(template.markers, found[2], strict=True):
+                    t = t.replace(marker, uuid)
+                written.add((where, t))
+            assert written == set(decode.body_places(body, SOAP_HEADERS)), body[:300]
         else:
             assert _reading(templated) == full, body[:300]
+
+
+_UUID_OR_DIGITS_NODE = re.compile(
+    rb">([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9]{12})<")
+
+
+def _respelled(rng: random.Random, registry: Registry, body: bytes) -> bytes:
+    """`body` with fresh UUIDs and other 12-digit values (a test patient, a foreign identity, any digits, the
+    same) in its UUID and 12-digit text nodes: another request of the same template, another patient."""
+
+    def other(m: re.Match[bytes]) -> bytes:
+        if b"-" in m.group(1):
+            value = _fresh_uuid(rng)
+        else:
+            value = rng.choice([
+                rng.choice(registry.patients).id, enc.foreign_identity(rng, registry),
+                "".join(rng.choice("0123456789") for _ in range(12)), m.group(1).decode(),
+            ])
+        return b">" + value.encode() + b"<"
+
+    return _UUID_OR_DIGITS_NODE.sub(other, body)
 
 
 def _fresh_uuid(rng: random.Random) -> str:
@@ -391,6 +422,20 @@ def test_a_uuid_run_into_hex_text_is_read_in_full(registry: Registry) -> None:
     assert [t.exact for t, _ in guard._templates.values()] == [False]
 
 
+def test_a_uuid_run_into_hex_text_is_read_in_full_for_any_patient(registry: Registry) -> None:
+    """As above, in an envelope read from the one of another patient (its 12-digit text node replaced): the
+    template made for this patient is judged again, not taken as exact from the one all patients share."""
+    foreign = _foreign(registry)
+    uuid = f"d5aaf7c6-21b8-42cf-ba0a-aaaa{foreign[:8]}"
+    guard = Guard(registry)
+    for patient in (registry.patients[0].id, registry.patients[1].id):
+        body = enc.SOAP.format(f"<g><p>{patient}</p><v>12345678-1234-1234-1234-1234</v><v>{uuid}</v>"
+                               f"<v>{foreign[8:]}</v></g>").encode()
+        assert _refused(guard, SOAP_HEADERS, body)
+    assert len(guard._general) == 1
+    assert [t.exact for t, _ in guard._templates.values()] == [False, False]
+
+
 def test_the_tokens_that_hold_a_uuid_are_read_for_each_body(
     registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -480,3 +525,55 @@ def test_headers_read_before_do_not_hide_a_changed_one(registry: Registry) -> No
 
     for _ in range(2):
         assert _refused(guard, {**headers, "X-Patient": Unhashable(foreign)}, body)
+
+
+def test_envelopes_for_other_patients_share_one_reading(registry: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The load path's envelopes for other patients (12-digit text nodes) are read once for all of them:
+    the second patient's is not read in full, and a foreign identity in its place is still refused."""
+    from rxverify.safety import decode
+
+    reads: list[int] = []
+    real_read = decode.BodyTemplate.read.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[decode.BodyTemplate], *args: object) -> decode.BodyTemplate:
+        reads.append(1)
+        return real_read(cls, *args)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(decode.BodyTemplate, "read", classmethod(counted))
+    guard = Guard(registry)
+    uuid = "d5aaf7c6-21b8-42cf-ba0a-f3f07ea9d4d4"
+    for patient in registry.patients[:3]:
+        body = enc.SOAP.format(f"<requestId>{uuid}</requestId><personnummer>{patient.id}</personnummer>").encode()
+        assert guard.admit("POST", URL, SOAP_HEADERS, body).patients == (patient.id,)
+    assert len(reads) == 1 and len(guard._general) == 1 and len(guard._templates) == 3
+    foreign = _foreign(registry)
+    assert len(foreign) == 12
+    body = enc.SOAP.format(f"<requestId>{uuid}</requestId><personnummer>{foreign}</personnummer>").encode()
+    assert _refused(guard, SOAP_HEADERS, body)
+    assert len(reads) == 1
+
+
+def test_digits_that_join_a_base64_token_are_read_for_each_patient(
+    registry: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 12-digit text node joined to the text before it in its parent's whole text makes a base64 token:
+    the envelope of a patient read from the reading all patients share decodes that token for that
+    patient. Shown with a decoding that names a foreign identity (stood in for: no random token does)."""
+    from rxverify.safety import decode
+
+    foreign = _foreign(registry)
+    digits = "170345271543"  # not an identity (no century)
+    assert not find_identities(digits)
+    real_token_text = decode._token_text
+
+    def token_text(token: str) -> str | None:
+        return foreign if token == "MTk" + digits else real_token_text(token)
+
+    monkeypatch.setattr(decode, "_token_text", token_text)
+    monkeypatch.setattr(decode, "_remembered_token_text", token_text)
+    guard = Guard(registry)
+    uuid = "d5aaf7c6-21b8-42cf-ba0a-f3f07ea9d4d4"
+    for value, refused in ((registry.patients[0].id, False), (digits, True)):
+        body = enc.SOAP.format(f"<requestId>{uuid}</requestId><g><c>MTk</c><personnummer>{value}</personnummer></g>")
+        assert _refused(guard, SOAP_HEADERS, body.encode()) is refused
+    assert len(guard._general) == 1

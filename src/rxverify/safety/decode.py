@@ -29,7 +29,7 @@ import re
 import threading
 import zlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, Generic, TypeVar
@@ -494,13 +494,29 @@ _UUID_TEXT_NODE = re.compile(r">([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0
 _MARKER_PREFIX = "ffffffff-ffff-ffff-ffff-"
 
 
+def _numbered(prefix: str, letters: str, length: int, i: int) -> str:
+    """`prefix` and `i` written in `length` of `letters` (base 5): the i-th placeholder of a kind."""
+    written = ""
+    for _ in range(length):
+        i, digit = divmod(i, 5)
+        written = letters[digit] + written
+    return prefix + written
+
+
 def _marker(i: int) -> str:
     """The i-th placeholder UUID: hex letters where a UUID has hex digits, its hyphens where it has them."""
-    letters = ""
-    for _ in range(12):
-        i, digit = divmod(i, 5)
-        letters = "abcde"[digit] + letters
-    return _MARKER_PREFIX + letters
+    return _numbered(_MARKER_PREFIX, "abcde", 12, i)
+
+
+def _with_placeholders(text: str, found: list[re.Match[str]], markers: tuple[str, ...]) -> str:
+    """`text` with each match's first group replaced by its placeholder."""
+    pieces: list[str] = []
+    done = 0
+    for marker, m in zip(markers, found, strict=True):
+        pieces += (text[done : m.start(1)], marker)
+        done = m.end(1)
+    pieces.append(text[done:])
+    return "".join(pieces)
 
 
 @dataclass(frozen=True)
@@ -519,31 +535,77 @@ class BodyTemplate:
     places: Places  # the placeholder body's reading, without the tokens that hold a placeholder
     marker_tokens: tuple[tuple[str, str, int], ...]  # (where, token with placeholders, depth): decoded per body
     exact: bool
+    # specialise's split of `places`, by its placeholders (found once)
+    _split: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[list[int], bool]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def read(cls, canonical: bytes, headers: Mapping[str, Any], markers: tuple[str, ...]) -> BodyTemplate:
         """Read the placeholder body (Unreadable as body_places)."""
-        from rxverify.safety.identity import mask_uuids, normalise
-
         places = body_places(canonical, headers, skip=markers)
         raw = canonical.decode("utf-8")
         tokens: dict[tuple[str, str, int], None] = {}
-        exact = True
+        exact = _masked_whole([text for _, text in places], markers)
         for where, text in places:
             if not any(m in text for m in markers):
                 continue
-            masked = mask_uuids(normalise(text))
-            for m in markers:
-                at = text.find(m)
-                while at >= 0:
-                    exact = exact and masked[at : at + len(m)] == "#" * len(m)
-                    at = text.find(m, at + 1)
             if where == "body":  # the texts base64_places tokenized, each at its depth
                 depth = 0 if text == raw else 1
                 for token in _B64_TOKEN.findall(text):
                     if any(m in token for m in markers):
                         tokens[(where, token, depth)] = None
         return cls(markers, places, tuple(tokens), exact)
+
+    def specialise(self, digit_markers: tuple[str, ...], digits: list[str]) -> BodyTemplate:
+        """The template of the bodies whose 12-digit text nodes hold `digits` where this one has `digit_markers`.
+
+        Read once for all the bodies alike but for their identities (`digit_template`): the XML parser and
+        the base64 tokenizer treat a digit in a text node as they treat the placeholder's letter there,
+        so the specialised reading is this one with the digits written in, and the tokens that held
+        only digit placeholders decoded now (those that hold a UUID placeholder too stay per body).
+        What that reading names is scanned afresh by the guard (every text that held a digit placeholder
+        is new); `exact` is judged again on the texts as they now are.
+        """
+        def written(text: str) -> str:
+            for marker, value in zip(digit_markers, digits, strict=True):
+                if marker in text:
+                    text = text.replace(marker, value)
+            return text
+
+        uuid_markers = tuple(m for m in self.markers if m not in digit_markers)
+        holding, exact = self._digit_places(digit_markers, uuid_markers)
+        places: Places = list(self.places)
+        for i in holding:  # only the texts that hold a digit placeholder change
+            where, text = places[i]
+            places[i] = (where, written(text))
+        tokens: dict[tuple[str, str, int], None] = {}
+        for where, token, depth in self.marker_tokens:
+            token = written(token)
+            if any(m in token for m in uuid_markers):
+                tokens[(where, token, depth)] = None
+                continue
+            decoded = _remembered_token_text(token) if len(token) <= _REMEMBERED_TEXT else _token_text(token)
+            if decoded is not None:
+                places.append((f"{where} (base64)", decoded))
+                places += _content_places(f"{where} (base64)", decoded, _sniff(decoded), depth + 1)
+        # judged again: the texts that changed, and the decoded tokens (the rest were judged once)
+        exact = exact and _masked_whole([places[i][1] for i in holding], uuid_markers)
+        exact = exact and _masked_whole([text for _, text in places[len(self.places) :]], uuid_markers)
+        return BodyTemplate(uuid_markers, places, tuple(tokens), exact)
+
+    def _digit_places(self, digit_markers: tuple[str, ...], uuid_markers: tuple[str, ...]) -> tuple[list[int], bool]:
+        """(which of `places` hold a digit placeholder, whether the UUID placeholders of the others are masked
+        whole): the same for every specialisation, found once."""
+        key = (digit_markers, uuid_markers)
+        known = self._split.get(key)
+        if known is None:
+            holding = [i for i, (_, text) in enumerate(self.places) if any(m in text for m in digit_markers)]
+            held = set(holding)
+            others = [text for i, (_, text) in enumerate(self.places) if i not in held]
+            known = (holding, _masked_whole(others, uuid_markers))
+            self._split[key] = known
+        return known
 
     def places_of(self, uuids: list[str]) -> Places:
         """The reading of the body whose UUIDs (in order) the placeholders stand for."""
@@ -571,6 +633,23 @@ class BodyTemplate:
 
 
 _MARKERS = tuple(_marker(i) for i in range(8))
+
+
+def _masked_whole(texts: list[str], markers: tuple[str, ...]) -> bool:
+    """Whether the identity scanner masks every placeholder UUID in `texts` whole (as it would the UUID)."""
+    from rxverify.safety.identity import mask_uuids, normalise
+
+    for text in texts:
+        if not any(m in text for m in markers):
+            continue
+        masked = mask_uuids(normalise(text))
+        for m in markers:
+            at = text.find(m)
+            while at >= 0:
+                if masked[at : at + len(m)] != "#" * len(m):
+                    return False
+                at = text.find(m, at + 1)
+    return True
 
 
 _XML_DECLARED_ENCODING = re.compile(r"""\A<\?xml[^>]*?\bencoding\s*=\s*["']([^"']*)["']""")
@@ -603,13 +682,33 @@ def uuid_template(text: str) -> tuple[str, tuple[str, ...], list[str]] | None:
     if not found:
         return None
     markers = _MARKERS[: len(found)] if len(found) <= len(_MARKERS) else tuple(_marker(i) for i in range(len(found)))
-    pieces: list[str] = []
-    done = 0
-    for marker, m in zip(markers, found, strict=True):
-        pieces += (text[done : m.start(1)], marker)
-        done = m.end(1)
-    pieces.append(text[done:])
-    return "".join(pieces), markers, [m.group(1) for m in found]
+    return _with_placeholders(text, found, markers), markers, [m.group(1) for m in found]
+
+
+# A 12-digit text node (a personnummer in an envelope): the part of the load path's envelopes that
+# differs from patient to patient. Its placeholder: letters only (no hex digit, so no UUID masking
+# reaches into one), base64 characters as digits are, as long as the digits.
+_DIGIT_TEXT_NODE = re.compile(r">([0-9]{12})<")
+_DIGIT_MARKER_PREFIX = "zqzqzq"
+
+
+def _digit_marker(i: int) -> str:
+    return _numbered(_DIGIT_MARKER_PREFIX, "ghijk", 6, i)
+
+
+def digit_template(canonical: str) -> tuple[str, tuple[str, ...], list[str]] | None:
+    """(`canonical` with its 12-digit text nodes replaced by placeholders, the placeholders, the digits), or None.
+
+    `canonical` is a body `uuid_template` made (plainly written: no references, comments, CDATA,
+    percent signs or NUL bytes); None when it has no such node, or the placeholders' prefix anywhere.
+    """
+    if _DIGIT_MARKER_PREFIX in canonical:
+        return None
+    found = list(_DIGIT_TEXT_NODE.finditer(canonical))
+    if not found or len(found) > 5**6:
+        return None
+    markers = tuple(_digit_marker(i) for i in range(len(found)))
+    return _with_placeholders(canonical, found, markers), markers, [m.group(1) for m in found]
 
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")

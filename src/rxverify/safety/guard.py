@@ -150,6 +150,8 @@ class Guard:
         self._found_long: dict[str, tuple[Found, ...]] = {}
         # an XML body with its UUIDs replaced by placeholders -> its reading (decode.BodyTemplate) and the
         # identities found in that reading
+        # the same with its 12-digit text nodes replaced too -> its reading, for every patient's body
+        self._general: dict[tuple[str | None, str], decode.BodyTemplate] = {}
         self._templates: decode.TemplateIndex[tuple[decode.BodyTemplate, tuple[tuple[str, Found], ...]]] = (
             decode.TemplateIndex(TEMPLATE_LIMIT)
         )
@@ -184,7 +186,7 @@ class Guard:
         today = date.today()  # a 10-digit number's century depends on the day: so does the cache
         if today != self._clean_day:
             self._clean, self._found, self._found_long, self._headers_read, self._clean_day = {}, {}, {}, {}, today
-            self._templates = decode.TemplateIndex(TEMPLATE_LIMIT)
+            self._templates, self._general = decode.TemplateIndex(TEMPLATE_LIMIT), {}
         clean = self._clean  # texts read before: the URL and headers of the load path recur
         patients: set[str] = set()
         known = clean.get(("url", url))
@@ -328,7 +330,7 @@ class Guard:
         canonical, markers, uuids = found
         known = self._templates.get(content_type, canonical)
         if known is None:
-            template = decode.BodyTemplate.read(canonical.encode("latin-1"), headers, markers)
+            template = self._new_template(headers, content_type, canonical, markers)
             # the identities of the template's own reading, where each was found: the same for every body
             # read from it (only the texts that hold a UUID are read afresh)
             hits = tuple((where, hit) for where, t in template.places for hit in self._identities(t, today))
@@ -338,6 +340,23 @@ class Guard:
         if not template.exact:
             return decode.body_places(body, headers)
         return _Reading(hits, template.extra_places(uuids))
+
+    def _new_template(
+        self, headers: Mapping[str, Any], content_type: str | None, canonical: str, markers: tuple[str, ...]
+    ) -> decode.BodyTemplate:
+        """The template `canonical` (UUID placeholders), read from the one of its bodies alike but for their
+        12-digit text nodes when there is one (the load path's envelopes for another patient), else in full."""
+        general = decode.digit_template(canonical)
+        if general is None:
+            return decode.BodyTemplate.read(canonical.encode("latin-1"), headers, markers)
+        text, digit_markers, digits = general
+        shared = self._general.get((content_type, text))
+        if shared is None:
+            shared = decode.BodyTemplate.read(text.encode("latin-1"), headers, markers + digit_markers)
+            if len(self._general) >= TEMPLATE_LIMIT:
+                self._general.clear()
+            self._general[(content_type, text)] = shared
+        return shared.specialise(digit_markers, digits)
 
     def _remember(self, part: str, key: str, known: tuple[str, ...]) -> None:
         if len(self._clean) >= CLEAN_CACHE_LIMIT:
